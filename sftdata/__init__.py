@@ -1,0 +1,32 @@
+"""sftdata: raw labelled data → validated, rendered SFT data, with every reject explained.
+
+The public API is imported lazily so that ``import sftdata`` (and the CLI's start-up) stays light:
+nothing heavy (torch, transformers, datasets, openai) is imported until a function needs it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "convert": "sftdata.pipeline", "render": "sftdata.pipeline", "validate": "sftdata.pipeline",
+    "schema": "sftdata.pipeline", "RunResult": "sftdata.pipeline",
+    "SftDataError": "sftdata.errors", "InputError": "sftdata.errors", "MappingError": "sftdata.errors",
+    "TemplateError": "sftdata.errors", "TokenizerError": "sftdata.errors", "OutputError": "sftdata.errors",
+    "InstructionRecord": "sftdata.schemas", "ChatRecord": "sftdata.schemas", "QARecord": "sftdata.schemas",
+    "Message": "sftdata.schemas", "RecordKind": "sftdata.schemas",
+    "MappingSpec": "sftdata.schemas.mapping", "load_mapping": "sftdata.mapping",
+    "Style": "sftdata.render", "load_template": "sftdata.render", "Renderer": "sftdata.render",
+    "load_tokenizer": "sftdata.tokens",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sftdata' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

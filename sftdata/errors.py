@@ -1,0 +1,56 @@
+"""One hierarchy for every error the library raises.
+
+Each error carries the context a user needs to fix the cause (file, line, field, template);
+the CLI turns them into one line and an exit code, the library never prints.
+"""
+from __future__ import annotations
+
+
+class SftDataError(Exception):
+    """Base of all sftdata errors. `exit_code` is what the CLI exits with."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 field: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.field = field
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
+        text = where + self.message
+        if self.field:
+            text += f" (field {self.field})"
+        if self.hint:
+            text += f". {self.hint}"
+        return text
+
+
+class InputError(SftDataError):
+    """An input file is missing, unreadable, undecodable or not in the expected format."""
+
+
+class MappingError(SftDataError):
+    """A mapping file or preset is invalid (not a per-row problem: those are rejects)."""
+
+
+class TemplateError(SftDataError):
+    """A template is missing, invalid, unsafe, or its EOS policy cannot be satisfied."""
+
+
+class TokenizerError(SftDataError):
+    """A tokenizer could not be loaded or lacks what the command needs (e.g. an EOS token)."""
+
+
+class OutputError(SftDataError):
+    """An output cannot be written (permissions, disk full, a path outside the allowed place)."""
+
+
+class BackendError(SftDataError):
+    """A model or server backend failed in a way that retries cannot fix."""

@@ -1,0 +1,115 @@
+"""The values that flow between stages: raw items with where they came from, and rejects.
+
+Records (sftdata.schemas) and Rendered values sit between these; every stage returns its good
+values plus Rejects, so nothing is dropped without a reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Locator:
+    """Where a raw item came from: file plus 1-based line (JSONL/CSV) or 0-based index (JSON list)."""
+
+    file: str
+    line: int | None = None
+    index: int | None = None
+    element: int | None = None  # position inside an exploded list
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"file": self.file}
+        for name in ("line", "index", "element"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
+
+    def __str__(self) -> str:
+        text = self.file
+        if self.line is not None:
+            text += f":{self.line}"
+        if self.index is not None:
+            text += f"[{self.index}]"
+        if self.element is not None:
+            text += f"#{self.element}"
+        return text
+
+
+@dataclass(slots=True)
+class RawItem:
+    data: Any
+    locator: Locator
+
+
+class Stage(str, Enum):
+    read = "read"
+    map = "map"
+    validate = "validate"
+    render = "render"
+
+
+@dataclass(slots=True)
+class Reject:
+    """A row that did not make it, with the reason a person can act on."""
+
+    stage: Stage
+    reason: str  # short code, the key of by_reason counts
+    message: str
+    locator: Locator
+    field: str | None = None
+    source_path: str | None = None
+    raw: Any = None
+    raw_bytes: str | None = None  # escaped bytes of input that could not be decoded
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {**self.locator.as_dict(), "stage": self.stage.value, "reason": self.reason,
+                               "message": self.message}
+        if self.field is not None:
+            out["field"] = self.field
+        if self.source_path is not None:
+            out["source_path"] = self.source_path
+        if self.raw_bytes is not None:
+            out["raw_bytes"] = self.raw_bytes
+        else:
+            out["raw"] = self.raw
+        return out
+
+
+@dataclass(slots=True)
+class FileCounts:
+    read: int = 0
+    written: int = 0
+    rejected: int = 0
+    filtered: int = 0
+    deduplicated: int = 0
+
+
+@dataclass(slots=True)
+class Counts:
+    """Per-file and total counts; read = written + rejected + filtered + deduplicated for each file."""
+
+    files: dict[str, FileCounts] = field(default_factory=dict)
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def file(self, name: str) -> FileCounts:
+        counts = self.files.get(name)
+        if counts is None:
+            counts = self.files[name] = FileCounts()
+        return counts
+
+    def reject(self, reject: Reject) -> None:
+        self.file(reject.locator.file).rejected += 1
+        self.by_reason[reject.reason] = self.by_reason.get(reject.reason, 0) + 1
+
+    def total(self, name: str) -> int:
+        return sum(getattr(c, name) for c in self.files.values())
+
+    def balanced(self) -> bool:
+        return all(c.read == c.written + c.rejected + c.filtered + c.deduplicated for c in self.files.values())
+
+    def summary(self) -> dict[str, Any]:
+        keys = ("read", "written", "rejected", "filtered", "deduplicated")
+        return {**{k: self.total(k) for k in keys}, "by_reason": dict(sorted(self.by_reason.items())),
+                "files": {name: {k: getattr(c, k) for k in keys} for name, c in self.files.items()}}

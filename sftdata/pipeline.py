@@ -1,0 +1,219 @@
+"""The commands as library functions: read → map → validate → (render) → write, with counts.
+
+convert() starts from raw data and a mapping; render() and validate() start from records JSONL as
+convert writes it. All three share one loop, so the counts invariant holds the same way for each.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import __version__
+from .errors import SftDataError
+from .items import Counts, RawItem, Reject, Stage
+from .mapping import Mapped, Mapper, resolve_spec
+from .readers import Encoding, expand_sources, read_items
+from .render import Style
+from .rendering import RenderPlan, make_plan
+from .schemas.mapping import MappingSpec
+from .schemas.records import Record, RecordKind, convert_record, record_model
+from .validation import reject_from_validation
+from .writers import AtomicFile, dumps_line, file_digest, meta_path, rejects_path, write_json
+
+Progress = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a command did: counts per file and reason, where it wrote, and with what."""
+
+    command: str
+    counts: Counts
+    output: Path | None = None
+    rejects: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    examples: list[Reject] = field(default_factory=list)  # the first few rejects, for display
+
+    def summary(self) -> dict[str, Any]:
+        out = self.counts.summary()
+        out.update(command=self.command, output=str(self.output) if self.output else None,
+                   rejects=str(self.rejects) if self.rejects else None)
+        for key in ("template", "eos", "tokenizer", "style", "to"):
+            if key in self.meta:
+                out[key] = self.meta[key]
+        return out
+
+
+class RecordParser:
+    """Records JSONL (as convert writes it) → Records; the kind comes from --as or from each row's keys."""
+
+    def __init__(self, kind: RecordKind | None = None) -> None:
+        self.kind = kind
+
+    def map(self, item: RawItem) -> Iterator[Mapped | Reject]:
+        data = item.data
+        if not isinstance(data, dict):
+            yield Reject(Stage.map, "not_an_object", f"expected a JSON object, found {type(data).__name__}",
+                         item.locator, raw=data)
+            return
+        kind = self.kind or (RecordKind.chat if "messages" in data else
+                             RecordKind.qa if "question" in data else RecordKind.instruction)
+        try:
+            yield Mapped(record_model(kind).model_validate(data), item.locator)  # type: ignore[arg-type]
+        except ValidationError as error:
+            yield reject_from_validation(error, item.locator, data)
+
+
+def _records(items: Iterable[RawItem | Reject], mapper: Mapper | RecordParser, counts: Counts,
+             to: RecordKind | None) -> Iterator[Mapped | Reject]:
+    for item in items:
+        if isinstance(item, Reject):
+            counts.file(item.locator.file).read += 1
+            yield item
+            continue
+        for mapped in mapper.map(item):
+            counts.file(item.locator.file).read += 1
+            if isinstance(mapped, Mapped) and to is not None and mapped.record.kind != to.value:
+                try:
+                    mapped = Mapped(convert_record(mapped.record, to), mapped.locator)
+                except Exception as error:  # pydantic custom errors from a conversion that cannot hold
+                    mapped = Reject(Stage.validate, "not_convertible", f"cannot convert to {to.value}: {error}",
+                                    mapped.locator, raw=mapped.record.model_dump(mode="json", exclude_none=True))
+            yield mapped
+
+
+def record_row(record: Record) -> dict[str, Any]:
+    return record.model_dump(mode="json", exclude_none=True, exclude={"meta"} if not record.meta else None)
+
+
+def _run(command: str, stream: Iterator[Mapped | Reject], counts: Counts, output: Path | None,
+         plan: RenderPlan | None, progress: Progress | None, keep_examples: int = 5) -> RunResult:
+    """Drain the stream into the output and rejects files (or only count, when output is None)."""
+    result = RunResult(command, counts)
+    out_file = AtomicFile(output) if output else None
+    rej_file = AtomicFile(rejects_path(output)) if output else None
+    with _maybe(out_file) as out, _maybe(rej_file) as rej:
+        done = 0
+        for value in stream:
+            if isinstance(value, Mapped):
+                row = plan.row(value.record, value.locator) if plan else record_row(value.record)
+                if not isinstance(row, Reject):
+                    counts.file(value.locator.file).written += 1
+                    if out is not None:
+                        out.write(dumps_line(row))
+                    value = None  # type: ignore[assignment]
+                else:
+                    value = row  # type: ignore[assignment]
+            if isinstance(value, Reject):
+                counts.reject(value)
+                if len(result.examples) < keep_examples:
+                    result.examples.append(value)
+                if rej is not None:
+                    rej.write(dumps_line(value.as_dict()))
+            done += 1
+            if progress and done % 1000 == 0:
+                progress(1000)
+        if progress:
+            progress(done % 1000)
+    result.output, result.rejects = output, (rejects_path(output) if output else None)
+    return result
+
+
+class _maybe:
+    def __init__(self, atomic: AtomicFile | None) -> None:
+        self.atomic = atomic
+
+    def __enter__(self):
+        return self.atomic.__enter__() if self.atomic else None
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.atomic:
+            self.atomic.__exit__(*exc)
+
+
+def _finish(result: RunResult, sources: list[Path], extra: dict[str, Any], plan: RenderPlan | None,
+            started: float) -> RunResult:
+    meta: dict[str, Any] = {"sftdata_version": __version__, "command": result.command,
+                            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            "seconds": round(time.perf_counter() - started, 3),
+                            "sources": [file_digest(p) for p in sources], **extra}
+    if plan is not None:
+        meta.update(style=plan.style.value, template=plan.templates(), tokenizer=plan.tokenizer,
+                    eos=sorted({r.eos for r in plan.renderers.values()}) or plan.eos)
+    meta["counts"] = result.counts.summary()
+    meta["outputs"] = {"data": str(result.output), "rejects": str(result.rejects)}
+    parents = [str(meta_path(p)) for p in sources if meta_path(p).is_file()]
+    if parents:
+        meta["parents"] = parents
+    result.meta = meta
+    if result.output is not None:
+        write_json(meta_path(result.output), meta)
+    return result
+
+
+def convert(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str], *,
+            preset: str | None = None, mapping: str | os.PathLike[str] | MappingSpec | None = None,
+            to: RecordKind | None = None, encoding: Encoding = "auto", records_path: str | None = None,
+            template: str | None = None, tokenizer: str | None = None, eos: str | None = None,
+            style: Style | None = None, progress: Progress | None = None) -> RunResult:
+    """Raw data → records JSONL (or rendered SFT JSONL with a template), plus rejects and meta files."""
+    started = time.perf_counter()
+    sources = expand_sources(inputs)
+    spec = resolve_spec(preset, mapping)
+    plan = make_plan(template, tokenizer, eos, style)
+    counts = Counts()
+    for source in sources:
+        counts.file(source.name)
+    items = read_items(sources, encoding=encoding, records_path=records_path)
+    stream = _records(items, Mapper(spec), counts, to)
+    result = _run("convert", stream, counts, Path(output), plan, progress)
+    mapping_desc: Any = preset or (str(mapping) if mapping and not isinstance(mapping, MappingSpec) else None)
+    extra = {"preset": preset, "mapping": mapping_desc, "mapping_spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+             "to": (to or spec.to).value, "encoding": encoding}
+    return _finish(result, [s.path for s in sources], extra, plan, started)
+
+
+def render(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str], *,
+           template: str | None = "auto", tokenizer: str | None = None, eos: str | None = None,
+           style: Style = Style.text, kind: RecordKind | None = None, progress: Progress | None = None) -> RunResult:
+    """Records JSONL → SFT JSONL in the given style, with exactly one EOS per trained span."""
+    started = time.perf_counter()
+    sources = expand_sources(inputs)
+    plan = make_plan(template or "auto", tokenizer, eos, style)
+    counts = Counts()
+    for source in sources:
+        counts.file(source.name)
+    stream = _records(read_items(sources), RecordParser(kind), counts, None)
+    result = _run("render", stream, counts, Path(output), plan, progress)
+    return _finish(result, [s.path for s in sources], {}, plan, started)
+
+
+def validate(inputs: list[str | os.PathLike[str]], *, kind: RecordKind | None = None,
+             rejects: str | os.PathLike[str] | None = None, progress: Progress | None = None) -> RunResult:
+    """Check records JSONL against the record models; writes rejects only when asked to."""
+    sources = expand_sources(inputs)
+    counts = Counts()
+    for source in sources:
+        counts.file(source.name)
+    stream = _records(read_items(sources), RecordParser(kind), counts, None)
+    result = _run("validate", stream, counts, None, None, progress, keep_examples=20)
+    if rejects is not None:
+        with AtomicFile(rejects) as handle:
+            for reject in _records(read_items(sources), RecordParser(kind), Counts(), None):
+                if isinstance(reject, Reject):
+                    handle.write(dumps_line(reject.as_dict()))
+        result.rejects = Path(rejects)
+    return result
+
+
+def schema(kind: RecordKind) -> dict[str, Any]:
+    return record_model(kind).model_json_schema()
+
+
+__all__ = ["RunResult", "SftDataError", "convert", "render", "validate", "schema"]

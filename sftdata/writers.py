@@ -1,0 +1,95 @@
+"""Atomic outputs: everything is written to a temporary file beside the target and renamed into
+place only when complete, so a killed run never leaves a half-written file under the final name."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import orjson
+
+from .errors import OutputError
+
+
+def rejects_path(output: Path) -> Path:
+    return output.with_name(_stem(output) + ".rejects.jsonl")
+
+
+def meta_path(output: Path) -> Path:
+    return output.with_name(_stem(output) + ".meta.json")
+
+
+def _stem(output: Path) -> str:
+    name = output.name
+    for suffix in (".jsonl", ".json", ".parquet", ".csv"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+class AtomicFile:
+    """A binary file that appears under `path` only if the `with` block finishes without error."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._handle: IO[bytes] | None = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> IO[bytes]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        except OSError as error:
+            raise OutputError(f"cannot write: {error.strerror or error}", file=str(self.path)) from None
+        self._handle = os.fdopen(fd, "wb", buffering=1 << 20)
+        return self._handle
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        assert self._handle is not None and self._tmp is not None
+        if isinstance(error, OSError):  # e.g. disk full while writing: nothing under the final name
+            try:
+                self._handle.close()
+            except OSError:
+                pass
+            _unlink(self._tmp)
+            raise OutputError(f"cannot write: {error.strerror or error}", file=str(self.path)) from None
+        try:
+            if kind is None:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+            self._handle.close()
+            if kind is None:
+                os.chmod(self._tmp, 0o644)
+                os.replace(self._tmp, self.path)
+                return
+        except OSError as failure:
+            _unlink(self._tmp)
+            raise OutputError(f"cannot write: {failure.strerror or failure}", file=str(self.path)) from None
+        _unlink(self._tmp)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def dumps_line(value: Any) -> bytes:
+    return orjson.dumps(value) + b"\n"
+
+
+def write_json(path: Path, value: Any) -> None:
+    with AtomicFile(path) as handle:
+        handle.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}

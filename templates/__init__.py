@@ -1,0 +1,45 @@
+"""Prompt templates shipped with sftdata (installed as ``sftdata.templates``).
+
+Prompt text lives only in the ``.jinja`` files beside this module; this registry says which file
+a name means, what records it renders and, for built-in chat formats, their end-of-turn token.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+HERE = Path(__file__).resolve().parent
+
+TemplateKind = Literal["instruction", "qa", "chat"]
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltinTemplate:
+    name: str
+    file: str
+    kind: TemplateKind
+    language: str
+    description: str
+    end_of_turn: str | None = None  # built-in chat formats know their own EOS
+
+    @property
+    def path(self) -> Path:
+        return HERE / self.file
+
+
+BUILTIN: dict[str, BuiltinTemplate] = {t.name: t for t in (
+    BuiltinTemplate("alpaca", "alpaca.jinja", "instruction", "en",
+                    "The original Stanford Alpaca prompt, with its with-input and no-input variants."),
+    BuiltinTemplate("alpaca_ko", "alpaca_ko.jinja", "instruction", "ko",
+                    "The Korean Alpaca prompt (### instruction / ### input / ### output)."),
+    BuiltinTemplate("qa_ko", "qa_ko.jinja", "qa", "ko", "Korean Q&A: ### 질문: … ### 답변: …"),
+    BuiltinTemplate("chatml", "chatml.jinja", "chat", "any", "ChatML turns (<|im_start|>role … <|im_end|>).",
+                    end_of_turn="<|im_end|>"),
+    BuiltinTemplate("llama3", "llama3.jinja", "chat", "any", "Llama 3 header/eot turns.",
+                    end_of_turn="<|eot_id|>"),
+)}
+
+# "chat" means: the tokenizer's own chat_template, or this built-in one when no tokenizer is given.
+CHAT = "chat"
+CHAT_FALLBACK = "chatml"

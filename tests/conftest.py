@@ -1,0 +1,62 @@
+"""Shared fixtures: real models (tests/realmodels.py), the shared data folder, an offline sandbox."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import realmodels  # resolves the model cache from the real environment, before anything below moves it
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+_OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+# huggingface_hub, transformers and datasets read these once, when first imported (which may happen
+# before any fixture runs), so set them at conftest import too; the autouse fixture covers the rest.
+os.environ.update(_OFFLINE)
+_session_home = tempfile.mkdtemp(prefix="sftdata-test-home-")
+atexit.register(shutil.rmtree, _session_home, ignore_errors=True)
+os.environ["HF_HOME"] = os.path.join(_session_home, "hf")
+os.environ["XDG_CACHE_HOME"] = os.path.join(_session_home, "cache")
+
+
+@pytest.fixture(autouse=True)
+def _offline_sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    for name, value in _OFFLINE.items():
+        monkeypatch.setenv(name, value)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    return realmodels.smollm2_gguf()
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer_dir() -> Path:
+    return realmodels.smollm2_tokenizer_dir()
+
+
+@pytest.fixture(scope="session")
+def gemma3_gguf() -> Path:
+    return realmodels.gemma3_gguf()
+
+
+@pytest.fixture(scope="session")
+def gemma3_tokenizer_dir() -> Path:
+    return realmodels.gemma3_tokenizer_dir()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent (it lies beside the repository in CI)")
+    return SHARED_DATA

@@ -1,0 +1,1 @@
+"""The QLoRA trainer (installed as ``sftdata.trainers``); built in a later issue."""
