@@ -87,10 +87,17 @@ def _report(result: Any, as_json: bool, strict: bool) -> None:
 
 def _print_summary(summary: dict[str, Any], examples: list[Any]) -> None:
     table = Table(title=f"sftdata {summary['command']}", title_justify="left")
-    for column in ("file", "read", "written", "rejected", "filtered", "deduplicated"):
-        table.add_column(column, justify="left" if column == "file" else "right")
-    for name, c in summary["files"].items():
-        table.add_row(name, *(f"{c[k]:,}" for k in ("read", "written", "rejected", "filtered", "deduplicated")))
+    keys = ("read", "written", "rejected", "filtered", "deduplicated")
+    table.add_column("file", overflow="fold")
+    for column in keys:
+        table.add_column(column, justify="right")
+    files = summary["files"]
+    # Many per-item files: list only those with rejects, the total row says the rest.
+    shown = files if len(files) <= 10 else {n: c for n, c in files.items() if c["rejected"]}
+    for name, c in shown.items():
+        table.add_row(name, *(f"{c[k]:,}" for k in keys))
+    if len(files) > 1:
+        table.add_row(f"total ({len(files):,} files)", *(f"{summary[k]:,}" for k in keys), style="bold")
     err.print(table)
     if summary["by_reason"]:
         reasons = Table(title="rejects by reason", title_justify="left")
