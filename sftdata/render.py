@@ -117,8 +117,9 @@ def _compile(env: ImmutableSandboxedEnvironment, name: str, source: str, origin:
              kind: RecordKind | None) -> Template:
     try:
         tree = env.parse(source, name=name, filename=origin)
-        compiled = env.from_string(tree)
-        compiled.name, compiled.filename = name, origin
+        # Compiled with the file name, so runtime errors can be traced to a template line.
+        code = env.compile(source, name=name, filename=origin)
+        compiled = env.template_class.from_code(env, code, env.make_globals(None))
     except jinja2.TemplateSyntaxError as error:
         raise TemplateError(f"template syntax error: {error.message}", file=origin, line=error.lineno) from None
     blocks = {b.name for b in tree.find_all(nodes.Block)}
@@ -141,7 +142,14 @@ def _infer_kind(blocks: set[str], variables: set[str], origin: str) -> RecordKin
 
 
 def template_failure(error: Exception, template: Template) -> TemplateError:
-    """A TemplateError naming the template file and the line where rendering failed."""
+    """A TemplateError naming the template file and the line where rendering failed.
+
+    Call it inside the `except` block: Jinja maps generated-code frames back to template lines
+    only through handle_exception, which reads the exception being handled."""
+    try:
+        template.compiled.environment.handle_exception(template.source)
+    except Exception as rewritten:  # the same error, its traceback now in template lines
+        error = rewritten
     line = None
     for frame in traceback.extract_tb(error.__traceback__):
         if frame.filename == template.origin:

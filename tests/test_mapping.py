@@ -1,0 +1,126 @@
+"""sftdata/mapping.py and schemas/mapping.py: presets on real data, the mapping language, per-row rejects."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from sftdata.errors import MappingError
+from sftdata.items import Locator, RawItem, Reject
+from sftdata.mapping import Mapped, Mapper, load_mapping, mapping_from_data, resolve_spec
+from sftdata.paths import PathSyntaxError, parse_path
+from sftdata.readers import expand_sources, read_items
+
+
+def _map_file(path, spec):
+    mapper = Mapper(spec)
+    return [out for item in read_items(expand_sources([path])) for out in mapper.map(item)]
+
+
+def _one(spec_data, raw):
+    return list(Mapper(mapping_from_data(spec_data)).map(RawItem(raw, Locator("f.json", index=0))))
+
+
+def test_alpaca_preset_on_real_data(shared_data):
+    out = _map_file(shared_data / "alpaca_en_demo.json", resolve_spec("alpaca", None))
+    assert len(out) == 999 and all(isinstance(o, Mapped) for o in out)
+    assert sum(1 for o in out if o.record.input == "") == 587
+    assert out[3].locator == Locator(str(shared_data / "alpaca_en_demo.json"), index=3)
+
+
+def test_sharegpt_preset_maps_tool_calling_conversations(shared_data):
+    out = _map_file(shared_data / "glaive_toolcall_en_demo.json", resolve_spec("sharegpt", None))
+    assert Counter(type(o).__name__ for o in out) == {"Mapped": 300}
+    roles = Counter(m.role.value for o in out for m in o.record.messages)
+    assert roles["tool"] > 0 and roles["assistant"] > roles["user"] - 1
+    assert all(isinstance(o.record.tools, list) for o in out if o.record.tools is not None)
+
+
+def test_explode_self_instruct_seed_tasks(shared_data):
+    spec = mapping_from_data({"to": "instruction", "explode": "instances", "as": "instance", "fields": {
+        "instruction": "instruction", "input": "instance.input", "output": "instance.output", "id": "id"}})
+    out = _map_file(shared_data / "seed_tasks.jsonl", spec)
+    assert len(out) == 175 and all(isinstance(o, Mapped) for o in out)
+    first = out[0]
+    assert first.locator.line == 1 and first.locator.element == 0
+    assert first.record.id == "seed_task_0"
+    assert first.record.meta == {"name": "breakfast_suggestion", "is_classification": False}
+
+
+def test_nested_paths_with_indexes_join_and_const():
+    raw = {"doc": {"title": "T", "body": "B"}, "annotations": {"qa": [{"question": "Q?", "answer": "A."}]}}
+    (out,) = _one({"to": "qa", "fields": {
+        "question": "annotations.qa[0].question", "answer": "annotations.qa[-1].answer",
+        "context": {"join": ["doc.title", "doc.missing", "doc.body"], "sep": " / "}, "id": {"const": "c1"}}}, raw)
+    assert isinstance(out, Mapped)
+    assert (out.record.question, out.record.answer, out.record.context, out.record.id) == ("Q?", "A.", "T / B", "c1")
+
+
+def test_missing_path_is_a_reject_naming_the_path():
+    (out,) = _one({"to": "qa", "fields": {"question": "annotations.qa[2].question", "answer": "a"}},
+                  {"annotations": {"qa": [{"question": "x"}]}, "a": "y"})
+    assert isinstance(out, Reject) and out.reason == "path_missing"
+    assert out.source_path == "annotations.qa[2].question"
+    assert "index out of range" in out.message
+
+
+def test_wrong_type_is_a_reject_naming_field_and_source_path():
+    (out,) = _one({"to": "instruction", "fields": {"instruction": "q", "output": "a.b"}}, {"q": "x", "a": {"b": 5}})
+    assert isinstance(out, Reject) and out.reason == "string_type"
+    assert out.field == "output" and out.source_path == "a.b"
+
+
+def test_explode_of_missing_or_empty_list_is_one_reject():
+    spec = {"to": "qa", "explode": "qa", "fields": {"question": "item.q", "answer": "item.a"}}
+    assert [o.reason for o in _one(spec, {"qa": []})] == ["explode_not_list"]
+    assert [o.reason for o in _one(spec, {"other": 1})] == ["path_missing"]
+    out = _one(spec, {"qa": [{"q": "1", "a": "2"}, {"q": "3"}]})
+    assert isinstance(out[0], Mapped) and isinstance(out[1], Reject) and out[1].locator.element == 1
+
+
+def test_non_object_item_is_rejected():
+    (out,) = list(Mapper(resolve_spec("alpaca", None)).map(RawItem([1, 2], Locator("f.json", index=4))))
+    assert isinstance(out, Reject) and out.reason == "not_an_object"
+
+
+def test_empty_optional_cell_means_absent():
+    (out,) = _one({"to": "instruction", "fields": {"instruction": "i", "output": "o",
+                                                    "system": {"path": "s", "required": False}}},
+                  {"i": "x", "o": "y", "s": ""})
+    assert isinstance(out, Mapped) and out.record.system is None
+
+
+def test_keep_unmapped_off():
+    spec = {"to": "instruction", "keep_unmapped": False, "fields": {"instruction": "i", "output": "o"}}
+    (out,) = _one(spec, {"i": "x", "o": "y", "extra": 1})
+    assert out.record.meta == {}
+
+
+@pytest.mark.parametrize("data, text", [
+    ({"to": "qa", "fields": {"question": "q"}}, "needs fields ['answer']"),
+    ({"to": "qa", "fields": {"question": "q", "answer": "a", "output": "o"}}, "not fields of a qa record"),
+    ({"to": "chat", "fields": {}}, "needs messages"),
+    ({"to": "qa", "fields": {"question": {"path": "q", "const": "x"}, "answer": "a"}}, "exactly one of"),
+    ({"to": "qa", "fields": {"question": "q..x", "answer": "a"}}, "bad path"),
+    ({"to": "poem", "fields": {}}, "to"),
+])
+def test_invalid_mappings_raise_mapping_error(data, text):
+    with pytest.raises(MappingError, match=text.replace("[", r"\[").replace("]", r"\]")):
+        mapping_from_data(data)
+
+
+def test_mapping_file_errors(tmp_path):
+    bad = tmp_path / "m.yaml"
+    bad.write_text("to: [unclosed", encoding="utf-8")
+    with pytest.raises(MappingError, match="not valid YAML"):
+        load_mapping(bad)
+    with pytest.raises(MappingError, match="cannot read mapping"):
+        load_mapping(tmp_path / "absent.yaml")
+    with pytest.raises(MappingError, match="unknown preset"):
+        resolve_spec("nope", None)
+
+
+def test_path_syntax():
+    assert parse_path('a.b[0]["x.y"][-2]') == ("a", "b", 0, "x.y", -2)
+    with pytest.raises(PathSyntaxError):
+        parse_path("a[")
