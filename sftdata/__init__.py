@@ -17,7 +17,7 @@ _EXPORTS = {
     "InstructionRecord": "sftdata.schemas", "ChatRecord": "sftdata.schemas", "QARecord": "sftdata.schemas",
     "Message": "sftdata.schemas", "RecordKind": "sftdata.schemas",
     "MappingSpec": "sftdata.schemas.mapping", "load_mapping": "sftdata.mapping",
-    "Style": "sftdata.render", "load_template": "sftdata.render", "Renderer": "sftdata.render",
+    "Style": "sftdata.templating", "load_template": "sftdata.templating", "Renderer": "sftdata.templating",
     "load_tokenizer": "sftdata.tokens",
 }
 __all__ = sorted(_EXPORTS)

@@ -19,7 +19,7 @@ from .errors import SftDataError
 from .items import Counts, RawItem, Reject, Stage
 from .mapping import Mapped, Mapper, resolve_spec
 from .readers import Encoding, expand_sources, read_items
-from .render import Style
+from .templating import Style
 from .rendering import RenderPlan, make_plan
 from .schemas.mapping import MappingSpec
 from .schemas.records import Record, RecordKind, convert_record, record_model

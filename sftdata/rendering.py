@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import TemplateError
 from .items import Locator, Reject, Stage
-from .render import Renderer, Rendered, Style, Template, load_template, make_env
+from .templating import Renderer, Rendered, Style, Template, load_template, make_env
 from .schemas.records import Record, RecordKind, convert_record
 from .tokens import chat_function, describe, load_tokenizer
 

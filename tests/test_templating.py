@@ -1,11 +1,11 @@
-"""sftdata/render.py and rendering.py: exact built-in prompts, one EOS, literal data, the sandbox."""
+"""sftdata/templating.py and rendering.py: exact built-in prompts, one EOS, literal data, the sandbox."""
 from __future__ import annotations
 
 import pytest
 
 from sftdata.errors import TemplateError
 from sftdata.items import Locator, Reject
-from sftdata.render import Renderer, Rendered, load_template
+from sftdata.templating import Renderer, Rendered, load_template
 from sftdata.rendering import make_plan
 from sftdata.schemas import ChatRecord, InstructionRecord, QARecord, RecordKind
 from sftdata.tokens import load_tokenizer

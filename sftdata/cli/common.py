@@ -1,0 +1,108 @@
+"""Shared pieces of the CLI: the rich console (stderr), error handling, progress, summaries, options.
+
+Human output goes to stderr; `--json` prints one compact summary line on stdout. Errors from the
+library become one line and exit code 2; `--strict` turns rejects into exit 1.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import Annotated, Any, Optional
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import SftDataError
+
+err = Console(stderr=True, highlight=False)
+
+
+class Kind(str, Enum):
+    instruction = "instruction"
+    chat = "chat"
+    qa = "qa"
+
+
+class StyleOpt(str, Enum):
+    text = "text"
+    prompt_completion = "prompt-completion"
+    messages = "messages"
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one compact JSON summary line on stdout.")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 1 if any row was rejected.")]
+TemplateOpt = Annotated[Optional[str], typer.Option("--template", "-t", help="alpaca, alpaca_ko, qa_ko, chat, chatml, llama3, or a .jinja file.")]
+TokenizerOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="Tokenizer directory, .gguf file or hub id; its EOS is used.")]
+EosOpt = Annotated[Optional[str], typer.Option("--eos", help="EOS token text, when no tokenizer is given.")]
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    try:
+        yield
+    except SftDataError as error:
+        err.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True, highlight=False)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted; no partial output was left under the final names")
+        raise typer.Exit(130) from None
+
+
+@contextmanager
+def progress_bar(label: str, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+    if quiet or not err.is_terminal:
+        yield None
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} rows"),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda n: progress.advance(task, n)
+
+
+def report(result: Any, as_json: bool, strict: bool) -> None:
+    summary = result.summary()
+    if as_json:
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+        sys.stdout.flush()
+    print_summary(summary, result.examples)
+    if strict and summary["rejected"]:
+        raise typer.Exit(1)
+
+
+def print_summary(summary: dict[str, Any], examples: list[Any]) -> None:
+    table = Table(title=f"sftdata {summary['command']}", title_justify="left")
+    keys = ("read", "written", "rejected", "filtered", "deduplicated")
+    table.add_column("file", overflow="fold")
+    for column in keys:
+        table.add_column(column, justify="right")
+    files = summary["files"]
+    # Many per-item files: list only those with rejects, the total row says the rest.
+    shown = files if len(files) <= 10 else {n: c for n, c in files.items() if c["rejected"]}
+    for name, c in shown.items():
+        table.add_row(name, *(f"{c[k]:,}" for k in keys))
+    if len(files) > 1:
+        table.add_row(f"total ({len(files):,} files)", *(f"{summary[k]:,}" for k in keys), style="bold")
+    err.print(table)
+    if summary["by_reason"]:
+        reasons = Table(title="rejects by reason", title_justify="left")
+        reasons.add_column("reason")
+        reasons.add_column("rows", justify="right")
+        for reason, n in summary["by_reason"].items():
+            reasons.add_row(reason, f"{n:,}")
+        err.print(reasons)
+        for reject in examples:
+            err.print(f"  {reject.locator}: [yellow]{reject.reason}[/] {reject.message}", soft_wrap=True)
+    for key in ("output", "rejects"):
+        if summary.get(key):
+            err.print(f"{key}: {summary[key]}")
+    if summary.get("template"):
+        for t in summary["template"]:
+            err.print(f"template: {t['name']} (sha256 {t['sha256'][:12]}…), EOS {t['eos']!r}")
+    balanced = summary["read"] == sum(summary[k] for k in ("written", "rejected", "filtered", "deduplicated"))
+    err.print(f"read {summary['read']:,} = written {summary['written']:,} + rejected {summary['rejected']:,}"
+              + ("" if balanced else "  [bold red](counts do not balance: please report)[/]"))
