@@ -6,7 +6,7 @@ trainer can use. Chat rules live in one validator whose errors name the message 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -42,7 +42,7 @@ class _Record(BaseModel):
 class InstructionRecord(_Record):
     """One instruction-following example (Alpaca layout)."""
 
-    kind: Literal["instruction"] = Field("instruction", exclude=True, description="Record type tag.")
+    kind: ClassVar[str] = "instruction"
     instruction: Text = Field(description="The task the model is asked to do.")
     input: Annotated[str, Field(strict=True)] = Field("", description="Optional context for the task.")
     output: Text = Field(description="The answer the model should learn to give.")
@@ -54,7 +54,7 @@ class InstructionRecord(_Record):
 class QARecord(_Record):
     """One question/answer pair, optionally grounded in a context passage."""
 
-    kind: Literal["qa"] = Field("qa", exclude=True, description="Record type tag.")
+    kind: ClassVar[str] = "qa"
     question: Text = Field(description="The question.")
     answer: Text = Field(description="The answer the model should learn to give.")
     context: Text | None = Field(None, description="Optional passage the answer is grounded in.")
@@ -75,7 +75,7 @@ class Message(_Record):
 class ChatRecord(_Record):
     """A conversation that ends with an assistant turn."""
 
-    kind: Literal["chat"] = Field("chat", exclude=True, description="Record type tag.")
+    kind: ClassVar[str] = "chat"
     messages: list[Message] = Field(description="The turns, in order.")
     tools: list[dict[str, Any]] | None = Field(None, description="JSON schemas of the tools the assistant may call.")
     id: Id | None = Field(None, description="Identifier carried from the source.")

@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import __version__
 from .errors import SftDataError
 from .items import Counts, RawItem, Reject, Stage
 from .mapping import Mapped, Mapper, resolve_spec
@@ -24,7 +23,8 @@ from .rendering import RenderPlan, make_plan
 from .schemas.mapping import MappingSpec
 from .schemas.records import Record, RecordKind, convert_record, record_model
 from .validation import reject_from_validation
-from .writers import AtomicFile, dumps_line, file_digest, meta_path, rejects_path, write_json
+from .provenance import build_meta
+from .writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 
 Progress = Callable[[int], None]
 
@@ -139,21 +139,11 @@ class _maybe:
 
 def _finish(result: RunResult, sources: list[Path], extra: dict[str, Any], plan: RenderPlan | None,
             started: float) -> RunResult:
-    meta: dict[str, Any] = {"sftdata_version": __version__, "command": result.command,
-                            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            "seconds": round(time.perf_counter() - started, 3),
-                            "sources": [file_digest(p) for p in sources], **extra}
     if plan is not None:
-        meta.update(style=plan.style.value, template=plan.templates(), tokenizer=plan.tokenizer,
-                    eos=sorted({r.eos for r in plan.renderers.values()}) or plan.eos)
-    meta["counts"] = result.counts.summary()
-    meta["outputs"] = {"data": str(result.output), "rejects": str(result.rejects)}
-    parents = [str(meta_path(p)) for p in sources if meta_path(p).is_file()]
-    if parents:
-        meta["parents"] = parents
-    result.meta = meta
+        extra = {**extra, **plan.provenance()}
+    result.meta = build_meta(result.command, sources, result.counts, result.output, result.rejects, extra, started)
     if result.output is not None:
-        write_json(meta_path(result.output), meta)
+        write_json(meta_path(result.output), result.meta)
     return result
 
 

@@ -50,6 +50,11 @@ class RenderPlan:
     def templates(self) -> list[dict[str, str]]:
         return [{**r.template.ref(), "eos": r.eos} for r in self.renderers.values()]
 
+    def provenance(self) -> dict[str, Any]:
+        """What the .meta.json sidecar records about rendering."""
+        return {"style": self.style.value, "template": self.templates(), "tokenizer": self.tokenizer,
+                "eos": sorted({r.eos for r in self.renderers.values()}) or self.eos}
+
     def row(self, record: Record, locator: Locator) -> dict[str, Any] | Reject:
         """The output row for a record in this plan's style."""
         if self.style is Style.messages:
