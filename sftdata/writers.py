@@ -24,7 +24,7 @@ def meta_path(output: Path) -> Path:
 
 def _stem(output: Path) -> str:
     name = output.name
-    for suffix in (".jsonl", ".json", ".parquet", ".csv"):
+    for suffix in (".jsonl", ".json", ".parquet", ".csv", ".html"):
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -89,7 +89,12 @@ def write_json(path: Path, value: Any) -> None:
 
 def file_digest(path: Path) -> dict[str, Any]:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    try:  # a source the reader rejected as unreadable (broken link, FIFO) must not hang or crash here
+        if not path.is_file():
+            return {"path": str(path), "error": "not a regular file"}
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    except OSError as error:
+        return {"path": str(path), "error": error.strerror or str(error)}
