@@ -15,9 +15,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import SftDataError
+from .columnar import FastPlan, Written, convert_source, fast_plan
+from .interop import Importer, importer_for
 from .items import Counts, RawItem, Reject, Stage
 from .mapping import Mapped, Mapper, resolve_spec
-from .readers import Encoding, expand_sources, read_items
+from .readers import Encoding, Source, expand_sources, read_items
 from .templating import Style
 from .rendering import RenderPlan, make_plan
 from .schemas.mapping import MappingSpec
@@ -99,8 +101,13 @@ def _run(command: str, stream: Iterator[Mapped | Reject], counts: Counts, output
     out_file = AtomicFile(output) if output else None
     rej_file = AtomicFile(rejects_path(output)) if output else None
     with _maybe(out_file) as out, _maybe(rej_file) as rej:
-        done = 0
+        done = reported = 0
         for value in stream:
+            if isinstance(value, Written):  # rows the columnar path rendered and counted already
+                if out is not None:
+                    out.write(value.data)
+                done += value.rows - 1
+                value = None  # type: ignore[assignment]
             if isinstance(value, Mapped):
                 row = plan.row(value.record, value.locator) if plan else record_row(value.record)
                 if not isinstance(row, Reject):
@@ -117,10 +124,11 @@ def _run(command: str, stream: Iterator[Mapped | Reject], counts: Counts, output
                 if rej is not None:
                     rej.write(dumps_line(value.as_dict()))
             done += 1
-            if progress and done % 1000 == 0:
-                progress(1000)
+            if progress and done - reported >= 1000:
+                progress(done - reported)
+                reported = done
         if progress:
-            progress(done % 1000)
+            progress(done - reported)
     result.output, result.rejects = output, (rejects_path(output) if output else None)
     return result
 
@@ -148,25 +156,44 @@ def _finish(result: RunResult, sources: list[Path], extra: dict[str, Any], plan:
 
 
 def convert(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str], *,
-            preset: str | None = None, mapping: str | os.PathLike[str] | MappingSpec | None = None,
+            preset: str | None = None, mapping: str | os.PathLike[str] | MappingSpec | Importer | None = None,
             to: RecordKind | None = None, encoding: Encoding = "auto", records_path: str | None = None,
             template: str | None = None, tokenizer: str | None = None, eos: str | None = None,
             style: Style | None = None, progress: Progress | None = None) -> RunResult:
-    """Raw data → records JSONL (or rendered SFT JSONL with a template), plus rejects and meta files."""
+    """Raw data → records JSONL (or rendered SFT JSONL with a template), plus rejects and meta files.
+
+    `mapping` may also be an Importer (sftdata.interop), as the openai/trl/hf/llamafactory presets use."""
     started = time.perf_counter()
     sources = expand_sources(inputs)
-    spec = resolve_spec(preset, mapping)
+    importer = importer_for(preset, mapping)  # foreign formats (sftdata.interop) read row by row
+    spec = None if importer else resolve_spec(preset, mapping)
     plan = make_plan(template, tokenizer, eos, style)
     counts = Counts()
     for source in sources:
         counts.file(source.name)
-    items = read_items(sources, encoding=encoding, records_path=records_path)
-    stream = _records(items, Mapper(spec), counts, to)
+    fast = {s.name: fast_plan(s, spec, plan, to, encoding) if spec else None for s in sources}
+    stream = _convert_stream(sources, fast, importer or Mapper(spec), counts, to, encoding, records_path)
     result = _run("convert", stream, counts, Path(output), plan, progress)
-    mapping_desc: Any = preset or (str(mapping) if mapping and not isinstance(mapping, MappingSpec) else None)
-    extra = {"preset": preset, "mapping": mapping_desc, "mapping_spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
-             "to": (to or spec.to).value, "encoding": encoding}
+    mapping_desc: Any = preset or (str(mapping) if mapping and not isinstance(mapping, (MappingSpec, Importer)) else None)
+    described = importer.describe() if importer else spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    extra = {"preset": preset, "mapping": mapping_desc, "mapping_spec": described,
+             "to": (to or (importer or spec).to).value, "encoding": encoding, "fast_path": {k: v is not None for k, v in fast.items()}}
     return _finish(result, [s.path for s in sources], extra, plan, started)
+
+
+def _convert_stream(sources: list[Source], fast: dict[str, FastPlan | None], mapper: Mapper | Importer,
+                    counts: Counts, to: RecordKind | None, encoding: Encoding,
+                    records_path: str | None) -> Iterator[Any]:
+    """Per source: the columnar path where it gives the same bytes (sftdata.columnar), else the per-row loop."""
+    def per_row(items: Iterable[RawItem | Reject]) -> Iterator[Mapped | Reject]:
+        return _records(items, mapper, counts, to)
+
+    for source in sources:
+        plan = fast[source.name]
+        if plan is not None:
+            yield from convert_source(source, plan, counts, per_row)
+        else:
+            yield from per_row(read_items([source], encoding=encoding, records_path=records_path))
 
 
 def render(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str], *,

@@ -17,6 +17,9 @@ class PresetOpt(str, Enum):
     sharegpt = "sharegpt"
     openai = "openai"
     qa = "qa"
+    llamafactory = "llamafactory"  # with --dataset-info (sftdata.llamafactory)
+    trl = "trl"
+    hf = "hf"
 
 
 def convert(
@@ -31,6 +34,8 @@ def convert(
     tokenizer: TokenizerOpt = None,
     eos: EosOpt = None,
     style: Annotated[Optional[StyleOpt], typer.Option("--style", help="text, prompt-completion or messages.")] = None,
+    dataset_info: Annotated[Optional[Path], typer.Option("--dataset-info", help="LLaMA-Factory dataset_info.json (--preset llamafactory).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="The dataset_info entry to use (default: the one whose file_name is the input).")] = None,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -43,8 +48,13 @@ def convert(
     from ..schemas.records import RecordKind
 
     with errors(), progress_bar("converting", as_json) as progress:
+        source = mapping
+        if dataset_info is not None or preset is PresetOpt.llamafactory or name is not None:
+            from ..llamafactory import llamafactory_importer
+
+            source, preset = llamafactory_importer(dataset_info, inputs, name, mapping=mapping), PresetOpt.llamafactory
         result = pipeline.convert(
-            inputs, output, preset=preset.value if preset else None, mapping=mapping,
+            inputs, output, preset=preset.value if preset else None, mapping=source,
             to=RecordKind(to.value) if to else None, encoding=encoding, records_path=records_path,
             template=template, tokenizer=tokenizer, eos=eos, style=Style(style.value) if style else None,
             progress=progress)
