@@ -19,6 +19,7 @@ _EXPORTS = {
     "MappingSpec": "sftdata.schemas.mapping", "load_mapping": "sftdata.mapping",
     "Style": "sftdata.templating", "load_template": "sftdata.templating", "Renderer": "sftdata.templating",
     "load_tokenizer": "sftdata.tokens",
+    "export": "sftdata.exporting", "ExportFormat": "sftdata.targets", "make_card": "sftdata.card",
 }
 __all__ = sorted(_EXPORTS)
 

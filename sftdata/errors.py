@@ -54,3 +54,7 @@ class OutputError(SftDataError):
 
 class BackendError(SftDataError):
     """A model or server backend failed in a way that retries cannot fix."""
+
+
+class TrainError(SftDataError):
+    """A training, merge or generate run cannot start or failed (config, model source, memory)."""

@@ -48,6 +48,10 @@ class Stage(str, Enum):
     map = "map"
     validate = "validate"
     render = "render"
+    tokenize = "tokenize"  # sftdata/tokenize.py and the commands built on it
+    filter = "filter"  # a row dropped by a curation filter: counted as filtered, not rejected
+    dedup = "dedup"  # a duplicate of an earlier row: counted as deduplicated
+    export = "export"  # a record the export format cannot express (sftdata/exporting.py)
 
 
 @dataclass(slots=True)
@@ -101,6 +105,15 @@ class Counts:
 
     def reject(self, reject: Reject) -> None:
         self.file(reject.locator.file).rejected += 1
+        self.by_reason[reject.reason] = self.by_reason.get(reject.reason, 0) + 1
+
+    def drop(self, reject: Reject) -> None:
+        """Count a row a curation step left out on purpose: filtered, or deduplicated for Stage.dedup."""
+        counts = self.file(reject.locator.file)
+        if reject.stage is Stage.dedup:
+            counts.deduplicated += 1
+        else:
+            counts.filtered += 1
         self.by_reason[reject.reason] = self.by_reason.get(reject.reason, 0) + 1
 
     def total(self, name: str) -> int:

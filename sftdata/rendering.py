@@ -32,6 +32,12 @@ class RenderPlan:
             self.renderers[name] = self._build(name)
         return self.renderers[name]
 
+    def substitute(self, name: str, template: str) -> Renderer:
+        """Render what `name` would (e.g. "chat") with `template` instead; used by audit to go on
+        checking chats when the tokenizer has no chat template, after reporting that."""
+        self.renderers[name] = self._build(template)
+        return self.renderers[name]
+
     def _build(self, name: str) -> Renderer:
         tok = self.tokenizer_obj
         chat_template = tok.chat_template if tok is not None else None

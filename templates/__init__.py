@@ -43,3 +43,35 @@ BUILTIN: dict[str, BuiltinTemplate] = {t.name: t for t in (
 # "chat" means: the tokenizer's own chat_template, or this built-in one when no tokenizer is given.
 CHAT = "chat"
 CHAT_FALLBACK = "chatml"
+
+
+@dataclass(frozen=True, slots=True)
+class SynthTemplate:
+    """A prompt for `sftdata synth`: blocks `system` and `user`, rendered with the mode's variables."""
+
+    name: str
+    file: str
+    mode: Literal["self-instruct", "answer", "evolve"]
+    language: str
+    description: str
+
+    @property
+    def path(self) -> Path:
+        return HERE / self.file
+
+
+SYNTH: dict[str, SynthTemplate] = {t.name: t for t in (
+    SynthTemplate("synth_self_instruct_en", "synth_self_instruct_en.jinja", "self-instruct", "en",
+                  "Few-shot seed tasks → new tasks with inputs and outputs (variables: examples, count)."),
+    SynthTemplate("synth_self_instruct_ko", "synth_self_instruct_ko.jinja", "self-instruct", "ko",
+                  "Korean self-instruct: 예시 과제 → 새 과제와 답 (variables: examples, count)."),
+    SynthTemplate("synth_answer_en", "synth_answer_en.jinja", "answer", "en",
+                  "Write the output of an instruction (variables: instruction, input, examples)."),
+    SynthTemplate("synth_answer_ko", "synth_answer_ko.jinja", "answer", "ko",
+                  "Korean answer: 지시문에 대한 답 (variables: instruction, input, examples)."),
+    SynthTemplate("synth_evolve_en", "synth_evolve_en.jinja", "evolve", "en",
+                  "Rewrite a task into a harder/more specific one and answer it (variables: instruction, input, "
+                  "output, method)."),
+    SynthTemplate("synth_evolve_ko", "synth_evolve_ko.jinja", "evolve", "ko",
+                  "Korean evolve: 더 어렵거나 구체적인 과제와 답 (variables: instruction, input, output, method)."),
+)}

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import realmodels  # resolves the model cache from the real environment, before anything below moves it
+from llama_server import llama_server, own_llama_server  # noqa: F401  (fixtures: a real llama.cpp server)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

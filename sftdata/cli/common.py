@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -46,7 +47,7 @@ def errors() -> Iterator[None]:
     try:
         yield
     except SftDataError as error:
-        err.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True, highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, soft_wrap=True, highlight=False)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         err.print("interrupted; no partial output was left under the final names")
@@ -84,7 +85,7 @@ def print_summary(summary: dict[str, Any], examples: list[Any]) -> None:
     # Many per-item files: list only those with rejects, the total row says the rest.
     shown = files if len(files) <= 10 else {n: c for n, c in files.items() if c["rejected"]}
     for name, c in shown.items():
-        table.add_row(name, *(f"{c[k]:,}" for k in keys))
+        table.add_row(escape(name), *(f"{c[k]:,}" for k in keys))
     if len(files) > 1:
         table.add_row(f"total ({len(files):,} files)", *(f"{summary[k]:,}" for k in keys), style="bold")
     err.print(table)
@@ -93,16 +94,17 @@ def print_summary(summary: dict[str, Any], examples: list[Any]) -> None:
         reasons.add_column("reason")
         reasons.add_column("rows", justify="right")
         for reason, n in summary["by_reason"].items():
-            reasons.add_row(reason, f"{n:,}")
+            reasons.add_row(escape(reason), f"{n:,}")
         err.print(reasons)
         for reject in examples:
-            err.print(f"  {reject.locator}: [yellow]{reject.reason}[/] {reject.message}", soft_wrap=True)
+            err.print(f"  {escape(str(reject.locator))}: [yellow]{escape(reject.reason)}[/] {escape(reject.message)}",
+                      soft_wrap=True)
     for key in ("output", "rejects"):
         if summary.get(key):
-            err.print(f"{key}: {summary[key]}")
+            err.print(f"{key}: {escape(str(summary[key]))}")
     if summary.get("template"):
         for t in summary["template"]:
-            err.print(f"template: {t['name']} (sha256 {t['sha256'][:12]}…), EOS {t['eos']!r}")
+            err.print(escape(f"template: {t['name']} (sha256 {t['sha256'][:12]}…), EOS {t['eos']!r}"))
     balanced = summary["read"] == sum(summary[k] for k in ("written", "rejected", "filtered", "deduplicated"))
     err.print(f"read {summary['read']:,} = written {summary['written']:,} + rejected {summary['rejected']:,}"
               + ("" if balanced else "  [bold red](counts do not balance: please report)[/]"))

@@ -1,0 +1,12 @@
+"""`sftdata synth`: LLM-backed expansion of prompt seeds (self-instruct, answer, evolve).
+
+Modules by concept: tasks (plans and reply parsing), backends (OpenAI-compatible server, local
+transformers), limits (RPM/TPM, retries), store (append-only output, request cache, resume),
+novelty and gates (quality filters), run (the orchestration). Nothing heavy is imported here:
+openai, transformers and torch load only when a backend is made.
+"""
+from __future__ import annotations
+
+from .run import Snapshot, SynthOptions, SynthResult, synth
+
+__all__ = ["Snapshot", "SynthOptions", "SynthResult", "synth"]

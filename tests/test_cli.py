@@ -1,0 +1,214 @@
+"""The `sftdata` command as a user runs it (a subprocess): exit codes 0/1/2, `--json` as exactly one
+line on stdout with human output on stderr only, `--strict`, one clear error line and never a
+traceback for bad input, `schema`, `--help` examples, and no heavy imports for a plain convert."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+import typer
+from typer.testing import CliRunner
+
+GOOD = b'{"instruction": "hi", "output": "there"}\n'
+BAD = b'{"instruction": "hi"\n'
+SUMMARY_KEYS = {"read", "written", "rejected", "filtered", "deduplicated", "by_reason"}
+HEAVY = {"torch", "transformers", "datasets", "peft", "trl", "bitsandbytes", "openai"}
+
+
+def sftdata(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
+    done = subprocess.run([sys.executable, "-m", "sftdata.cli", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, encoding="utf-8", timeout=300)
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout, done.stderr
+    assert "internal error" not in done.stderr, done.stderr
+    return done
+
+
+def summary_line(done: subprocess.CompletedProcess[str]) -> dict:
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, done.stdout  # exactly one line on stdout, nothing else
+    summary = orjson.loads(lines[0])
+    assert SUMMARY_KEYS <= set(summary)
+    return summary
+
+
+def test_convert_json_summary_is_one_stdout_line_and_rejects_exit_0_without_strict(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(GOOD + BAD + GOOD)
+    done = sftdata("convert", "a.jsonl", "-o", "out.jsonl", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = summary_line(done)
+    assert (summary["read"], summary["written"], summary["rejected"]) == (3, 2, 1)
+    assert summary["by_reason"] == {"invalid_json": 1}
+    assert "read 3 = written 2 + rejected 1" in done.stderr  # the human summary goes to stderr
+    assert "a.jsonl:2" in done.stderr
+    assert len((tmp_path / "out.jsonl").read_bytes().splitlines()) == 2
+    [reject] = [orjson.loads(x) for x in (tmp_path / "out.rejects.jsonl").read_bytes().splitlines()]
+    assert (reject["file"], reject["line"], reject["raw"]) == ("a.jsonl", 2, '{"instruction": "hi"')
+
+
+def test_strict_turns_rejects_into_exit_1(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(GOOD + BAD)
+    (tmp_path / "clean.jsonl").write_bytes(GOOD)
+    done = sftdata("convert", "a.jsonl", "-o", "out.jsonl", "--strict", "--json", cwd=tmp_path)
+    assert done.returncode == 1 and summary_line(done)["rejected"] == 1
+    assert (tmp_path / "out.jsonl").is_file()  # the good rows are still written
+    assert sftdata("convert", "clean.jsonl", "-o", "c.jsonl", "--strict", cwd=tmp_path).returncode == 0
+
+
+def test_without_json_stdout_stays_empty(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(GOOD)
+    done = sftdata("convert", "a.jsonl", "-o", "out.jsonl", cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout == "" and "written 1" in done.stderr
+
+
+BROKEN_INPUTS = {
+    "missing": (None, "no such file or directory"),
+    "number.json": (b"42", "top level is a number"),
+    "empty.json": (b"", "file is empty"),
+    "deep.json": (b"[" * 10_000 + b"]" * 10_000, "invalid JSON"),
+    "latin1.json": (b'[{"instruction": "caf\xe9"}]', "cannot decode byte 0xe9 at byte offset 21"),
+    "broken.json": (b'[{"instruction": "a",\n', "invalid JSON"),
+    "utf16.jsonl": ('{"a": 1}\n'.encode("utf-16"), "utf-16 cannot be read line by line"),
+    "table.parquet": (b"PAR1 but not really", "cannot read Parquet"),
+    "dup.csv": (b"a,a\n1,2\n", "appears twice"),
+    "notes.txt": (b"hello", "unknown file type"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_INPUTS))
+def test_unusable_input_is_exit_2_with_one_clear_line(tmp_path, name):
+    data, words = BROKEN_INPUTS[name]
+    if data is not None:
+        (tmp_path / name).write_bytes(data)
+    done = sftdata("convert", name, "-o", "out.jsonl", "--json", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"error: {name}") and words in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr  # one line
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_bad_options_are_exit_2(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(GOOD)
+    done = sftdata("convert", "a.jsonl", "-o", "out.jsonl", "--encoding", "klingon", cwd=tmp_path)
+    assert done.returncode == 2 and "unknown encoding 'klingon'" in done.stderr
+    assert sftdata("convert", "a.jsonl", cwd=tmp_path).returncode == 2  # no --output
+    assert sftdata("convert", "a.jsonl", "-o", "o.jsonl", "--preset", "nope", cwd=tmp_path).returncode == 2
+
+
+def test_a_hostile_directory_converts_with_rejects(tmp_path):
+    d = tmp_path / "labels"
+    d.mkdir()
+    (d / "a.json").write_bytes(GOOD)
+    (d / "b.json").write_bytes(b"{")
+    (d / "c.json").write_bytes(b"7")
+    (d / "README.txt").write_text("ignored")
+    os.symlink(tmp_path / "gone.json", d / "gone.json")
+    done = sftdata("convert", "labels", "-o", "out.jsonl", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = summary_line(done)
+    assert (summary["read"], summary["written"], summary["rejected"]) == (4, 1, 3)
+    assert summary["by_reason"] == {"invalid_json": 1, "not_a_record": 1, "unreadable_file": 1}
+    assert sftdata("convert", "labels", "-o", "out.jsonl", "--strict", cwd=tmp_path).returncode == 1
+
+
+def test_cp949_csv_from_the_command_line(tmp_path):
+    (tmp_path / "k.csv").write_bytes("instruction,output\r\n안녕하세요,반갑습니다\r\n".encode("cp949"))
+    done = sftdata("convert", "k.csv", "-o", "out.jsonl", "--json", cwd=tmp_path)
+    assert done.returncode == 0 and summary_line(done)["written"] == 1
+    assert orjson.loads((tmp_path / "out.jsonl").read_bytes())["instruction"] == "안녕하세요"
+    done = sftdata("convert", "k.csv", "-o", "out.jsonl", "--json", "--encoding", "utf-8", "--strict", cwd=tmp_path)
+    assert done.returncode == 1 and summary_line(done)["by_reason"] == {"undecodable": 1}
+
+
+def test_text_from_files_and_data_is_never_read_as_console_markup(tmp_path):
+    # Llama-style tags in the data and brackets in file names used to crash rich's markup parser.
+    (tmp_path / "q[_i].jsonl").write_bytes(GOOD + b'{"conversations": [{"from": "[/INST]", "value": "x"}]}\n')
+    done = sftdata("convert", "q[_i].jsonl", "-o", "out.jsonl", "--preset", "sharegpt", cwd=tmp_path)
+    assert done.returncode == 0
+    assert "q[_i].jsonl:2" in done.stderr and "unknown role tag '[/INST]'" in done.stderr
+    done = sftdata("convert", "gone[/bold].jsonl", "-o", "out.jsonl", cwd=tmp_path)
+    assert done.returncode == 2 and "gone[/bold].jsonl" in done.stderr
+
+
+def test_validate_exit_codes(tmp_path):
+    (tmp_path / "ok.jsonl").write_bytes(b'{"instruction": "a", "input": "", "output": "b"}\n')
+    (tmp_path / "bad.jsonl").write_bytes(b'{"instruction": "a", "output": ""}\n')
+    assert sftdata("validate", "ok.jsonl", cwd=tmp_path).returncode == 0
+    done = sftdata("validate", "bad.jsonl", "--json", cwd=tmp_path)
+    assert done.returncode == 1 and summary_line(done)["by_reason"] == {"blank": 1}
+    assert sftdata("validate", "missing.jsonl", cwd=tmp_path).returncode == 2
+
+
+@pytest.mark.parametrize("kind", ["instruction", "chat", "qa"])
+def test_schema_prints_a_valid_json_schema(tmp_path, kind):
+    done = sftdata("schema", kind, cwd=tmp_path)
+    assert done.returncode == 0
+    schema = orjson.loads(done.stdout)
+    _check_json_schema(schema)
+    required = {"instruction": {"instruction", "output"}, "chat": {"messages"}, "qa": {"question", "answer"}}[kind]
+    assert required <= set(schema["required"])
+    try:
+        import jsonschema
+    except ImportError:
+        return
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def _check_json_schema(schema: dict) -> None:
+    """Structural checks (jsonschema is not a dependency): an object schema whose refs resolve."""
+    assert schema["type"] == "object" and isinstance(schema["properties"], dict)
+    assert set(schema.get("required", [])) <= set(schema["properties"])
+    defs = schema.get("$defs", {})
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if ref is not None:
+                assert ref.startswith("#/$defs/") and ref.split("/")[-1] in defs, ref
+            for key in ("type",):
+                if key in node:
+                    types = node[key] if isinstance(node[key], list) else [node[key]]
+                    assert set(types) <= {"object", "array", "string", "integer", "number", "boolean", "null"}
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+
+
+def test_every_command_help_shows_an_example():
+    from sftdata.cli import app
+
+    command = typer.main.get_command(app)
+    names = sorted(command.commands)  # type: ignore[attr-defined]
+    assert {"convert", "render", "validate", "schema"} <= set(names)
+    runner = CliRunner()
+    for name in names:
+        result = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+        assert result.exit_code == 0, (name, result.output)
+        assert "Example" in result.output and "sftdata " + name in result.output, (name, result.output)
+
+
+@pytest.mark.parametrize("extra", [[], ["--template", "alpaca", "--eos", "</s>"], ["--preset", "openai"]])
+def test_convert_without_a_tokenizer_imports_nothing_heavy(tmp_path, extra):
+    data = GOOD if "--preset" not in extra else b'{"messages": [{"role": "user", "content": "q"}, ' \
+        b'{"role": "assistant", "content": "a"}]}\n'
+    (tmp_path / "a.jsonl").write_bytes(data)
+    code = (
+        "import sys\n"
+        "from sftdata.cli import main\n"
+        f"sys.argv = ['sftdata', 'convert', 'a.jsonl', '-o', 'out.jsonl', '--json', *{extra!r}]\n"
+        "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+        f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(HEAVY)!r}))\n"
+        "sys.stderr.write('HEAVY=' + ','.join(heavy) + '\\n')\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY=\n" in done.stderr, done.stderr
+    assert summary_line(done)["written"] == 1

@@ -1,0 +1,174 @@
+"""sftdata/minhash.py and sftdata/dedup.py: exact and near duplicates, Korean included, in bounded memory."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import sftdata
+from sftdata.cli import app
+from sftdata.dedup import dedup, dupes_path
+from sftdata.minhash import (DEFAULT_THRESHOLD, Sketcher, estimate, find_duplicates, lsh_params, normalise,
+                             shingle_sizes)
+
+# One word changed in each pair; a word-based ROUGE tokeniser ([a-z0-9]+) sees no token at all.
+KO_PAIRS = [
+    ("서울은 대한민국의 수도이며 가장 큰 도시입니다.", "서울은 대한민국의 수도이며 가장 오래된 도시입니다."),
+    ("다음 문장을 영어로 번역하세요: 오늘 날씨가 정말 좋네요.", "다음 문장을 영어로 번역하세요: 오늘 날씨가 정말 춥네요."),
+    ("한국의 전통 음식 중에서 김치의 역사와 만드는 방법을 자세히 설명해 주세요.",
+     "한국의 전통 음식 중에서 김치의 역사와 만드는 과정을 자세히 설명해 주세요."),
+]
+KO_DISTINCT = ["부산에서 가볼 만한 해변을 추천해 주세요.", "파이썬으로 피보나치 수열을 구하는 함수를 작성하세요.",
+               "광합성의 원리를 초등학생에게 설명해 주세요.", "조선 시대의 과거 제도에 대해 알려 주세요.",
+               "커피와 차의 카페인 함량을 비교해 주세요."]
+
+
+def _jaccard(a: str, b: str, n: int) -> float:
+    x = {a[i:i + n] for i in range(max(1, len(a) - n + 1))}
+    y = {b[i:i + n] for i in range(max(1, len(b) - n + 1))}
+    return len(x & y) / len(x | y)
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return path
+
+
+def _lines(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def test_korean_one_word_edits_are_near_duplicates_that_word_rouge_misses(tmp_path) -> None:
+    for a, b in KO_PAIRS:
+        assert re.findall(r"[a-z0-9]+", a.lower()) == []  # rouge_score's tokenizer keeps nothing of Hangul
+        assert _jaccard(normalise(a), normalise(b), 3) >= DEFAULT_THRESHOLD
+    rows = [{"question": q, "answer": f"답변 {i}"} for i, q in enumerate(KO_DISTINCT + [a for a, _ in KO_PAIRS])]
+    rows += [{"question": b, "answer": "다른 답변"} for _, b in KO_PAIRS]
+    source = _write(tmp_path / "ko.jsonl", rows)
+    result = dedup([source], tmp_path / "out.jsonl")
+    dupes = _lines(dupes_path(tmp_path / "out.jsonl"))
+    assert [d["line"] for d in dupes] == [9, 10, 11]
+    assert [d["duplicate_of"]["line"] for d in dupes] == [6, 7, 8]
+    assert all(d["reason"] == "near_duplicate" and 0.6 < d["similarity"] < 1 and not d["exact"] for d in dupes)
+    assert result.counts.balanced() and result.summary()["written"] == 8
+
+
+def test_shingle_size_follows_the_script() -> None:
+    assert shingle_sizes(["서울은 대한민국의 수도", "describe the process", "描述泰姬陵的建筑风格", "한국어 문장에 API 단어", "mostly english 한국"]).tolist() == [3, 5, 3, 3, 5]
+
+
+def test_real_data_exact_and_chinese_near_duplicates(shared_data, tmp_path) -> None:
+    en, zh = tmp_path / "en.jsonl", tmp_path / "zh.jsonl"
+    sftdata.convert([shared_data / "alpaca_en_demo.json"], en, preset="alpaca")
+    sftdata.convert([shared_data / "alpaca_zh_demo.json"], zh, preset="alpaca")
+    result = dedup([en], tmp_path / "en.out.jsonl")
+    summary = result.summary()
+    assert (summary["read"], summary["written"], summary["deduplicated"]) == (999, 985, 14)
+    assert summary["exact"] == 14 and summary["near"] == 0  # no distinct pair is near 0.7 (max 0.44)
+    dupes = _lines(dupes_path(tmp_path / "en.out.jsonl"))
+    assert len(dupes) == 14 and all(d["similarity"] == 1.0 and d["duplicate_of"]["line"] < d["line"] for d in dupes)
+    kept = _lines(tmp_path / "en.out.jsonl")
+    first = orjson.loads(en.read_bytes().splitlines()[0])
+    assert kept[0] == first  # rows are written as they were read
+    result = dedup([zh], tmp_path / "zh.out.jsonl")
+    near = [d for d in _lines(dupes_path(tmp_path / "zh.out.jsonl")) if not d["exact"]]
+    assert [d["raw"]["instruction"] for d in near] == ["请描述泰姬陵的建筑风格。"] or \
+        [d["raw"]["instruction"] for d in near] == ["描述泰姬陵的建筑风格。"]
+    assert result.summary()["deduplicated"] == 9
+
+
+def test_against_removes_rows_found_in_another_file(shared_data, tmp_path) -> None:
+    rows = orjson.loads((shared_data / "alpaca_en_demo.json").read_bytes())[:200]
+    train = _write(tmp_path / "train.jsonl", rows[:150])
+    evals = _write(tmp_path / "eval.jsonl", rows[140:200] + [{"instruction": rows[3]["instruction"] + " Be brief.",
+                                                             "output": "x"}])
+    result = dedup([train], tmp_path / "out.jsonl", against=[evals])
+    dupes = _lines(dupes_path(tmp_path / "out.jsonl"))
+    reasons = {d["reason"] for d in dupes}
+    assert reasons == {"in_against_file"}
+    assert {d["line"] for d in dupes} >= set(range(141, 151))
+    assert all(d["duplicate_of"]["file"] == str(evals) for d in dupes)
+    assert result.counts.balanced() and result.summary()["against_rows"] == 61
+    assert result.meta["against"][0]["path"] == str(evals)
+
+
+def test_fields_choose_what_is_compared(tmp_path) -> None:
+    inputs = ["Whales migrate thousands of kilometres.", "The stock market fell sharply on Monday.",
+              "Photosynthesis turns light into sugar.", "서울의 지하철은 아홉 개 노선이 있다.", "Bees dance to share where food is."]
+    rows = [{"instruction": "Summarise the text.", "input": text,
+             "output": "Same answer for all of them, which is long enough to compare."} for text in inputs]
+    source = _write(tmp_path / "in.jsonl", rows)
+    assert dedup([source], tmp_path / "a.jsonl").summary()["deduplicated"] == 0
+    assert dedup([source], tmp_path / "b.jsonl", fields=["output"]).summary()["deduplicated"] == 4
+    assert dedup([source], tmp_path / "c.jsonl", fields=["instruction"]).summary()["exact"] == 4
+
+
+def test_invalid_rows_are_rejected_and_counts_balance(tmp_path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"instruction": "a", "output": "b"}\nnot json\n{"instruction": "", "output": "b"}\n'
+                       b'{"instruction": "a", "output": "c"}\n')
+    result = dedup([source], tmp_path / "out.jsonl")
+    s = result.summary()
+    assert (s["read"], s["written"], s["rejected"], s["deduplicated"]) == (4, 1, 2, 1)
+    assert len(_lines(tmp_path / "out.rejects.jsonl")) == 2
+    assert result.meta["counts"]["deduplicated"] == 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(["the", "cat", "sat", "on", "a", "mat", "한국", "서울", "에서", "빠른", "dog"]),
+                min_size=8, max_size=30), st.integers(0, 1000))
+def test_estimate_tracks_true_jaccard(words, seed) -> None:
+    rng = np.random.default_rng(seed)
+    a = " ".join(words)
+    edited = list(words)
+    edited[int(rng.integers(len(edited)))] = "zebra"
+    b = " ".join(edited)
+    sk = Sketcher(seed=1).sketch([a, b])
+    n = int(shingle_sizes([normalise(a)])[0])
+    if n != int(shingle_sizes([normalise(b)])[0]):
+        return
+    truth = _jaccard(normalise(a), normalise(b), n)
+    est = float(estimate(sk.sig, np.array([0]), np.array([1]))[0])
+    assert abs(est - truth) < 0.2  # 128 permutations: standard error ~0.04
+
+
+def test_lsh_catches_pairs_at_the_threshold() -> None:
+    bands, rows = lsh_params(DEFAULT_THRESHOLD)
+    assert bands * rows <= 128
+    assert 1 - (1 - DEFAULT_THRESHOLD ** rows) ** bands > 0.8  # candidates at J = 0.7
+    assert 1 - (1 - 0.3 ** rows) ** bands < 0.05  # few at J = 0.3
+
+
+def test_clusters_keep_the_first_and_point_to_it() -> None:
+    texts = ["alpha beta gamma delta epsilon", "something unrelated here", "alpha beta gamma delta epsilon",
+             "", "", "ALPHA  beta gamma delta epsilon"]
+    matches = find_duplicates(Sketcher().sketch(texts), DEFAULT_THRESHOLD)
+    assert matches.dup_of.tolist() == [-1, -1, 0, -1, -1, 0]  # empty texts are never duplicates
+    assert matches.exact.tolist() == [False, False, True, False, False, True]  # case and spaces normalised
+
+
+def test_sketches_are_deterministic_and_small() -> None:
+    texts = [f"row {i} with some text" for i in range(100)]
+    a, b = Sketcher().sketch(texts), Sketcher().sketch(texts)
+    assert np.array_equal(a.bands, b.bands) and np.array_equal(a.sig, b.sig)
+    per_row = (a.exact.nbytes + a.bands.nbytes + a.sig.nbytes + a.empty.nbytes) / len(texts)
+    assert per_row < 300  # a full 128 x uint64 signature would be 1,024 bytes
+
+
+def test_cli_dedup_json(tmp_path) -> None:
+    source = _write(tmp_path / "in.jsonl", [{"question": q, "answer": "답"} for q in [KO_PAIRS[0][0], KO_PAIRS[0][1],
+                                                                                     KO_DISTINCT[0]]])
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, ["dedup", str(source), "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[0])
+    assert summary["deduplicated"] == 1 and summary["near"] == 1
+    assert json.loads(out.with_name("out.meta.json").read_text())["command"] == "dedup"
+    bad = CliRunner().invoke(app, ["dedup", str(source), "-o", str(out), "--threshold", "0"])
+    assert bad.exit_code == 2

@@ -1,0 +1,126 @@
+"""sftdata/stats.py, sftdata/report.py, sftdata/inspection.py: what the trainer sees, shown and counted."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+from transformers import AutoTokenizer
+from typer.testing import CliRunner
+
+import sftdata
+from sftdata.cli import app
+from sftdata.inspection import TokenKind, inspect_samples
+from sftdata.pretokenize import pretokenize
+from sftdata.report import svg_histogram
+from sftdata.stats import stats
+
+
+@pytest.fixture(scope="module")
+def toks(smollm2_tokenizer_dir: Path, gemma3_tokenizer_dir: Path) -> dict:
+    return {"smollm2": AutoTokenizer.from_pretrained(smollm2_tokenizer_dir),
+            "gemma3": AutoTokenizer.from_pretrained(gemma3_tokenizer_dir)}
+
+
+@pytest.fixture(scope="module")
+def records(shared_data: Path, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("records")
+    out = {"alpaca": folder / "alpaca.jsonl", "chat": folder / "chat.jsonl"}
+    sftdata.convert([shared_data / "alpaca_en_demo.json"], out["alpaca"], preset="alpaca")
+    sftdata.convert([shared_data / "glaive_toolcall_en_demo.json"], out["chat"], preset="sharegpt")
+    return out
+
+
+def _lines(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def test_lengths_agree_with_pretokenize(toks, records, tmp_path) -> None:
+    tok = toks["gemma3"]
+    result = stats([records["alpaca"]], tok, template="alpaca", max_seq_length=256)
+    s = result.summary()["stats"]
+    pretokenize([records["alpaca"]], tmp_path / "tok.jsonl", tokenizer=tok, template="alpaca", max_seq_length=10_000)
+    rows = _lines(tmp_path / "tok.jsonl")
+    lengths = sorted(len(r["input_ids"]) for r in rows)
+    assert s["samples"] == 999 and s["lengths"]["total_tokens"]["max"] == lengths[-1]
+    assert s["lengths"]["total_tokens"]["min"] == lengths[0]
+    assert s["lengths"]["trained_tokens"]["max"] == max(sum(r["completion_mask"]) for r in rows)
+    cut = s["max_seq_length"]
+    assert cut["over"] == sum(1 for n in lengths if n > 256) == cut["eos_lost"]  # instruction: EOS is last
+    assert cut["completion_lost"] == sum(1 for r in rows if r["completion_mask"].index(1) >= 256)
+    assert sum(s["histograms"]["total_tokens"]["counts"]) == 999
+    assert s["lengths"]["prompt_chars"]["min"] > 0 and s["lengths"]["completion_tokens"]["min"] >= 2  # text + EOS
+
+
+def test_chat_truncation_counts(toks, records) -> None:
+    s = stats([records["chat"]], toks["smollm2"], max_seq_length=300).summary()
+    cut = s["stats"]["max_seq_length"]
+    assert cut["over"] >= cut["eos_lost"] >= cut["completion_lost"] >= cut["nothing_trained"]
+    assert cut["eos_lost"] > 0 and cut["examples"]["eos_lost"]
+    assert s["template"][0]["name"] == "chat" and s["read"] == 300
+
+
+def test_report_is_self_contained_html(toks, records, tmp_path) -> None:
+    report = tmp_path / "report.html"
+    result = stats([records["alpaca"]], toks["smollm2"], max_seq_length=256, report=report)
+    page = report.read_text(encoding="utf-8")
+    assert page.startswith("<!doctype html>") and page.count("<svg") == 3 and "max_seq_length 256" in page
+    assert not re.search(r"""(src|href)\s*=\s*['"]?(https?:)?//""", page)  # nothing fetched: opens offline
+    assert "<script" not in page
+    assert "pad token is the EOS token" in page and "exact duplicates" in page  # the audit's findings
+    meta = json.loads((tmp_path / "report.meta.json").read_text())
+    assert meta["command"] == "stats" and meta["outputs"]["data"] == str(report)
+    assert result.summary()["report"] == str(report)
+
+
+def test_report_shows_filter_reasons_from_the_input_sidecar(toks, records, tmp_path) -> None:
+    from sftdata.filters import FilterSpec, filter_records
+
+    kept = tmp_path / "kept.jsonl"
+    filter_records([records["alpaca"]], kept, FilterSpec(drop_refusals=True))
+    stats([kept], toks["smollm2"], report=tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "filter → kept.jsonl" in page and "refusal" in page
+
+
+def test_svg_histogram_marks_the_limit() -> None:
+    svg = svg_histogram("t", {"edges": [0, 10, 20, 30], "counts": [1, 5, 2]}, limit=20)
+    assert svg.count("<rect") == 3 and "max_seq_length 20" in svg
+
+
+def test_inspect_shows_the_pretokenized_ids_and_masks(toks, records, tmp_path) -> None:
+    for name, template, data, column in (("smollm2", "chat", "chat", "assistant_masks"),
+                                         ("gemma3", "alpaca", "alpaca", "completion_mask")):
+        tok = toks[name]
+        shown, encoder = inspect_samples([records[data]], tok, template=template, n=3, skip=1, pad_to=2048)
+        pretokenize([records[data]], tmp_path / "t.jsonl", tokenizer=tok, template=template, max_seq_length=4096)
+        rows = _lines(tmp_path / "t.jsonl")[1:4]
+        for sample, row in zip(shown, rows, strict=True):
+            real = [t for t in sample.tokens if t.kind is not TokenKind.pad]
+            assert [t.id for t in real] == row["input_ids"]
+            assert [int(t.kind in (TokenKind.trained, TokenKind.eos)) for t in real] == row[column]
+            assert "".join(t.text for t in real) == encoder.decode(row["input_ids"])
+            assert sum(t.kind is TokenKind.eos for t in real) == sum(
+                1 for i, m in enumerate(row[column]) if m and (i + 1 == len(row[column]) or not row[column][i + 1]))
+            assert len(sample.tokens) == 2048 and sample.tokens[-1].kind is TokenKind.pad
+        if name == "gemma3":
+            assert shown[0].tokens[0].kind is TokenKind.bos
+
+
+def test_cli_stats_and_inspect(records, tmp_path, smollm2_tokenizer_dir) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["stats", str(records["alpaca"]), "--tokenizer", str(smollm2_tokenizer_dir),
+                                 "--max-seq-length", "512", "--json"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["stats"]["max_seq_length"]["over"] > 0
+    assert "tokens per sample" in result.stderr and "p99" in result.stderr
+    shown = runner.invoke(app, ["inspect", str(records["chat"]), "--tokenizer", str(smollm2_tokenizer_dir), "-n", "1",
+                                "--ids", "--pad-to", "600"])
+    assert shown.exit_code == 0, shown.output
+    assert "legend" in shown.stderr and "[2]" in shown.stderr and "the pad token is the EOS" in shown.stderr
+    as_json = runner.invoke(app, ["inspect", str(records["chat"]), "--tokenizer", str(smollm2_tokenizer_dir), "-n", "2",
+                                  "--json"])
+    assert len(json.loads(as_json.stdout.strip())["samples"]) == 2

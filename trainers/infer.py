@@ -1,0 +1,193 @@
+"""`sftdata generate` and `sftdata merge` over a training output directory.
+
+generate renders the prompt with the exact template the run trained with (name + sha256 checked),
+tokenizes it with the same Encoder as training, and stops at the trained EOS; with compare_base it
+answers again with the adapter switched off, so base and tuned answers sit side by side. merge folds
+the adapter into the 16-bit base weights the run quantized and saves plain safetensors that load
+without peft.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import templates as registry
+from ..errors import TrainError
+from ..items import Locator
+from ..tokens import load_tokenizer
+from .models import ModelSource, load_model, quantization, resolve_model, torch_dtype
+from .outputs import INFO, read_info
+from .config import TrainConfig
+
+
+@dataclass(slots=True)
+class Generation:
+    prompt: str
+    rendered_prompt: str
+    tuned: str
+    tuned_stopped: bool  # ended with the trained EOS (not cut at max_new_tokens)
+    base: str | None = None
+    base_stopped: bool | None = None
+
+
+@dataclass(slots=True)
+class Tuned:
+    """A trained run loaded for inference: PeftModel, tokenizer, prompt renderer, stop ids."""
+
+    model: Any
+    tokenizer: Any
+    renderer: Any
+    encoder: Any
+    stop_ids: list[int]
+    info: dict[str, Any]
+
+
+def load_tuned(out_dir: str | os.PathLike[str]) -> Tuned:
+    from peft import PeftModel
+
+    from ..samples import encoder_for
+
+    out = Path(out_dir)
+    info = read_info(out)
+    if info.get("status") != "done" or not (out / "adapter_config.json").is_file():
+        raise TrainError("the run has not finished (no final adapter)", file=str(out),
+                         hint="finish it with `sftdata train ... --resume`")
+    config = TrainConfig.model_validate(info["config"])
+    tokenizer = load_tokenizer(out)
+    renderer, plan = _renderer(out, info, tokenizer)
+    precision = _precision(info)
+    base = load_model(_source(info), precision=precision, device_map=_device_map(),
+                      quantization_config=quantization(config, precision),
+                      trust_remote_code=config.trust_remote_code)
+    model = PeftModel.from_pretrained(base, str(out))
+    model.eval()
+    stop_ids = _stop_ids(tokenizer, info)
+    return Tuned(model, tokenizer, renderer, encoder_for(plan), stop_ids, info)
+
+
+def generate(out_dir: str | os.PathLike[str] | Tuned, prompts: list[str], *, max_new_tokens: int = 128,
+             compare_base: bool = False) -> list[Generation]:
+    """Greedy answers of the tuned model (and of the base, with compare_base) to each prompt."""
+    tuned = out_dir if isinstance(out_dir, Tuned) else load_tuned(out_dir)
+    results = []
+    for prompt in prompts:
+        text, ids = render_prompt(tuned, prompt)
+        answer, stopped = _complete(tuned, tuned.model, ids, max_new_tokens)
+        result = Generation(prompt, text, answer, stopped)
+        if compare_base:
+            with tuned.model.disable_adapter():
+                result.base, result.base_stopped = _complete(tuned, tuned.model, ids, max_new_tokens)
+        results.append(result)
+    return results
+
+
+def render_prompt(tuned: Tuned, prompt: str) -> tuple[str, list[int]]:
+    """The prompt part of the training template for a one-turn instruction, and its token ids."""
+    from ..schemas.records import InstructionRecord
+    from ..templating import Rendered, Segment
+
+    locator = Locator("<prompt>")
+    rendered = tuned.renderer.render(InstructionRecord(instruction=prompt, output="…"), locator)
+    if not isinstance(rendered, Rendered):
+        raise TrainError(f"the prompt cannot be rendered with the training template: {rendered.message}")
+    text, _ = rendered.split()
+    ids = tuned.encoder.encode([Rendered([Segment(text, False)], locator)])[0].input_ids
+    return text, ids
+
+
+def _complete(tuned: Tuned, model: Any, ids: list[int], max_new_tokens: int) -> tuple[str, bool]:
+    import torch
+
+    device = next(model.parameters()).device
+    inputs = torch.tensor([ids], device=device)
+    with torch.no_grad():
+        output = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), do_sample=False,
+                                max_new_tokens=max_new_tokens, eos_token_id=tuned.stop_ids,
+                                pad_token_id=tuned.tokenizer.pad_token_id)
+    new = output[0, len(ids):].tolist()
+    stopped = bool(new) and new[-1] in tuned.stop_ids
+    if stopped:
+        new = new[:-1]
+    return tuned.tokenizer.decode(new, skip_special_tokens=False), stopped
+
+
+def merge(out_dir: str | os.PathLike[str], merged_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Adapter + the base weights the run quantized (dequantized: the 16-bit safetensors, not NF4) →
+    a plain safetensors model (and tokenizer) in merged_dir."""
+    from peft import PeftModel
+
+    out, target = Path(out_dir), Path(merged_dir)
+    info = read_info(out)
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise TrainError("the merge target is not empty", file=str(target), hint="pass --overwrite or pick another")
+    config = TrainConfig.model_validate(info["config"])
+    base = load_model(_source(info), precision=_precision(info), device_map=_device_map(),
+                      trust_remote_code=config.trust_remote_code)
+    merged = PeftModel.from_pretrained(base, str(out)).merge_and_unload()
+    merged.to(torch_dtype("fp16" if info["precision"] == "fp16" else "bf16"))  # merged in fp32 on CPU, saved 16-bit
+    target.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(target)
+    load_tokenizer(out).save_pretrained(target)
+    (target / "sftdata_merged.json").write_text(
+        (out / INFO).read_text(encoding="utf-8"), encoding="utf-8")
+    return target
+
+
+def _source(info: dict[str, Any]) -> ModelSource:
+    base = info["base_model"]
+    if base["kind"] == "gguf" and not Path(base["path"]).is_dir():
+        return resolve_model(base["spec"])  # converted again into this machine's cache
+    return ModelSource(base["spec"], base["path"], base["kind"], base.get("sha256"))
+
+
+def _precision(info: dict[str, Any]) -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return info["precision"] if info["precision"] != "fp32" else "bf16"
+    return "fp32"
+
+
+def _device_map() -> dict[str, Any]:
+    import torch
+
+    return {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+
+
+def _renderer(out: Path, info: dict[str, Any], tokenizer: Any) -> tuple[Any, Any]:
+    """The training template, by the name and hash the run recorded."""
+    from ..rendering import RenderPlan
+    from ..schemas.records import RecordKind
+    from ..templating import Style
+
+    ref = info["template"]
+    if ref.get("origin") == "tokenizer":
+        name = "chat"
+    elif ref["name"] in registry.BUILTIN and _sha(registry.BUILTIN[ref["name"]].path) == ref["sha256"]:
+        name = ref["name"]
+    elif ref.get("file") and (out / ref["file"]).is_file():
+        name = str(out / ref["file"])
+    else:
+        raise TrainError(f"the run's template {ref['name']!r} is not available (pretokenized data without its "
+                         "template)", file=str(out))
+    plan = RenderPlan(Style.text, name, info["eos"], str(out), tokenizer)
+    kind = RecordKind(ref["kind"]) if ref.get("kind") else RecordKind.instruction
+    renderer = plan.renderer_for(kind)
+    if ref.get("sha256") and renderer.template.sha256 != ref["sha256"]:
+        raise TrainError(f"template {ref['name']!r} changed since training (sha256 {renderer.template.sha256[:12]}… "
+                         f"≠ {ref['sha256'][:12]}…)", file=str(out))
+    return renderer, plan
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_text(encoding="utf-8").encode("utf-8")).hexdigest()
+
+
+def _stop_ids(tokenizer: Any, info: dict[str, Any]) -> list[int]:
+    if info.get("eos_id") is not None:
+        return [int(info["eos_id"])]
+    raise TrainError(f"the trained EOS {info['eos']!r} is not a single token of this tokenizer; generation "
+                     "could not stop on it")
