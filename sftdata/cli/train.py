@@ -179,7 +179,10 @@ def merge(
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the merged model.")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty directory.")] = False,
 ) -> None:
-    """Merge the adapter into the (dequantized) base weights and save plain safetensors."""
+    """Merge the adapter into the (dequantized) base weights and save plain safetensors.
+
+    Example: `sftdata merge runs/a -o runs/a-merged`
+    """
     from ..trainers.infer import merge as run_merge
 
     _quiet_hf()
@@ -195,7 +198,10 @@ def generate(
     compare_base: Annotated[bool, typer.Option("--compare-base", help="Also answer with the adapter off.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer prompts with the tuned model, rendered with the training template, stopping at its EOS."""
+    """Answer prompts with the tuned model, rendered with the training template, stopping at its EOS.
+
+    Example: `sftdata generate runs/a --prompt "Who are you?" --compare-base`
+    """
     from ..trainers.infer import generate as run_generate
 
     _quiet_hf()
