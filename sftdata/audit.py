@@ -20,7 +20,7 @@ from .dedup import SketchedRows, read_references
 from .errors import TemplateError
 from .findings import CHECKS, Finding, Severity, Trainer
 from .fields import Side, record_text
-from .items import Counts, Reject
+from .items import Reject
 from .mapping import Mapped
 from .minhash import DEFAULT_THRESHOLD, Sketcher, find_duplicates
 from .rendering import AUTO, RenderPlan
@@ -118,7 +118,7 @@ class Checks:
         else:
             self.tally("invalid_rows", f"{reject.locator} ({reject.reason})")
 
-    def findings(self, plan: RenderPlan, encoder: Encoder, counts: Counts) -> list[Finding]:
+    def findings(self, plan: RenderPlan, encoder: Encoder) -> list[Finding]:
         self._flush()
         self._duplicates()
         self._tokenizer_checks(plan, encoder)
@@ -213,7 +213,7 @@ def audit(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template:
             checks.tally("chat_template_missing", f"tokenizer {spec}")
         else:  # no chat was rendered: the stand-in template played no part
             plan.renderers.pop("chat", None)
-    findings = checks.findings(plan, encoder, inputs_.counts)
+    findings = checks.findings(plan, encoder)
     result = CurateResult("audit", inputs_.counts)
     result.examples = lengths.rejects
     result.extra = {"findings": [f.as_dict() for f in findings],

@@ -79,7 +79,9 @@ class SketchedRows:
             self.locators.add(mapped.locator)
 
     def joined(self) -> Sketches:
-        return Sketches.join(self.parts, self.sketcher.bands, self.sketcher.num_perm)
+        joined = Sketches.join(self.parts, self.sketcher.bands, self.sketcher.num_perm)
+        self.parts.append(joined)
+        return joined
 
 
 def sketch_stream(stream: Iterable[Mapped | Reject], rows: SketchedRows, fields: Side | Sequence[str],

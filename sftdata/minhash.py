@@ -112,12 +112,19 @@ class Sketches:
         return len(self.exact)
 
     @staticmethod
-    def join(parts: Sequence[Sketches], bands: int, num_perm: int = NUM_PERM) -> Sketches:
+    def join(parts: list[Sketches], bands: int, num_perm: int = NUM_PERM) -> Sketches:
+        """One Sketches from many, consuming `parts` column by column, so the peak is the joined
+        arrays plus one column of parts, not two copies of everything."""
         if not parts:
             return Sketches(np.zeros(0, _U64), np.zeros((0, bands), _U32), np.zeros((0, num_perm), np.uint8),
                             np.zeros(0, bool))
-        return Sketches(np.concatenate([p.exact for p in parts]), np.concatenate([p.bands for p in parts]),
-                        np.concatenate([p.sig for p in parts]), np.concatenate([p.empty for p in parts]))
+        columns = {}
+        for name in ("exact", "bands", "sig", "empty"):
+            columns[name] = np.concatenate([getattr(p, name) for p in parts])
+            for part in parts:
+                setattr(part, name, None)
+        parts.clear()
+        return Sketches(**columns)
 
 
 class Sketcher:

@@ -167,7 +167,7 @@ def stats(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template:
     if report is not None and checks is not None:
         from .report import write_report
 
-        findings = checks.findings(plan, encoder, inputs_.counts)
+        findings = checks.findings(plan, encoder)
         result.output = Path(report)
         result.extra["report"] = str(report)
         meta = build_meta("stats", inputs_.paths, inputs_.counts, result.output, None,
