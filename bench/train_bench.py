@@ -86,11 +86,11 @@ def _timed_train(trainer) -> dict:
 
 def side_sftdata(args) -> dict:
     from sftdata.tokens import load_tokenizer
-    from sftdata.trainers.checks import choose_pad
+    from sftdata.trainers.checks import check_no_leakage, choose_pad
     from sftdata.trainers.config import resolve_config
     from sftdata.trainers.data import Preparer
     from sftdata.trainers.models import load_model, quantization, resolve_model
-    from sftdata.trainers.qlora import build_trainer
+    from sftdata.trainers.qlora import build_trainer, keep_training_layout
 
     config = resolve_config("cpu-smoke", {"max_steps": args.steps, "batch_size": args.batch, "lora_r": 8,
                                           "max_length": args.max_length, "save_steps": 10**6,
@@ -100,6 +100,8 @@ def side_sftdata(args) -> dict:
     data = Preparer(tokenizer, "alpaca", config.max_length).load([args.records])
     choose_pad(tokenizer, data.eos)
     model = load_model(source, precision="fp32", device_map={"": "cpu"}, quantization_config=quantization(config, "fp32"))
+    keep_training_layout(model)
+    check_no_leakage(model, tokenizer, "--padding-free")
     trainer = build_trainer(model, tokenizer, data, None, config, Path(args.workdir), "fp32", "cpu", None)
     return _timed_train(trainer)
 

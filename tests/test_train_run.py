@@ -82,7 +82,8 @@ def test_output_directory(run: dict) -> None:
     assert "max_steps: 30" in (out / "config.yaml").read_text(encoding="utf-8")
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "chatml" in (out / "README.md").read_text() and "sftdata generate" in (out / "README.md").read_text()
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-20", "checkpoint-30"]
+    kept = sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*"))
+    assert kept == ["checkpoint-20", "checkpoint-30"]  # every 10 steps, the last 2 kept
     tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())
     assert tokenizer_config.get("pad_token") == info["pad"]
 

@@ -82,14 +82,14 @@ def train(data: list[str | os.PathLike[str]], model: str | os.PathLike[str], out
     """Train a LoRA adapter on a 4-bit base and write OUT_DIR (see trainers/outputs.py)."""
     started = time.perf_counter()
     out = Path(out_dir)
-    checkpoint = outputs.prepare_dir(out, resume, overwrite)
     device, precision = pick_device(config)
+    checkpoint = outputs.prepare_dir(out, resume, overwrite)
     source = resolve_model(model)
     tokenizer = load_tokenizer(source.path, trust_remote_code=config.trust_remote_code)
     preparer = Preparer(tokenizer, template, config.max_length, config.overlong)
     train_data = preparer.load(data)
     eval_set = preparer.load(eval_data) if eval_data else None
-    pad, distinct = choose_pad(tokenizer, train_data.eos)
+    _, distinct = choose_pad(tokenizer, train_data.eos)
     info = _run_info(out, source, config, train_data, eval_set, tokenizer, device, precision, distinct)
     if checkpoint:
         outputs.check_resume(out, info)

@@ -192,7 +192,8 @@ class OpenAIBackend:
         except openai.APITimeoutError:
             raise Transient("timeout", f"no reply within {self.timeout:g} s") from None
         except openai.APIConnectionError as error:
-            raise Transient("connection_error", f"connection error: {self._scrub(str(error.__cause__ or error))}") from None
+            cause = self._scrub(str(error.__cause__ or error))
+            raise Transient("connection_error", f"connection error: {cause}") from None
         except openai.APIStatusError as error:
             raise self._status_error(error, fmt) from None
         except openai.APIError as error:

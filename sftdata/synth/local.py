@@ -149,7 +149,8 @@ class LocalBackend:
             length = next((i for i, t in enumerate(generated) if t in stops), None)
             finished = length is not None
             kept = generated[: length if finished else len(generated)]
-            replies.append(Reply(text=tok.decode(kept, skip_special_tokens=True), finish_reason="stop" if finished else "length",
+            replies.append(Reply(text=tok.decode(kept, skip_special_tokens=True),
+                                 finish_reason="stop" if finished else "length",
                                  prompt_tokens=int(mask.sum()), completion_tokens=len(kept), request_id=None,
                                  response_format="none"))
         return replies

@@ -28,7 +28,7 @@ from .backends import FormatChooser, FormatRefused, Reply, make_backend
 from .gates import Gates, Verdict, load_deny_list, novelty_text
 from .limits import Permanent, RateLimiter, RetriesExhausted, RetryPolicy, Transient, with_retries
 from .novelty import NoveltyIndex
-from .store import Store
+from .store import Store, synth_meta
 from .tasks import MODES, WAIT, Planner, Spec, Task, default_template, load_prompt_template, load_seeds
 
 
@@ -194,9 +194,10 @@ class _Run:
                             f"seed {seed.id}")
         answered: set[str] = set()
         for number, row in enumerate(store.rows, 1):
-            synth = (row.get("meta") or {}).get("synth") or {}
+            synth = synth_meta(row)
             if novelty is not None and isinstance(row.get("instruction"), str):
-                novelty.add(f"{row['instruction']}\n{row.get('input') or ''}".strip(), f"output line {number}")
+                extra = row.get("input") if isinstance(row.get("input"), str) else ""
+                novelty.add(f"{row['instruction']}\n{extra}" if extra else row["instruction"], f"output line {number}")
             if synth.get("mode") == "answer" and synth.get("seed_ids"):
                 answered.add(synth["seed_ids"][0])
         self.gates = Gates(deny=load_deny_list(o.deny_list), lang=o.lang if o.check_lang else None,
@@ -362,7 +363,8 @@ class _Run:
                                   + s.completion_tokens / 1e6 * (o.price_out or 0), 6)
         seconds = time.perf_counter() - started
         return {
-            "command": "synth", "mode": o.mode, "target": o.count, "accepted": s.accepted, "new": s.accepted - s.resumed,
+            "command": "synth", "mode": o.mode, "target": o.count, "accepted": s.accepted,
+            "new": s.accepted - s.resumed,
             "resumed": s.resumed, "requested": s.requested, "cached": s.cached, "failed": s.failed,
             "retries": s.retries, "generated": self.generated, "rejected": s.rejected, "surplus": self.surplus,
             "by_reason": dict(sorted(self.by_reason.items())), "failed_by_reason": dict(sorted(self.failed_by.items())),
