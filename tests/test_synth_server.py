@@ -238,16 +238,18 @@ def test_server_killed_and_restarted_mid_run(own_llama_server, questions, tmp_pa
 
 
 def test_faults_are_retried_and_nothing_is_lost(llama_server, questions, tmp_path):
-    schedule = {0: Error(429, {"Retry-After": "2"}), 1: Error(500), 2: Stall(12), 3: Error(503)}
+    # One worker, so the first request meets every fault in turn (with more, the run could finish
+    # while one of them still stalls); Retry-After across workers is tested in test_synth_units.
+    schedule = {0: Error(429, {"Retry-After": "2"}), 1: Error(500), 2: Stall(11), 3: Error(503)}
     out = tmp_path / "faults.jsonl"
     with FaultProxy(llama_server.base_url, schedule) as proxy:
-        result = synth(questions, out, _answer_options(proxy.base_url, 3, timeout=10, rpm=120))
+        result = synth(questions, out, _answer_options(proxy.base_url, 3, timeout=10, rpm=120, concurrency=1))
     summary = result.summary()
     assert result.complete and summary["failed"] == 0 and len(_lines(out)) == 3
     assert set(summary["retried_by_reason"]) >= {"rate_limited", "http_500", "timeout", "http_503"}
     assert not [r for r in _lines(tmp_path / "faults.rejects.jsonl") if r["stage"] == "request"]
     chat = proxy.completions()
-    assert min(e.arrived for e in chat[1:]) - chat[0].arrived >= 1.9  # Retry-After held every worker back
+    assert chat[1].arrived - chat[0].arrived >= 1.9  # Retry-After: 2 was honoured
     gaps = [b.arrived - a.arrived for a, b in zip(chat, chat[1:])]
     assert min(gaps) >= 0.5 * 0.85  # --rpm 120 held through retries
 

@@ -164,6 +164,27 @@ def test_retries_honour_retry_after_and_give_up():
     assert info.value.attempts == 3
 
 
+def test_retry_after_holds_back_every_worker():
+    async def go() -> dict[str, list[float]]:
+        limiter, stamps = RateLimiter(), {"first": [], "second": []}
+
+        async def worker(name: str, delay: float, fail_first: bool) -> None:
+            await asyncio.sleep(delay)
+
+            async def attempt() -> None:
+                stamps[name].append(time.monotonic())
+                if fail_first and len(stamps[name]) == 1:
+                    raise Transient("rate_limited", "429", retry_after=0.5)
+
+            await with_retries(attempt, RetryPolicy(base=0.01), limiter, 0, random.Random(0))
+
+        await asyncio.gather(worker("first", 0, True), worker("second", 0.1, False))
+        return stamps
+
+    stamps = asyncio.run(go())
+    assert stamps["second"][0] - stamps["first"][0] >= 0.45  # the other worker waited out the 429 too
+
+
 def test_backoff_grows_and_has_jitter():
     policy, rng = RetryPolicy(base=1.0, cap=30.0), random.Random(1)
     delays = [policy.delay(n, None, rng) for n in range(6)]
