@@ -27,7 +27,7 @@ from . import readers
 from .compile import Blocks, Var, compile_blocks, to_expr
 from .encodings import UTF8
 from .errors import SftDataError
-from .items import Counts, RawItem, Reject
+from .items import Counts, RawItem, Reject, Written
 from .paths import PathSyntaxError, parse_path
 from .readers import Format, Source, detect_encoding, iter_lines, parse_json_line
 from .rendering import AUTO, RenderPlan
@@ -41,14 +41,6 @@ BLOCK_BYTES = 1 << 20  # about 1,200 Alpaca rows
 WORKERS = 2  # chunks worked on at once: polars releases the GIL
 PerRow = Callable[[Iterable[RawItem | Reject]], Iterator[object]]
 _BLANK_START = re.compile(rb"\n[\n \t\x0b\x0c]")
-
-
-@dataclass(frozen=True, slots=True)
-class Written:
-    """Output lines the columnar path already rendered and counted; the pipeline only writes them."""
-
-    data: bytes
-    rows: int
 
 
 @dataclass(slots=True)

@@ -81,6 +81,14 @@ class Reject:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """Output lines the columnar path (sftdata.columnar) already rendered and counted; the pipeline only writes them."""
+
+    data: bytes
+    rows: int
+
+
 @dataclass(slots=True)
 class FileCounts:
     read: int = 0

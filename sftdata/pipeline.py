@@ -10,14 +10,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from .errors import SftDataError
-from .columnar import FastPlan, Written, convert_source, fast_plan
 from .interop import Importer, importer_for
-from .items import Counts, RawItem, Reject, Stage
+from .items import Counts, RawItem, Reject, Stage, Written
 from .mapping import Mapped, Mapper, resolve_spec
 from .readers import Encoding, Source, expand_sources, read_items
 from .templating import Style
@@ -27,6 +26,9 @@ from .schemas.records import Record, RecordKind, convert_record, record_model
 from .validation import reject_from_validation
 from .provenance import build_meta
 from .writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
+
+if TYPE_CHECKING:
+    from .columnar import FastPlan
 
 Progress = Callable[[int], None]
 
@@ -181,6 +183,24 @@ def convert(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str]
     return _finish(result, [s.path for s in sources], extra, plan, started)
 
 
+# Below this size a file goes the per-row way: importing polars for the columnar path costs more
+# start-up (0.3-1 s) than it saves on a few hundred rows.
+FAST_PATH_MIN_BYTES = 1 << 20
+
+
+def fast_plan(source: Source, spec: MappingSpec, plan: RenderPlan | None, to: RecordKind | None,
+              encoding: Encoding) -> FastPlan | None:
+    """The columnar plan for a source, or None where the per-row path is the one to take."""
+    try:
+        if source.path.stat().st_size < FAST_PATH_MIN_BYTES:
+            return None
+    except OSError:
+        return None  # the reader reports the file's problem
+    from .columnar import fast_plan as columnar_plan
+
+    return columnar_plan(source, spec, plan, to, encoding)
+
+
 def _convert_stream(sources: list[Source], fast: dict[str, FastPlan | None], mapper: Mapper | Importer,
                     counts: Counts, to: RecordKind | None, encoding: Encoding,
                     records_path: str | None) -> Iterator[Any]:
@@ -191,6 +211,8 @@ def _convert_stream(sources: list[Source], fast: dict[str, FastPlan | None], map
     for source in sources:
         plan = fast[source.name]
         if plan is not None:
+            from .columnar import convert_source
+
             yield from convert_source(source, plan, counts, per_row)
         else:
             yield from per_row(read_items([source], encoding=encoding, records_path=records_path))

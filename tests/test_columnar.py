@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +28,12 @@ from sftdata.templating import Style, load_template
 EOS = "</s>"
 QA_FROM_ALPACA = {"to": "qa", "fields": {"question": "instruction", "answer": "output",
                                          "context": {"path": "input", "required": False}}}
+
+
+@pytest.fixture(autouse=True)
+def columnar_for_small_files(monkeypatch):
+    """The test files are small; below pipeline.FAST_PATH_MIN_BYTES they would all go per row."""
+    monkeypatch.setattr(pipeline, "FAST_PATH_MIN_BYTES", 0)
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +259,21 @@ def test_what_the_columnar_path_leaves_alone(tmp_path, alpaca_jsonl, shared_data
     _same(alpaca_jsonl, tmp_path, mapping=spec, template="alpaca", eos=EOS, expect_fast=False)
     result = sftdata.convert([shared_data / "alpaca_en_demo.json"], tmp_path / "j.jsonl", preset="alpaca")
     assert result.meta["fast_path"] == {str(shared_data / "alpaca_en_demo.json"): False}
+
+
+def test_small_files_skip_the_columnar_path_and_polars(tmp_path, alpaca_jsonl, monkeypatch):
+    monkeypatch.setattr(pipeline, "FAST_PATH_MIN_BYTES", alpaca_jsonl.stat().st_size + 1)
+    result = sftdata.convert([alpaca_jsonl], tmp_path / "o.jsonl", preset="alpaca", template="alpaca", eos=EOS)
+    assert result.meta["fast_path"] == {str(alpaca_jsonl): False}
+    assert result.counts.summary()["written"] == 999
+    code = ("import sys, sftdata, sftdata.pipeline\n"
+            f"sftdata.pipeline.FAST_PATH_MIN_BYTES = {alpaca_jsonl.stat().st_size + 1}\n"
+            f"sftdata.convert([{str(alpaca_jsonl)!r}], {str(tmp_path / 'p.jsonl')!r}, preset='alpaca', "
+            "template='alpaca', eos='</s>')\n"
+            "print('polars' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "False", done.stderr
+    assert (tmp_path / "p.jsonl").read_bytes() == (tmp_path / "o.jsonl").read_bytes()
 
 
 def test_templates_with_loops_or_filters_are_not_compiled(tmp_path, alpaca_jsonl):
