@@ -12,6 +12,7 @@ import pytest
 
 import realmodels  # resolves the model cache from the real environment, before anything below moves it
 from llama_server import llama_server, own_llama_server  # noqa: F401  (fixtures: a real llama.cpp server)
+from identity_run import identity_records, identity_run, sftdata_cache  # noqa: F401  (one trained adapter per session)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -59,5 +60,26 @@ def gemma3_tokenizer_dir() -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder {SHARED_DATA} is absent (it lies beside the repository in CI)")
+        pytest.fail(f"shared data folder {SHARED_DATA} is absent (it lies beside the repository: ../shared/data)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def toks(smollm2_tokenizer_dir: Path, gemma3_tokenizer_dir: Path) -> dict:
+    """Both real tokenizer families, loaded once per module: SmolLM2 (pad = EOS, no BOS) and Gemma 3."""
+    from transformers import AutoTokenizer
+
+    return {"smollm2": AutoTokenizer.from_pretrained(smollm2_tokenizer_dir),
+            "gemma3": AutoTokenizer.from_pretrained(gemma3_tokenizer_dir)}
+
+
+@pytest.fixture(scope="module")
+def records(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Records JSONL converted from the shared demo sets: Alpaca instructions and tool-calling chats."""
+    import sftdata
+
+    folder = tmp_path_factory.mktemp("records")
+    out = {"alpaca": folder / "alpaca.jsonl", "chat": folder / "chat.jsonl"}
+    sftdata.convert([shared_data / "alpaca_en_demo.json"], out["alpaca"], preset="alpaca")
+    sftdata.convert([shared_data / "glaive_toolcall_en_demo.json"], out["chat"], preset="sharegpt")
+    return out

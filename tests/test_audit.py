@@ -6,7 +6,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
 import sftdata
@@ -28,19 +27,11 @@ KO_ROWS = [
 
 
 @pytest.fixture(scope="module")
-def toks(smollm2_tokenizer_dir: Path, gemma3_tokenizer_dir: Path) -> dict:
-    return {"smollm2": AutoTokenizer.from_pretrained(smollm2_tokenizer_dir),
-            "gemma3": AutoTokenizer.from_pretrained(gemma3_tokenizer_dir)}
-
-
-@pytest.fixture(scope="module")
-def records(shared_data: Path, tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("records")
-    out = {"alpaca": folder / "alpaca.jsonl", "chat": folder / "chat.jsonl", "ko": folder / "ko.jsonl"}
-    sftdata.convert([shared_data / "alpaca_en_demo.json"], out["alpaca"], preset="alpaca")
-    sftdata.convert([shared_data / "glaive_toolcall_en_demo.json"], out["chat"], preset="sharegpt")
-    out["ko"].write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in KO_ROWS))
-    return out
+def records(records: dict[str, Path], tmp_path_factory) -> dict[str, Path]:
+    """The shared demo records plus a Korean Q&A set built to trip every text check."""
+    ko = tmp_path_factory.mktemp("ko") / "ko.jsonl"
+    ko.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in KO_ROWS))
+    return {**records, "ko": ko}
 
 
 def _findings(result) -> dict[str, dict]:

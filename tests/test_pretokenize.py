@@ -8,7 +8,6 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
 import sftdata
@@ -16,21 +15,6 @@ from sftdata.cli import app
 from sftdata.items import Locator
 from sftdata.pretokenize import Overflow, pretokenize, truncate
 from sftdata.tokenize import Tokenized
-
-
-@pytest.fixture(scope="module")
-def toks(smollm2_tokenizer_dir: Path, gemma3_tokenizer_dir: Path) -> dict:
-    return {"smollm2": AutoTokenizer.from_pretrained(smollm2_tokenizer_dir),
-            "gemma3": AutoTokenizer.from_pretrained(gemma3_tokenizer_dir)}
-
-
-@pytest.fixture(scope="module")
-def records(shared_data: Path, tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("records")
-    out = {"alpaca": folder / "alpaca.jsonl", "chat": folder / "chat.jsonl"}
-    sftdata.convert([shared_data / "alpaca_en_demo.json"], out["alpaca"], preset="alpaca")
-    sftdata.convert([shared_data / "glaive_toolcall_en_demo.json"], out["chat"], preset="sharegpt")
-    return out
 
 
 def _lines(path: Path) -> list[dict]:
