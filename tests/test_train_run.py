@@ -1,7 +1,7 @@
 """`sftdata train` end to end on a real model on CPU: SmolLM2-135M-Instruct (GGUF from PyPI).
 
-One training run (module-scoped, through the CLI, from the .gguf file) on an identity set — the
-shared identity.json with its {{name}}/{{author}} placeholders filled in here as data preparation —
+One training run (the session's, from tests/identity_run.py: through the CLI, from the .gguf file, on
+the shared identity.json with its {{name}}/{{author}} placeholders filled in as data preparation)
 serves every test: the loss falls, the output directory holds what it should, the adapter reloads
 and `generate` answers "Who are you?" with the new name and stops at the EOS, and `merge` gives a
 model that loads without peft.
@@ -18,44 +18,13 @@ from typer.testing import CliRunner
 from sftdata import templates as registry
 from sftdata.cli import app
 
-NAME, AUTHOR = "Hanbit", "sftdata team"
-# The fewest steps that reliably teach the name with this seed (batch 8 of 91 samples, lr 2e-3).
-STEPS = 30
+from identity_run import NAME, STEPS
 
 
 @pytest.fixture(scope="module")
-def identity_records(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rows = json.loads((shared_data / "identity.json").read_text(encoding="utf-8"))
-    path = tmp_path_factory.mktemp("identity") / "identity.jsonl"
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            filled = {k: v.replace("{{name}}", NAME).replace("{{author}}", AUTHOR) for k, v in row.items()}
-            handle.write(json.dumps(filled, ensure_ascii=False) + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def sftdata_cache() -> Path:
-    """The GGUF → safetensors conversion is cached beside the test models, across sessions."""
-    from realmodels import CACHE_DIR
-
-    return CACHE_DIR / "sftdata-cache"
-
-
-@pytest.fixture(scope="module")
-def run(smollm2_gguf: Path, identity_records: Path, sftdata_cache: Path,
-        tmp_path_factory: pytest.TempPathFactory) -> dict:
-    out = tmp_path_factory.mktemp("runs") / "identity"
-    args = ["train", str(identity_records), "--model", str(smollm2_gguf), "-o", str(out), "--config", "cpu-smoke",
-            "--template", "chatml", "--max-steps", str(STEPS), "--lr", "2e-3", "--batch-size", "8",
-            "--save-steps", "10", "--json"]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SFTDATA_CACHE", str(sftdata_cache))
-        result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    return {"out": out, "summary": summary, "records": identity_records,
-            "info": json.loads((out / "sftdata_train.json").read_text(encoding="utf-8"))}
+def run(identity_run: dict) -> dict:
+    """The session's identity run (tests/identity_run.py), trained once and shared with test_export_gguf."""
+    return identity_run
 
 
 def test_loss_goes_down(run: dict) -> None:
