@@ -152,6 +152,8 @@ def pipeline_steps(data: Path) -> list[dict[str, Any]]:
     seen: set[Path] = set()
 
     def visit(sidecar: Path, base: Path) -> None:
+        if not sidecar.name.endswith(".meta.json"):  # a sidecar names only sidecars: read nothing else
+            return
         for candidate in (sidecar, base / sidecar):
             meta = _load(candidate)
             if meta is not None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,28 +43,59 @@ _SPACE = re.compile(r"\s+")
 _CJK = ((0x1100, 0x11FF), (0x3040, 0x30FF), (0x3130, 0x318F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
         (0xAC00, 0xD7AF), (0xF900, 0xFAFF))
 _CHUNK = 1 << 14  # shingles per minhash step: a (128 x chunk) uint32 block is 8 MiB
+_GROUP_CHARS = 1 << 20  # characters per group of texts sketched at once: ~50 MB of arrays at most
 
 
 def normalise(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
+def _pieces(texts: Sequence[str], overlap: int = 0) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """The texts in groups of about _GROUP_CHARS characters, as (owner index per piece, pieces), so
+    the arrays built per group stay small whatever one text's length (a 50 MB row). A text longer
+    than _GROUP_CHARS is cut into pieces that share `overlap` characters, so every n-gram of it
+    (n = overlap + 1) lies whole in one piece; owners never decrease."""
+    owners: list[int] = []
+    pieces: list[str] = []
+    size = 0
+    for i, text in enumerate(texts):
+        if len(text) <= _GROUP_CHARS:
+            cuts = [text]
+        else:
+            step = _GROUP_CHARS - overlap
+            cuts = [text[start:start + _GROUP_CHARS] for start in range(0, len(text) - overlap, step)]
+        for cut in cuts:
+            if pieces and size + len(cut) > _GROUP_CHARS:
+                yield np.array(owners, dtype=np.int64), pieces
+                owners, pieces, size = [], [], 0
+            owners.append(i)
+            pieces.append(cut)
+            size += len(cut)
+    if pieces:
+        yield np.array(owners, dtype=np.int64), pieces
+
+
 def shingle_sizes(texts: Sequence[str]) -> np.ndarray:
     """Per normalised text: 3 when at least half of its non-space characters are Hangul, CJK or kana,
     else 5 (see the module docstring)."""
-    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
-    cjk = np.zeros(len(codes), dtype=bool)
-    for lo, hi in _CJK:
-        cjk |= (codes >= lo) & (codes <= hi)
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
+    cjk_total = np.zeros(len(texts), dtype=np.int64)
+    letters_total = np.zeros(len(texts), dtype=np.int64)
+    for owners, pieces in _pieces(texts):
+        lengths = np.fromiter((len(t) for t in pieces), dtype=np.int64, count=len(pieces))
+        codes = np.frombuffer("".join(pieces).encode("utf-32-le"), dtype=np.uint32)
+        cjk = np.zeros(len(codes), dtype=bool)
+        for lo, hi in _CJK:
+            cjk |= (codes >= lo) & (codes <= hi)
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
 
-    def per_text(flags: np.ndarray) -> np.ndarray:
-        total = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
-        return total[ends] - total[starts]
+        def per_piece(flags: np.ndarray) -> np.ndarray:
+            total = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
+            return total[ends] - total[starts]
 
-    return np.where(per_text(cjk) * 2 >= np.maximum(per_text(codes != 32), 1), 3, 5)
+        np.add.at(cjk_total, owners, per_piece(cjk))
+        np.add.at(letters_total, owners, per_piece(codes != 32))
+    return np.where(cjk_total * 2 >= np.maximum(letters_total, 1), 3, 5)
 
 
 def lsh_params(threshold: float, num_perm: int = NUM_PERM) -> tuple[int, int]:
@@ -158,18 +189,19 @@ class Sketcher:
         return Sketches(exact, keys, (mins & _U32(0xFF)).astype(np.uint8), empty)
 
     def _minhash(self, texts: list[str], n: int) -> np.ndarray:
-        hashes, counts = shingle_hashes(texts, n)
-        hashes = (hashes >> _U64(32)).astype(_U32)
-        owner = np.repeat(np.arange(len(texts)), counts)
         out = np.full((len(texts), self.num_perm), _MAX32, dtype=_U32)
-        for start in range(0, len(hashes), _CHUNK):
-            h, t = hashes[start:start + _CHUNK], owner[start:start + _CHUNK]
-            values = self.a * h[None, :]
-            values += self.b
-            firsts = np.concatenate(([0], np.flatnonzero(np.diff(t)) + 1))
-            part = np.minimum.reduceat(values, firsts, axis=1).T
-            rows = t[firsts]
-            out[rows] = np.minimum(out[rows], part)
+        for owners, pieces in _pieces(texts, overlap=n - 1):  # the same n-grams, in bounded memory
+            hashes, counts = shingle_hashes(pieces, n)
+            hashes = (hashes >> _U64(32)).astype(_U32)
+            owner = np.repeat(owners, counts)
+            for start in range(0, len(hashes), _CHUNK):
+                h, t = hashes[start:start + _CHUNK], owner[start:start + _CHUNK]
+                values = self.a * h[None, :]
+                values += self.b
+                firsts = np.concatenate(([0], np.flatnonzero(np.diff(t)) + 1))
+                part = np.minimum.reduceat(values, firsts, axis=1).T
+                rows = t[firsts]
+                out[rows] = np.minimum(out[rows], part)
         return out
 
 

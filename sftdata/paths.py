@@ -27,6 +27,8 @@ def parse_path(text: str) -> tuple[Step, ...]:
         if not match or match.end() == position:
             raise PathSyntaxError(f"bad path {text!r} at character {position + 1}")
         name, index, quoted = match.groups()
+        if quoted is not None:  # ["say \\"hi\\""]: a backslash keeps the next character as it is
+            quoted = re.sub(r"\\(.)", r"\1", quoted)
         steps.append(int(index) if index is not None else (quoted if quoted is not None else name))
         position = match.end()
     if not steps:
@@ -39,10 +41,10 @@ def format_path(steps: tuple[Step, ...]) -> str:
     for step in steps:
         if isinstance(step, int):
             out += f"[{step}]"
-        elif re.fullmatch(r"[^.\[\]\"]+", step):
+        elif re.fullmatch(r"[^.\[\]\"]+", step) and step == step.strip():
             out += ("." if out else "") + step
-        else:
-            out += f'["{step}"]'
+        else:  # quoted, so that parse_path gives the same step back
+            out += '["' + step.replace("\\", "\\\\").replace('"', '\\"') + '"]'
     return out
 
 

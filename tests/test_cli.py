@@ -212,3 +212,57 @@ def test_convert_without_a_tokenizer_imports_nothing_heavy(tmp_path, extra):
     assert done.returncode == 0, done.stderr
     assert "HEAVY=\n" in done.stderr, done.stderr
     assert summary_line(done)["written"] == 1
+
+
+MARKUP = "[/][bold]x[/bold]"  # an unmatched closing tag makes rich raise MarkupError if read as markup
+NAME_MARKUP = "[bold]x[red]"  # what a file name can hold: swallowed as style tags if read as markup
+
+
+def test_names_and_data_with_console_markup_print_literally_in_every_command(tmp_path):
+    """File names, output folders and reject texts reach the console escaped, never parsed as markup."""
+    from sftdata.cli import app
+
+    src = tmp_path / f"in{NAME_MARKUP}.jsonl"
+    row = b'{"instruction": "what is [/INST] [/]?", "input": "", "output": "a tag [bold]"}\n'
+    src.write_bytes(row + row + b'{"instruction": "[/]"\n')
+    runner = CliRunner()
+    out = tmp_path / "o[" / "]x"  # the path reads 'o[/]x'
+    runs = {
+        "dedup": ["dedup", str(src), "-o", str(out / "d.jsonl")],
+        "filter": ["filter", str(src), "-o", str(out / "f.jsonl"), "--deny", r"\[/\]"],
+        "split": ["split", str(src), "-o", str(out / "split"), "--eval-ratio", "0.5"],
+        "validate": ["validate", str(src)],
+        "export": ["export", str(out / "d.jsonl"), "--to", "trl", "-o", str(out / "e.jsonl")],
+        "card": ["card", str(out / "d.jsonl"), "-o", str(out / "README.md")],
+    }
+    for name, args in runs.items():
+        result = runner.invoke(app, args, env={"COLUMNS": "400", "NO_COLOR": "1"})
+        assert result.exception is None or isinstance(result.exception, SystemExit), (name, result.exception)
+        assert result.exit_code in (0, 1), (name, result.output)
+        assert "o[/]x" in result.stderr or name == "validate", (name, result.stderr)
+        assert NAME_MARKUP in result.stderr or name in ("export", "card"), (name, result.stderr)
+    filtered = runner.invoke(app, runs["filter"], env={"COLUMNS": "400", "NO_COLOR": "1"}).stderr
+    assert "'\\[/\\]'" in filtered or "[/]" in filtered, filtered
+
+
+def test_synth_and_generate_print_model_text_literally():
+    from rich.console import Console
+
+    from sftdata.cli import common, synth, train
+
+    console = Console(record=True, width=300, stderr=True)
+    old, common.err = common.err, console
+    synth.err = console
+    try:
+        summary = {"mode": "answer", "usage": {"prompt_tokens": 1, "completion_tokens": 2}, "output": f"o{MARKUP}",
+                   "rejects": "r", "cache": "c", "by_reason": {MARKUP: 1}, "failed_by_reason": {},
+                   **{k: 0 for k in ("target", "accepted", "resumed", "requested", "cached", "failed", "retries",
+                                     "generated", "rejected", "surplus")}}
+        synth._print_summary(summary, [{"request_index": 3, "reason": MARKUP, "message": f"model said {MARKUP}"}])
+    finally:
+        common.err = synth.err = old
+    text = console.export_text()
+    assert text.count(MARKUP) == 4, text
+    assert train._answer(MARKUP, True) == r"\[/]\[bold]x\[/bold]"
+    console.print(train._answer(MARKUP, False))
+    assert console.export_text().strip() == MARKUP + " (cut at --max-new-tokens)"

@@ -172,3 +172,51 @@ def test_cli_dedup_json(tmp_path) -> None:
     assert json.loads(out.with_name("out.meta.json").read_text())["command"] == "dedup"
     bad = CliRunner().invoke(app, ["dedup", str(source), "-o", str(out), "--threshold", "0"])
     assert bad.exit_code == 2
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=60), st.sampled_from(["", "ab", "서울은 수도", "x" * 70])), min_size=1,
+                max_size=12), st.integers(7, 40))
+def test_sketches_do_not_depend_on_how_long_texts_are_cut(texts, group) -> None:
+    """Long rows are sketched in overlapping pieces (bounded memory): the same sketches as whole."""
+    import sftdata.minhash as minhash
+
+    texts = texts + [" ".join(texts) * 3]  # one text longer than the small group size
+    whole = Sketcher(seed=1).sketch(texts)
+    saved = minhash._GROUP_CHARS
+    minhash._GROUP_CHARS = group
+    try:
+        cut = Sketcher(seed=1).sketch(texts)
+        sizes = shingle_sizes([normalise(t) for t in texts])
+    finally:
+        minhash._GROUP_CHARS = saved
+    assert sizes.tolist() == shingle_sizes([normalise(t) for t in texts]).tolist()
+    for name in ("exact", "bands", "sig", "empty"):
+        assert np.array_equal(getattr(whole, name), getattr(cut, name)), name
+
+
+def test_a_50_mb_row_is_deduplicated_in_bounded_memory(tmp_path) -> None:
+    """One 50 MB line (a hostile input) took 2 GB to sketch; cut into pieces it stays under 1 GB."""
+    import random
+    import subprocess
+    import sys
+
+    rnd = random.Random(0)
+    words = ["".join(rnd.choices("abcdefghij", k=6)) for _ in range(2000)]
+    rows = [{"instruction": "hi", "output": "x"}, {"instruction": " ".join(rnd.choices(words, k=7_200_000)),
+                                                   "output": "y"}, {"instruction": "hi", "output": "again"}]
+    (tmp_path / "big.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    del rows
+    # A small wrapper process measures the command: a child started straight from this (large) test
+    # process would inherit its peak RSS across exec.
+    wrapper = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+               "sys.stderr.write(f'PEAK={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n'); "
+               "sys.exit(done.returncode)")
+    done = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "sftdata.cli", "dedup", "big.jsonl",
+                           "-o", "out.jsonl", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    peak_kib = int(done.stderr.rsplit("PEAK=", 1)[1])
+    assert peak_kib < 1 << 20, f"peak RSS {peak_kib / 1024:.0f} MiB"
+    summary = json.loads(done.stdout)
+    assert (summary["written"], summary["deduplicated"]) == (2, 1)
+    assert (tmp_path / "out.jsonl").stat().st_size > 50_000_000

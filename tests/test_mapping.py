@@ -124,3 +124,56 @@ def test_path_syntax():
     assert parse_path('a.b[0]["x.y"][-2]') == ("a", "b", 0, "x.y", -2)
     with pytest.raises(PathSyntaxError):
         parse_path("a[")
+
+
+# -- property-based: generated rows and mappings ---------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from sftdata.paths import PathNotFound, format_path, resolve  # noqa: E402
+
+_KEYS = st.sampled_from(["a", "b", "instruction", "output", "x.y", "한국어", "", " ", "0", "[0]", '"q"'])
+_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True),
+                    st.text(max_size=8), st.sampled_from(["", "  ", "\x00", "\u202e", "{{ 7*7 }}"]))
+_VALUES = st.recursive(_LEAVES, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                         st.dictionaries(_KEYS, inner, max_size=3)), max_leaves=12)
+_STEPS = st.lists(st.one_of(_KEYS, st.integers(-3, 3)), min_size=1, max_size=3).map(tuple)
+_SOURCES = st.one_of(_STEPS.map(lambda s: {"path": format_path(s)}),
+                     st.builds(lambda s, r: {"path": format_path(s), "required": r}, _STEPS, st.booleans()),
+                     st.builds(lambda ps, sep: {"join": [format_path(p) for p in ps], "sep": sep},
+                               st.lists(_STEPS, min_size=1, max_size=3), st.text(max_size=2)),
+                     st.text(max_size=4).map(lambda c: {"const": c}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(row=st.one_of(st.dictionaries(_KEYS, _VALUES, max_size=5), _VALUES), instruction=_SOURCES, output=_SOURCES,
+       keep=st.booleans())
+def test_any_mapping_on_any_row_gives_a_record_or_a_named_reject(row, instruction, output, keep):
+    spec = mapping_from_data({"to": "instruction", "fields": {"instruction": instruction, "output": output},
+                              "keep_unmapped": keep})
+    results = list(Mapper(spec).map(RawItem(row, Locator("f.jsonl", line=7))))
+    assert len(results) == 1
+    [got] = results
+    if isinstance(got, Reject):
+        assert got.reason and got.message and got.locator == Locator("f.jsonl", line=7)
+        return
+    assert isinstance(got, Mapped) and isinstance(row, dict)
+    for name, source in (("instruction", instruction), ("output", output)):
+        value = getattr(got.record, name)
+        assert isinstance(value, str) and value.strip()
+        if "path" in source:  # a path mapped to a record field is exactly the value found there
+            assert value == resolve(row, parse_path(source["path"]))
+        elif "const" in source:
+            assert value == source["const"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(row=_VALUES, steps=_STEPS)
+def test_paths_round_trip_and_resolve_or_say_which_step(row, steps):
+    text = format_path(steps)
+    assert parse_path(text) == steps
+    try:
+        resolve(row, steps)
+    except PathNotFound as error:
+        assert any(str(error).startswith(format_path(steps[:n]) + ": ") for n in range(1, len(steps) + 1)), error

@@ -19,7 +19,7 @@ from ..errors import TrainError
 from ..items import Locator
 from ..tokens import load_tokenizer
 from .models import ModelSource, load_model, quantization, resolve_model, torch_dtype
-from .outputs import INFO, read_info
+from .outputs import INFO, read_info, require_done
 from .config import TrainConfig
 
 
@@ -52,9 +52,7 @@ def load_tuned(out_dir: str | os.PathLike[str]) -> Tuned:
 
     out = Path(out_dir)
     info = read_info(out)
-    if info.get("status") != "done" or not (out / "adapter_config.json").is_file():
-        raise TrainError("the run has not finished (no final adapter)", file=str(out),
-                         hint="finish it with `sftdata train ... --resume`")
+    require_done(out, info)
     config = TrainConfig.model_validate(info["config"])
     tokenizer = load_tokenizer(out)
     renderer, plan = _renderer(out, info, tokenizer)

@@ -39,9 +39,7 @@ def prepare_dir(out: Path, resume: bool, overwrite: bool) -> str | None:
     """The checkpoint to resume from (None for a fresh run); refuses to mix two runs in one dir."""
     checkpoints = out / CHECKPOINTS
     if resume:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        last = last_complete_checkpoint(checkpoints)
         if last is None:
             raise TrainError("nothing to resume: no checkpoint in this directory", file=str(checkpoints),
                              hint="start without --resume")
@@ -54,6 +52,23 @@ def prepare_dir(out: Path, resume: bool, overwrite: bool) -> str | None:
         for name in _OWN:
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def last_complete_checkpoint(checkpoints: Path) -> str | None:
+    """The newest checkpoint that was written to the end. The Trainer writes trainer_state.json last,
+    so a checkpoint-N without a readable one is what a kill during its save left: skip it."""
+    found: list[tuple[int, Path]] = []
+    for path in checkpoints.glob("checkpoint-*") if checkpoints.is_dir() else ():
+        step = path.name.removeprefix("checkpoint-")
+        if step.isdigit() and path.is_dir():
+            found.append((int(step), path))
+    for _, path in sorted(found, reverse=True):
+        try:
+            orjson.loads((path / "trainer_state.json").read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            continue
+        return str(path)
     return None
 
 
@@ -76,6 +91,13 @@ def read_info(out: Path) -> dict[str, Any]:
         raise TrainError(f"not a training output directory (no {INFO})", file=str(out)) from None
     except orjson.JSONDecodeError as error:
         raise TrainError(f"unreadable {INFO}: {error}", file=str(out)) from None
+
+
+def require_done(out: Path, info: dict[str, Any]) -> None:
+    """generate, merge and export need the final adapter of a finished run."""
+    if info.get("status") != "done" or not (out / "adapter_config.json").is_file():
+        raise TrainError("the run has not finished (no final adapter)", file=str(out),
+                         hint="finish it with `sftdata train ... --resume`")
 
 
 def check_resume(out: Path, info: dict[str, Any]) -> None:

@@ -42,7 +42,8 @@ def dedup(
                      progress=progress)
     report(result, as_json, strict)
     s = result.summary()
-    err.print(f"duplicates: {s['exact']:,} exact, {s['near']:,} near (threshold {s['threshold']}) → {s['dupes']}")
+    err.print(f"duplicates: {s['exact']:,} exact, {s['near']:,} near (threshold {s['threshold']}) → {s['dupes']}",
+              markup=False)
 
 
 def filter_(
@@ -94,7 +95,7 @@ def split(
                      threshold=threshold, progress=progress)
     report(result, as_json, strict)
     s = result.summary()
-    err.print(f"train {s['train']:,} → {s['output']}, eval {s['eval']:,} → {s['eval_path']}")
+    err.print(f"train {s['train']:,} → {s['output']}, eval {s['eval']:,} → {s['eval_path']}", markup=False)
 
 
 class OverflowOpt(str, Enum):

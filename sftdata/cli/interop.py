@@ -45,7 +45,8 @@ def export(
     finally:
         for notes, label in ((result.dropped, "not carried by"), (result.converted, "re-expressed for")):
             if notes:
-                err.print(f"{label} {to.value}: " + ", ".join(f"{k} ({n:,} rows)" for k, n in notes.items()))
+                err.print(f"{label} {to.value}: " + ", ".join(f"{k} ({n:,} rows)" for k, n in notes.items()),
+                          markup=False)
 
 
 def card(
@@ -66,4 +67,5 @@ def card(
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     splits = ", ".join(f"{s} {n:,}" for s, n in result.splits.items())
-    err.print(f"card: {result.output} ({splits}; languages {', '.join(result.languages)}; {result.steps} steps)")
+    err.print(f"card: {result.output} ({splits}; languages {', '.join(result.languages)}; {result.steps} steps)",
+              markup=False)

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .common import JsonOpt, err, errors
@@ -83,7 +84,7 @@ def synth(
             result = run_synth(seeds, output, options, progress=progress)
         except KeyboardInterrupt:
             err.print(f"interrupted: every record accepted so far is in {output}; re-run the same command "
-                      "to continue where it stopped")
+                      "to continue where it stopped", markup=False)
             raise typer.Exit(130) from None
     summary = result.summary()
     if as_json:
@@ -91,7 +92,7 @@ def synth(
         sys.stdout.flush()
     _print_summary(summary, result.examples)
     if not result.complete:
-        err.print(f"[bold red]stopped:[/] {summary['stopped']}. Re-run the same command to continue "
+        err.print(f"[bold red]stopped:[/] {escape(str(summary['stopped']))}. Re-run the same command to continue "
                   "(cached replies are not paid for twice).", soft_wrap=True)
         raise typer.Exit(1)
 
@@ -125,13 +126,14 @@ def _print_summary(summary: dict[str, Any], examples: list[dict[str, Any]]) -> N
     err.print(table)
     for title, key in (("rejected by reason", "by_reason"), ("failed requests by reason", "failed_by_reason")):
         if summary[key]:
-            err.print(f"{title}: " + ", ".join(f"{k} {v:,}" for k, v in summary[key].items()))
+            err.print(f"{title}: " + ", ".join(f"{k} {v:,}" for k, v in summary[key].items()), markup=False)
     for row in examples:
-        err.print(f"  request {row.get('request_index')}: [yellow]{row['reason']}[/] {row['message']}",
+        err.print(f"  request {row.get('request_index')}: [yellow]{escape(str(row['reason']))}[/] "
+                  f"{escape(str(row['message']))}",
                   soft_wrap=True, markup=True, highlight=False)
     usage = summary["usage"]
     line = f"tokens: {usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion"
     if "cost" in usage:
         line += f", cost {usage['cost']:.4f}"
     err.print(line)
-    err.print(f"output: {summary['output']}\nrejects: {summary['rejects']}\ncache: {summary['cache']}")
+    err.print(f"output: {summary['output']}\nrejects: {summary['rejects']}\ncache: {summary['cache']}", markup=False)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Callable, Optional
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -103,7 +104,7 @@ def train(
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     err.print(f"trained {result.steps} steps: loss {summary.get('first_loss')} → {summary.get('final_loss')}; "
-              f"adapter in {result.out_dir}")
+              f"adapter in {result.out_dir}", markup=False)
 
 
 class _progress:
@@ -166,12 +167,12 @@ def _print_plan(result: Any, cfg: TrainConfig) -> None:
     err.print(f"{result.arch.params / 1e9:.2f}B parameters, {result.estimate.lora_params / 1e6:.1f}M LoRA parameters")
     if result.gpu:
         verdict = "[green]fits[/]" if result.fits else "[red]does not fit[/]"
-        err.print(f"{result.gpu} ({result.capacity_gib} GiB): {verdict}")
+        err.print(f"{escape(str(result.gpu))} ({result.capacity_gib} GiB): {verdict}")
         if result.batch:
             err.print(f"largest per-device batch that fits: --batch-size {result.batch} --grad-accum "
                       f"{result.grad_accum} (effective batch {cfg.effective_batch})")
     if result.note:
-        err.print(f"[yellow]note:[/] {result.note}")
+        err.print(f"[yellow]note:[/] {escape(str(result.note))}")
 
 
 def merge(
@@ -188,7 +189,7 @@ def merge(
     _quiet_hf()
     with errors():
         target = run_merge(run, output, overwrite=overwrite)
-    err.print(f"merged model in {target} (loads with transformers alone, no peft)")
+    err.print(f"merged model in {target} (loads with transformers alone, no peft)", markup=False)
 
 
 def generate(
@@ -218,10 +219,10 @@ def generate(
         table.add_column("base")
     table.add_column("tuned")
     for r in results:
-        cells = [r.prompt] + ([_answer(r.base, r.base_stopped)] if compare_base else []) + [_answer(r.tuned, r.tuned_stopped)]
+        cells = [escape(r.prompt)] + ([_answer(r.base, r.base_stopped)] if compare_base else []) + [_answer(r.tuned, r.tuned_stopped)]
         table.add_row(*cells)
     Console(highlight=False).print(table)  # the answers are the command's output: stdout
 
 
 def _answer(text: str | None, stopped: bool | None) -> str:
-    return (text or "") + ("" if stopped else " [dim](cut at --max-new-tokens)[/]")
+    return escape(text or "") + ("" if stopped else " [dim](cut at --max-new-tokens)[/]")

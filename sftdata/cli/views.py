@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -114,7 +115,7 @@ def inspect_(
     err.print(legend)
     specials = encoder.specials
     for sample in shown:
-        err.rule(f"{sample.locator} · {sample.length:,} tokens, {sample.trained:,} trained")
+        err.rule(escape(f"{sample.locator} · {sample.length:,} tokens, {sample.trained:,} trained"))
         text = Text()
         for token in sample.tokens:
             text.append(token.text.replace("\n", "↵") + (f"[{token.id}]" if ids else ""),
@@ -123,9 +124,9 @@ def inspect_(
                 text.append("\n")
         err.print(text)
         for problem in sample.problems:
-            err.print(f"[bold red]problem:[/] {problem}")
+            err.print(f"[bold red]problem:[/] {escape(str(problem))}")
     if pad_to is not None and specials.pad_id is not None and specials.pad_id == specials.eos_id:
-        err.print(f"[bold red]the pad token is the EOS ({specials.eos!r}):[/] a collator that masks pad ids masks "
+        err.print(f"[bold red]the pad token is the EOS ({escape(repr(specials.eos))}):[/] a collator that masks pad ids masks "
                   "the EOS above too (see `sftdata audit`)")
 
 
@@ -157,7 +158,7 @@ def audit(
     print_summary(summary, result.examples)
     colours = {"error": "bold red", "warning": "yellow", "info": "cyan"}
     for f in summary["findings"]:
-        err.print(f"[{colours[f['severity']]}]{f['severity'].upper()}[/] [bold]{f['title']}[/] "
+        err.print(f"[{colours[f['severity']]}]{f['severity'].upper()}[/] [bold]{escape(f['title'])}[/] "
                   f"({f['code']}, {f['count']:,})", soft_wrap=True)
         err.print(f"  breaks: {f['breaks']}", soft_wrap=True, markup=False)
         err.print(f"  fix:    {f['fix']}", soft_wrap=True, markup=False)
