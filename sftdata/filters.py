@@ -21,7 +21,8 @@ from .items import Reject, Stage
 from .mapping import Mapped
 from .pipeline import record_row
 from .provenance import build_meta
-from .samples import CurateResult, Progress, Sample, Ticker, batches, encoder_for, note_renderers, open_inputs, open_plan
+from .samples import (BATCH_CHARS, CurateResult, Progress, Sample, Ticker, batches, encoder_for, note_renderers,
+                      open_inputs, open_plan, screen)
 from .schemas.records import RecordKind
 from .textquality import check_lang, refusal, script_share
 from .writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
@@ -134,15 +135,27 @@ def _token_check(values: list[Mapped | Reject], plan: Any, encoder: Any, limit: 
     keep = [(i, v) for i, v in enumerate(values) if isinstance(v, Mapped)]
     samples: list[tuple[int, Mapped, Sample]] = []
     out = list(values)
+
+    def too_many(sample: Sample, least: int) -> Reject:
+        return Reject(Stage.filter, "too_many_tokens", f"at least {least:,} tokens (found before tokenizing), "
+                      f"more than --max-tokens {limit}", sample.locator, raw=record_row(sample.record))
+
     for i, mapped in keep:
         rendered = plan.renderer_for(RecordKind(mapped.record.kind)).render(mapped.record, mapped.locator)
         if isinstance(rendered, Reject):
             out[i] = rendered
+            continue
+        sample = Sample(mapped.record, rendered)
+        stopped = screen(sample, encoder, limit, too_many)  # certainly too long, or too large to tokenize
+        if stopped is not None:
+            out[i] = stopped
         else:
-            samples.append((i, mapped, Sample(mapped.record, rendered)))
+            samples.append((i, mapped, sample))
     note_renderers(plan, encoder)
-    for (i, mapped, _), tok in zip(samples, encoder.encode([s.rendered for _, _, s in samples])):
-        if tok.length > limit:
-            out[i] = Reject(Stage.filter, "too_many_tokens", f"{tok.length} tokens, more than --max-tokens {limit}",
-                            mapped.locator, raw=record_row(mapped.record))
+    for part in batches(samples, len(samples) or 1, lambda x: sum(len(s.text) for s in x[2].rendered.segments),
+                        BATCH_CHARS):  # a bounded amount of text per call, as sftdata.samples.tokenized
+        for (i, mapped, _), tok in zip(part, encoder.encode([s.rendered for _, _, s in part])):
+            if tok.length > limit:
+                out[i] = Reject(Stage.filter, "too_many_tokens", f"{tok.length} tokens, more than --max-tokens "
+                                f"{limit}", mapped.locator, raw=record_row(mapped.record))
     return out

@@ -9,7 +9,8 @@ only with ``SFTConfig(completion_only_loss=True)`` (its default is on only for p
 text columns).
 
 No sample silently exceeds max_seq_length: with ``drop`` (the default) a longer sample goes to
-OUT.rejects.jsonl (stage ``tokenize``, reason ``too_long``, counted as filtered); with
+OUT.rejects.jsonl (stage ``tokenize``, reason ``too_long``, counted as filtered; one whose text is
+certainly too long is not tokenized at all, see sftdata.samples.screen); with
 ``truncate`` the untrained tail after the last EOS and then the oldest tokens are cut (the prompt
 first, after the BOS), so the completion's end and its EOS are always kept. Rows whose tokens break an invariant (no EOS at the end of a trained
 span, a second one inside it, two BOS) are rejected rather than written.
@@ -77,7 +78,10 @@ def pretokenize(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
     tokens = 0
     ticker = Ticker(progress)
     with AtomicFile(output) as out, AtomicFile(rejects_path(output)) as rej:
-        for value in tokenized(rendered(inputs_.records(), plan), plan, encoder):
+        drop = on_overflow is Overflow.drop
+        for value in tokenized(rendered(inputs_.records(), plan), plan, encoder,
+                               max_tokens=max_seq_length if drop else None,
+                               too_long=lambda sample, least: _too_long(sample, least, max_seq_length, overflow)):
             ticker.tick()
             if isinstance(value, Sample):
                 value = _fit(value, encoder, max_seq_length, on_overflow, overflow)
@@ -108,6 +112,14 @@ def pretokenize(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
     result.meta = build_meta("pretokenize", inputs_.paths, counts, output, result.rejects, extra, started)
     write_json(meta_path(output), result.meta)
     return result
+
+
+def _too_long(sample: Sample, least: int, limit: int, overflow: dict[str, Any]) -> Reject:
+    """The reject for a sample certainly over the limit, found before tokenizing (sftdata.samples.screen)."""
+    overflow["over"] += 1
+    overflow["dropped"] += 1
+    return Reject(Stage.tokenize, "too_long", f"at least {least:,} tokens (found before tokenizing), more than "
+                  f"--max-seq-length {limit} (--on-overflow drop)", sample.locator, raw=record_row(sample.record))
 
 
 def _fit(sample: Sample, encoder: Any, limit: int, policy: Overflow, overflow: dict[str, Any]) -> Sample | Reject:

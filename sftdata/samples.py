@@ -3,7 +3,9 @@
 Records are read with the core's RecordParser and rendered with a RenderPlan (``--template``,
 default ``auto``: ``chat`` for chat records, ``alpaca`` otherwise, with the tokenizer's EOS), so a
 curation command sees exactly what ``sftdata render`` writes. Tokenizing runs in a helper thread
-(tokenizers releases the GIL), one batch ahead of reading and rendering.
+(tokenizers releases the GIL), one batch ahead of reading and rendering; a batch holds at most
+``BATCH`` samples and ``BATCH_CHARS`` characters. Every sample passes `screen` first, so none longer
+than sftdata.tokenize.MAX_SAMPLE_CHARS is tokenized, nor one certainly over a command's drop limit.
 """
 from __future__ import annotations
 
@@ -15,20 +17,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import TokenizerError
-from .items import Counts, Locator, Reject
+from .items import Counts, Locator, Reject, Stage
 from .light_tokenizer import load_light
 from .mapping import Mapped
-from .pipeline import RecordParser, RunResult, _records
+from .pipeline import RecordParser, RunResult, _records, record_row
 from .readers import expand_sources, read_items
 from .rendering import AUTO, RenderPlan
 from .schemas.records import Record, RecordKind
 from .templating import Rendered, Style
-from .tokenize import Encoder, Tokenized
+from .tokenize import MAX_SAMPLE_CHARS, Encoder, Tokenized
 from .tokens import load_tokenizer
 
 T = TypeVar("T")
 Progress = Callable[[int], None]
 BATCH = 512
+BATCH_CHARS = 2 * MAX_SAMPLE_CHARS
 
 
 @dataclass(slots=True)
@@ -122,10 +125,32 @@ def rendered(stream: Iterable[Mapped | Reject], plan: RenderPlan) -> Iterator[Sa
         yield out if isinstance(out, Reject) else Sample(value.record, out)
 
 
-def tokenized(stream: Iterable[Sample | Reject], plan: RenderPlan, encoder: Encoder,
-              batch: int = BATCH) -> Iterator[Sample | Reject]:
+TooLong = Callable[[Sample, int], Reject]
+
+
+def screen(sample: Sample, encoder: Encoder, max_tokens: int | None = None,
+           too_long: TooLong | None = None) -> Reject | None:
+    """The check every tokenizing command makes before tokenizing (Encoder.screen): a Reject with the
+    record as `raw`, or None. `max_tokens` is the caller's limit when it drops longer samples;
+    `too_long(sample, at_least)` words the reject for one certainly over it (default: stage
+    tokenize, reason ``too_long``)."""
+    verdict = encoder.screen(sample.rendered, max_tokens)
+    if verdict is None:
+        return None
+    if isinstance(verdict, Reject):
+        verdict.raw = record_row(sample.record)
+        return verdict
+    if too_long is not None:
+        return too_long(sample, verdict)
+    return Reject(Stage.tokenize, "too_long", f"at least {verdict:,} tokens, more than {max_tokens:,}",
+                  sample.locator, raw=record_row(sample.record))
+
+
+def tokenized(stream: Iterable[Sample | Reject], plan: RenderPlan, encoder: Encoder, batch: int = BATCH, *,
+              max_tokens: int | None = None, too_long: TooLong | None = None) -> Iterator[Sample | Reject]:
     """Samples with `tokenized` filled in, in input order; one batch is tokenized in a helper thread
-    while the next is read and rendered."""
+    while the next is read and rendered. Samples `screen` stops (with `max_tokens` and `too_long`)
+    come out as Rejects instead, untokenized."""
 
     def encode(values: list[Sample | Reject]) -> list[Sample | Reject]:
         samples = [v for v in values if isinstance(v, Sample)]
@@ -133,9 +158,15 @@ def tokenized(stream: Iterable[Sample | Reject], plan: RenderPlan, encoder: Enco
             sample.tokenized = tok
         return values
 
+    def screened() -> Iterator[Sample | Reject]:
+        for value in stream:
+            if isinstance(value, Sample):
+                value = screen(value, encoder, max_tokens, too_long) or value
+            yield value
+
     with ThreadPoolExecutor(1, thread_name_prefix="sftdata-tokenize") as pool:
         pending: Future[list[Sample | Reject]] | None = None
-        for values in batches(stream, batch):
+        for values in batches(screened(), batch, _chars, BATCH_CHARS):
             note_renderers(plan, encoder)  # renderers are built lazily, on the first record of a kind
             submitted = pool.submit(encode, values)
             if pending is not None:
@@ -145,15 +176,28 @@ def tokenized(stream: Iterable[Sample | Reject], plan: RenderPlan, encoder: Enco
             yield from pending.result()
 
 
-def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+def batches(items: Iterable[T], size: int, cost: Callable[[T], int] | None = None,
+            budget: int = 0) -> Iterator[list[T]]:
+    """Lists of at most `size` items, and, with `cost`, of at most `budget` in total (or one item)."""
     batch: list[T] = []
+    spent = 0
     for item in items:
+        if cost is not None:
+            price = cost(item)
+            if batch and spent + price > budget:
+                yield batch
+                batch, spent = [], 0
+            spent += price
         batch.append(item)
         if len(batch) >= size:
             yield batch
-            batch = []
+            batch, spent = [], 0
     if batch:
         yield batch
+
+
+def _chars(value: Sample | Reject) -> int:
+    return sum(len(s.text) for s in value.rendered.segments) if isinstance(value, Sample) else 0
 
 
 class Ticker:

@@ -121,3 +121,83 @@ def test_synth_stops_on_a_bad_seed_line_naming_it(hostile, tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: {hostile}:3: invalid JSON: unexpected end of data at column 34"
     assert not (tmp_path / "s.jsonl").exists()
+
+
+# --- one enormous row through the tokenizing commands ----------------------------------------------
+
+BIG_WORDS = 800_000  # a 5.6 MB line, past sftdata.tokenize.MAX_SAMPLE_CHARS (tokenized whole it took ~1 GB)
+MEASURED = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+            "sys.stderr.write(f'PEAK={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n'); "
+            "sys.exit(done.returncode)")  # a small wrapper: a child of this test process would inherit its peak
+BIG = {  # name: (arguments, exit code, rejects file, output file, (stage, reason) of the big row, how it counts)
+    "pretokenize-drop": (["pretokenize", "-o", "{o}/p.jsonl", "--tokenizer", TOK, "--template", "chatml",
+                          "--max-seq-length", "2048"], 0, "p.rejects.jsonl", "p.jsonl", ("tokenize", "too_long"),
+                         "filtered"),
+    "pretokenize-truncate": (["pretokenize", "-o", "{o}/p.jsonl", "--tokenizer", TOK, "--template", "chatml",
+                              "--max-seq-length", "2048", "--on-overflow", "truncate"], 0, "p.rejects.jsonl", "p.jsonl",
+                             ("tokenize", "too_large"), "rejected"),
+    "filter": (["filter", "-o", "{o}/f.jsonl", "--tokenizer", TOK, "--max-tokens", "2048"], 0, "f.rejects.jsonl",
+               "f.jsonl", ("filter", "too_many_tokens"), "filtered"),
+    "stats": (["stats", "--tokenizer", TOK, "--max-seq-length", "2048"], 0, None, None, ("tokenize", "too_large"),
+              "rejected"),
+    "audit": (["audit", "--tokenizer", TOK, "--max-seq-length", "2048"], 1, None, None, ("tokenize", "too_large"),
+              "rejected"),
+    "inspect": (["inspect", "--tokenizer", TOK, "-n", "3"], 0, None, None, None, None),
+}
+
+
+@pytest.fixture(scope="module")
+def big_row(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import random
+
+    rnd = random.Random(0)
+    words = ["".join(rnd.choices("abcdefghij", k=6)) for _ in range(2000)]
+    rows = [{"instruction": "hi", "output": "x"}, {"instruction": " ".join(rnd.choices(words, k=BIG_WORDS)),
+                                                   "output": "y"}, {"instruction": "hi", "output": "again"}]
+    path = tmp_path_factory.mktemp("big") / "big.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("command", list(BIG))
+def test_an_enormous_row_is_rejected_before_tokenizing(command, big_row, tmp_path, smollm2_tokenizer_dir):
+    """The row is turned away before the tokenizer sees it (certainly over the drop limit, or over the
+    character cap) with file, line and reason; the good rows come out; memory stays small."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    args, code, rejects, output, where, counted = BIG[command]
+    args = [str(smollm2_tokenizer_dir) if a == TOK else a.format(o=tmp_path) for a in args]
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", MEASURED, sys.executable, "-m", "sftdata.cli", args[0], str(big_row),
+                           *args[1:], "--json"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
+    seconds = time.perf_counter() - started
+    assert done.returncode == code and "Traceback" not in done.stderr, done.stderr
+    peak_mib = int(done.stderr.rsplit("PEAK=", 1)[1]) / 1024
+    assert peak_mib < 512, f"peak RSS {peak_mib:.0f} MiB"
+    assert seconds < 60
+    summary = orjson.loads(done.stdout.splitlines()[-1])
+    if command == "inspect":  # shows the samples that tokenize
+        assert [s["locator"]["line"] for s in summary["samples"]] == [1, 3]
+        return
+    assert summary["read"] == 3 and summary["written"] == 2 and summary[counted] == 1, summary
+    assert summary["read"] == sum(summary[k] for k in ("written", "rejected", "filtered", "deduplicated"))
+    assert summary["by_reason"] == {where[1]: 1}
+    assert f"big.jsonl:2: {where[1]}" in done.stderr
+    if rejects:
+        (row,) = _rows(tmp_path / rejects)
+        assert (Path(row["file"]).name, row["line"], row["stage"], row["reason"]) == ("big.jsonl", 2, *where)
+        assert row["raw"]["output"] == "y"  # the record, to fix and feed again
+        assert len(_rows(tmp_path / output)) == 2
+
+
+@pytest.mark.parametrize("overlong,counts", [("drop", {"too_long": 1}), ("truncate", {"rejected:too_large": 1})])
+def test_train_data_turns_an_enormous_row_away_before_tokenizing(overlong, counts, big_row, smollm2_tokenizer_dir):
+    from sftdata.trainers.data import Preparer
+
+    data = Preparer(str(smollm2_tokenizer_dir), None, 2048, overlong).load([big_row])
+    assert data.counts["used"] == len(data.input_ids) == 2
+    assert {k: v for k, v in data.counts.items() if k not in ("read", "used")} == counts

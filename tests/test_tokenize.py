@@ -172,6 +172,129 @@ def test_token_texts_join_to_the_text(toks) -> None:
     assert "".join(token_texts(encoder, tok.input_ids)) == rendered.text
 
 
+# --- the bound Encoder.screen applies before tokenizing: never above the real count ---------------
+
+def _longest(encoder: Encoder, n: int = 12) -> list[str]:
+    """The texts of the n tokens covering the most bytes (by their own decoding), whitespace runs included."""
+    backend = encoder.backend
+    size = backend.get_vocab_size(with_added_tokens=True)
+    texts = backend.decode_batch([[i] for i in range(size)], skip_special_tokens=False)
+    return sorted((t for t in texts if "\ufffd" not in t), key=lambda t: len(t.encode()), reverse=True)[:n]
+
+
+_UNITS = _ALPHABET | st.sampled_from([" " * 97, "\n" * 41, "\t" * 33, "-" * 80, "=" * 64, "0" * 30, "▁" * 9,
+                                       "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<start_of_turn>", "<eos>",
+                                       "<bos>", "<unk>", "<0x41>", "ĠĠĠ", "\U0001fbf9", "\u212a", "\ufffd"])
+
+
+@pytest.mark.parametrize("name", ["smollm2", "gemma3"])
+def test_min_tokens_never_exceeds_the_real_count(toks, name) -> None:
+    """Sound on both tokenizers and both strategies, for text built from the longest tokens and long
+    runs: a sample that fits is never turned away before tokenizing."""
+    encoder = Encoder(toks[name])
+    bound = encoder.bound
+    assert bound is not None and bound.shrink == 1 and not bound.skip_space
+    longest = _longest(encoder)
+    assert all(len(t.encode()) <= bound.longest for t in longest)  # every token's own text fits in L bytes
+    units = _UNITS | st.sampled_from(longest)
+    segment = st.tuples(st.lists(units, min_size=1, max_size=25).map("".join), st.integers(1, 40))
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(segment, min_size=1, max_size=3))
+    def run(parts) -> None:
+        rendered = Rendered([_seg(text * times, i == len(parts) - 1) for i, (text, times) in enumerate(parts)], WHERE)
+        for strategy in Strategy:
+            encoder.strategy = strategy
+            (tok,) = encoder.encode([rendered])
+            assert encoder.min_tokens(rendered) <= tok.length - int(tok.bos_added)
+
+    run()
+    encoder.strategy = Strategy.piecewise
+    # Tight where the text is the longest token over and over: the bound is that count.
+    top = longest[0]
+    rendered = Rendered([_seg(top * 50, True)], WHERE)
+    (tok,) = encoder.encode([rendered])
+    assert encoder.min_tokens(rendered) <= tok.length - int(tok.bos_added) <= 50 * 2
+
+
+def test_screen_rejects_over_the_character_cap_and_certain_overflow(toks) -> None:
+    from sftdata.items import Reject, Stage
+    from sftdata.tokenize import MAX_SAMPLE_CHARS
+
+    encoder = Encoder(toks["smollm2"])
+    assert encoder.max_chars == MAX_SAMPLE_CHARS == 1_000_000
+    small = Rendered([_seg("Q: hi\n", False), _seg("hello<|im_end|>", True)], WHERE)
+    assert encoder.screen(small) is None and encoder.screen(small, max_tokens=8) is None  # 6 tokens: fits
+    big = Rendered([_seg("x " * 600_000, False), _seg("y<|im_end|>", True)], WHERE)
+    reject = encoder.screen(big)  # no drop limit: only the cap
+    assert isinstance(reject, Reject) and (reject.stage, reject.reason) == (Stage.tokenize, "too_large")
+    assert reject.message == "sample of 1,200,011 characters exceeds the 1,000,000-character limit for tokenizing"
+    assert reject.locator == WHERE
+    least = encoder.screen(big, max_tokens=2048)  # certainly over the limit: the caller words the reject
+    assert isinstance(least, int) and least > 2048
+    assert least <= encoder.min_tokens(big) and encoder.screen(big, max_tokens=least) is not None
+    assert Encoder(toks["smollm2"], max_chars=10).screen(small).reason == "too_large"
+
+
+def _fake(model, normalizer=None, pre_tokenizer=None, added=()):
+    from types import SimpleNamespace
+
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer(model)
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+    if added:
+        tok.add_tokens(list(added))
+    return SimpleNamespace(backend_tokenizer=tok)
+
+
+def test_token_bound_only_where_it_is_sound() -> None:
+    """No bound where one token can cover text of any length or text can vanish before the model."""
+    from tokenizers import AddedToken, normalizers, pre_tokenizers
+    from tokenizers.models import BPE, Unigram, WordPiece
+
+    from sftdata.tokenize import UNICODE_SHRINK, TokenBound, token_bound
+
+    def bpe(**kw):
+        return BPE({"a": 0, "b": 1, "ab": 2, **({"<unk>": 3} if kw else {})}, [("a", "b")], **kw)
+
+    assert token_bound(_fake(bpe())) == TokenBound(2)
+    assert token_bound(_fake(bpe(unk_token="<unk>"))) == TokenBound(5)  # "<unk>": 5 bytes, one character
+    assert token_bound(_fake(bpe(unk_token="<unk>", fuse_unk=True))) is None  # "xxxx…" is one token
+    assert token_bound(_fake(WordPiece({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))) is None
+    assert token_bound(_fake(Unigram([("a", 0.0), ("<unk>", 0.0)], 1))) is None
+    assert token_bound(_fake(bpe(), normalizers.NFKC())) == TokenBound(2, UNICODE_SHRINK)
+    assert token_bound(_fake(bpe(), normalizers.Sequence([normalizers.Replace(" ", "▁"), normalizers.Prepend("▁")]))
+                       ) == TokenBound(2)  # they only add text
+    assert token_bound(_fake(bpe(), normalizers.Replace("abc", "d"))) == TokenBound(2, 3)
+    for vanishing in (normalizers.Strip(), normalizers.StripAccents(), normalizers.Replace(" ", ""),
+                      normalizers.BertNormalizer()):
+        assert token_bound(_fake(bpe(), vanishing)) is None
+    for dropping in (pre_tokenizers.Whitespace(), pre_tokenizers.Split(" ", "removed")):
+        assert token_bound(_fake(bpe(), None, dropping)) is None
+    assert token_bound(_fake(bpe(), None, pre_tokenizers.Sequence([pre_tokenizers.Digits(),
+                                                                  pre_tokenizers.ByteLevel()]))) == TokenBound(2)
+    # A token that strips the whitespace beside it swallows any amount: only the rest counts.
+    stripping = token_bound(_fake(bpe(), added=[AddedToken("<x>", rstrip=True)]))
+    assert stripping == TokenBound(3, 1, True) and stripping.covered_bytes("<x>" + " \n" * 1000) == 3
+    assert token_bound(object()) is None  # no `tokenizers` backend
+
+
+def test_a_stripping_added_token_keeps_the_bound_sound(smollm2_tokenizer_dir) -> None:
+    from types import SimpleNamespace
+
+    from tokenizers import AddedToken, Tokenizer
+
+    from sftdata.tokenize import token_bound
+
+    tok = Tokenizer.from_file(str(smollm2_tokenizer_dir / "tokenizer.json"))
+    tok.add_tokens([AddedToken("<x>", lstrip=True, rstrip=True)])
+    text = "a" + " " * 20_000 + "<x>" + "\n" * 20_000 + "b"
+    bound = token_bound(SimpleNamespace(backend_tokenizer=tok))
+    assert bound.skip_space
+    assert bound.min_tokens(bound.covered_bytes(text)) <= len(tok.encode(text, add_special_tokens=False).ids) == 3
+
+
 def _seg(text: str, train: bool):
     from sftdata.templating import Segment
 

@@ -23,7 +23,7 @@ import orjson
 
 from .. import templates as registry
 from ..errors import TrainError
-from ..items import Locator, Reject
+from ..items import Locator, Reject, Stage
 from ..provenance import read_meta
 from ..readers import expand_sources
 from ..writers import file_digest
@@ -126,9 +126,16 @@ class Preparer:
             self._encoder = encoder_for(self._plan)
         inputs = open_inputs(paths)
         data = TrainData([], [], "records", [file_digest(p) for p in paths], [])
-        for value in tokenized(rendered(inputs.records(), self._plan), self._plan, self._encoder):
+        drop = self.overlong == "drop"
+        for value in tokenized(rendered(inputs.records(), self._plan), self._plan, self._encoder,
+                               max_tokens=self.max_length if drop else None):
             if isinstance(value, Reject):
-                data.counts[f"rejected:{value.reason}"] += 1
+                if value.stage is Stage.tokenize and value.reason == "too_long":  # certainly longer than
+                    # max_length, found before tokenizing (sftdata.samples.screen): counted as _add would
+                    data.counts["read"] += 1
+                    data.counts["too_long"] += 1
+                else:
+                    data.counts[f"rejected:{value.reason}"] += 1
                 continue
             problems = self._encoder.problems(value.tokenized)
             if problems:
