@@ -253,7 +253,7 @@ def test_token_bound_only_where_it_is_sound() -> None:
     from tokenizers import AddedToken, normalizers, pre_tokenizers
     from tokenizers.models import BPE, Unigram, WordPiece
 
-    from sftdata.tokenize import UNICODE_SHRINK, TokenBound, token_bound
+    from sftdata.tokenbound import UNICODE_SHRINK, TokenBound, token_bound
 
     def bpe(**kw):
         return BPE({"a": 0, "b": 1, "ab": 2, **({"<unk>": 3} if kw else {})}, [("a", "b")], **kw)
@@ -285,7 +285,7 @@ def test_a_stripping_added_token_keeps_the_bound_sound(smollm2_tokenizer_dir) ->
 
     from tokenizers import AddedToken, Tokenizer
 
-    from sftdata.tokenize import token_bound
+    from sftdata.tokenbound import token_bound
 
     tok = Tokenizer.from_file(str(smollm2_tokenizer_dir / "tokenizer.json"))
     tok.add_tokens([AddedToken("<x>", lstrip=True, rstrip=True)])
