@@ -11,16 +11,12 @@ The server answers one request at a time; all traffic stays on 127.0.0.1.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from sftdata.trainers.serve import LlamaServer as _LibraryServer, free_port  # noqa: F401  (free_port: for bench/)
 
 LLAMA_CPP_VERSION = "0.3.36"
 CMAKE_ARGS = "-DGGML_NATIVE=OFF"
@@ -58,70 +54,12 @@ def _run(cmd: list[str], env: dict[str, str], timeout: int) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{tail}")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _own_group_dies_with_parent() -> None:
-    """In the child: a process group of its own (so stop/kill reach the whole server), and SIGTERM
-    when the test process dies, so a pytest killed by a timeout leaves no server behind."""
-    os.setsid()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-class LlamaServer:
-    """`python -m llama_cpp.server` on a loopback port; start, stop, kill -9 and restart."""
+class LlamaServer(_LibraryServer):
+    """sftdata's own launcher (sftdata.trainers.serve, used by `serve-check`), one thread by default:
+    `python -m llama_cpp.server` on a loopback port; start, stop, kill -9 and restart (start again)."""
 
     def __init__(self, model: Path, log: Path, port: int | None = None, n_ctx: int = 2048, threads: int = 1) -> None:
-        self.model, self.log, self.port, self.n_ctx, self.threads = model, log, port or free_port(), n_ctx, threads
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self, timeout: float = 180.0) -> LlamaServer:
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
-               "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads)]
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         preexec_fn=_own_group_dies_with_parent)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}; log:\n"
-                                   + self.log.read_text(errors="replace")[-3000:])
-            try:
-                with urllib.request.urlopen(self.base_url + "/models", timeout=2) as response:
-                    if response.status == 200 and json.load(response).get("data"):
-                        return self
-            except (urllib.error.URLError, OSError, ValueError):
-                pass
-            time.sleep(0.25)
-        self.stop()
-        raise RuntimeError(f"llama_cpp.server did not answer within {timeout:g} s")
-
-    def kill(self) -> None:
-        """kill -9, as a crash would."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.proc = None
+        super().__init__(model, log, port=port, n_ctx=n_ctx, threads=threads)
 
 
 import pytest  # noqa: E402  (the helpers above are usable without pytest, e.g. from bench/)

@@ -1,0 +1,286 @@
+"""`sftdata export-gguf`: a finished run → GGUF, with llama.cpp's own converters.
+
+Two exports:
+
+* merged (``merge=True``): the adapter folded into the dequantized base (`infer.merge`), converted whole
+  by ``convert_hf_to_gguf.py``. Before converting, the merged folder's tokenizer_config.json is given
+  the training template as ``chat_template`` and the trained stop token as ``eos_token``, so the GGUF
+  carries them as ``tokenizer.chat_template`` and ``tokenizer.ggml.eos_token_id``; both are read back
+  from the written file and checked.
+* LoRA (default): the adapter alone, by ``convert_lora_to_gguf.py --base <the run's base HF folder>``;
+  llama.cpp applies it on top of the base model's GGUF (``--lora``).
+
+The converters are never copied here: they are run from a llama.cpp source tree (``--llama-cpp DIR``
+or ``LLAMA_CPP_DIR``; the llama-cpp-python sdist carries one under ``vendor/llama.cpp``), as a
+subprocess importing that tree's own ``gguf-py``, so converter and gguf package always match.
+The converter writes into a staging folder beside OUT.gguf, renamed into place when checked. Beside
+the GGUF go ``OUT.sftdata.json`` (what `serve-check` needs: run, template, stop token, base GGUF) and,
+for block templates (Alpaca, Q&A), an Ollama ``OUT.Modelfile``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendError, OutputError, TrainError
+from ..writers import AtomicFile, write_json
+from .prompt_format import PromptFormat, load_prompt_format, modelfile
+
+OUTTYPES = ("f16", "bf16", "q8_0")
+ENV = "LLAMA_CPP_DIR"
+_SCRIPTS = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py")
+_GET = ("pip download --no-deps --no-binary :all: llama-cpp-python==VERSION, unpack it and pass "
+        "llama_cpp_python-VERSION/vendor/llama.cpp")
+# Prints where `import gguf` resolves when imported the way the converters import it.
+_PROBE = "import gguf, sys; sys.stdout.write(gguf.__file__)"
+
+
+@dataclass(frozen=True, slots=True)
+class LlamaCpp:
+    """A llama.cpp source tree holding the converters and the gguf-py they import."""
+
+    root: Path
+    gguf_version: str
+
+    def script(self, name: str) -> Path:
+        return self.root / name
+
+    def env(self) -> dict[str, str]:
+        """The converters put their own gguf-py first unless NO_LOCAL_GGUF is set: never let it be."""
+        env = {k: v for k, v in os.environ.items() if k != "NO_LOCAL_GGUF"}
+        gguf_py = str(self.root / "gguf-py")
+        env["PYTHONPATH"] = os.pathsep.join([gguf_py] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        env.setdefault("HF_HUB_OFFLINE", "1")  # --base is a local folder; nothing to fetch
+        return env
+
+
+def find_llama_cpp(directory: str | os.PathLike[str] | None = None) -> LlamaCpp:
+    """The converter tree from ``directory`` or $LLAMA_CPP_DIR, checked; TrainError naming what is wrong."""
+    given = os.fspath(directory) if directory else os.environ.get(ENV)
+    if not given:
+        raise TrainError("no llama.cpp converters: export-gguf runs llama.cpp's convert_hf_to_gguf.py / "
+                         "convert_lora_to_gguf.py", hint=f"pass --llama-cpp DIR or set {ENV}; to get them: {_GET}")
+    root = Path(given).expanduser()
+    if (root / "vendor" / "llama.cpp" / _SCRIPTS[0]).is_file():  # the unpacked llama-cpp-python sdist
+        root = root / "vendor" / "llama.cpp"
+    if not root.is_dir():
+        raise TrainError("the llama.cpp directory does not exist", file=str(root), hint=f"to get one: {_GET}")
+    missing = [name for name in _SCRIPTS if not (root / name).is_file()]
+    if missing:
+        raise TrainError(f"not a llama.cpp source tree: no {', '.join(missing)}", file=str(root),
+                         hint=f"to get one: {_GET}")
+    pyproject = root / "gguf-py" / "pyproject.toml"
+    if not (root / "gguf-py" / "gguf" / "__init__.py").is_file() or not pyproject.is_file():
+        raise TrainError("the llama.cpp tree has no gguf-py/ beside its converters, so they would import whatever "
+                         "gguf package is installed, whose version need not match them", file=str(root),
+                         hint=f"use a complete llama.cpp tree ({_GET})")
+    version = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(encoding="utf-8"), re.M)
+    if version is None:
+        raise TrainError("cannot read the gguf-py version", file=str(pyproject))
+    if "from conversion import" in (root / _SCRIPTS[0]).read_text(encoding="utf-8", errors="replace") \
+            and not (root / "conversion" / "__init__.py").is_file():
+        raise TrainError("the converter imports its conversion/ package, which is missing", file=str(root))
+    tree = LlamaCpp(root.resolve(), version.group(1))
+    _check_gguf_import(tree)
+    return tree
+
+
+def _check_gguf_import(tree: LlamaCpp) -> None:
+    """`import gguf` in the converter's environment must be this tree's gguf-py, not an installed one."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=tree.env(),
+                              cwd=tree.root, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise BackendError(f"cannot run Python to check the converters: {error}") from None
+    if proc.returncode != 0:
+        raise TrainError(f"the converters' gguf-py does not import: {_tail(proc.stderr, 3)}", file=str(tree.root))
+    where = Path(proc.stdout.splitlines()[0]).resolve()
+    if not where.is_relative_to(tree.root / "gguf-py"):
+        raise TrainError(f"`import gguf` resolves to {where}, not to the converters' own gguf-py "
+                         f"{tree.gguf_version}", file=str(tree.root), hint="unset PYTHONPATH entries that shadow it")
+
+
+@dataclass(slots=True)
+class GgufExport:
+    """What export_gguf wrote and how to serve it."""
+
+    path: Path
+    kind: str  # "merged" or "lora"
+    outtype: str
+    bytes: int
+    run: Path
+    template: str
+    eos: str
+    eos_id: int | None
+    chat_template: bool  # the GGUF (merged) or the side file (LoRA) carries the training template
+    base_gguf: str | None  # the model a LoRA applies to (the run's base, when it was a .gguf file)
+    modelfile: Path | None
+    sidecar: Path
+    llama_cpp: str
+    gguf_py_version: str
+    notes: list[str] = field(default_factory=list)
+
+    def serve_commands(self) -> list[str]:
+        """Commands that serve this export with llama-cpp-python's server and with llama.cpp's own."""
+        if self.kind == "merged":
+            return [f"python -m llama_cpp.server --model {self.path}", f"llama-server -m {self.path} --jinja"]
+        base = self.base_gguf or "BASE.gguf"
+        return [f"python -m llama_cpp.server --model {base} --lora_path {self.path}",
+                f"llama-server -m {base} --lora {self.path}"]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("path", "run", "modelfile", "sidecar"):
+            data[key] = str(data[key]) if data[key] is not None else None
+        return {**data, "serve_commands": self.serve_commands()}
+
+
+def sidecar_path(gguf: Path) -> Path:
+    return gguf.with_name(gguf.stem + ".sftdata.json")
+
+
+def export_gguf(run_dir: str | os.PathLike[str], output: str | os.PathLike[str], *, merge: bool = False,
+                outtype: str = "f16", llama_cpp: str | os.PathLike[str] | None = None,
+                overwrite: bool = False) -> GgufExport:
+    """Convert a finished run to OUT.gguf (merged model, or the LoRA adapter alone)."""
+    from .infer import _source
+    from .outputs import read_info, require_done
+
+    run, out = Path(run_dir), Path(output).absolute()  # the converters run in their own folder
+    info = read_info(run)
+    require_done(run, info)
+    if outtype not in OUTTYPES:
+        raise TrainError(f"unknown --outtype {outtype!r}", hint=f"use one of {', '.join(OUTTYPES)}")
+    if out.suffix.lower() != ".gguf":
+        raise OutputError("the output file must end in .gguf", file=str(out))
+    if out.exists() and not overwrite:
+        raise OutputError("the output file exists", file=str(out), hint="pass --overwrite or pick another name")
+    tree = find_llama_cpp(llama_cpp)
+    fmt = load_prompt_format(run, info)
+    base = info["base_model"]
+    source = _source(info)
+    if not merge and source.kind == "hub" and not Path(source.path).is_dir():
+        raise TrainError("the LoRA converter needs the base model's config.json in a local folder; this run's base "
+                         f"is the hub id {source.spec!r}", hint="export with --merge, or train from a local folder")
+    base_gguf = str(Path(base["spec"]).resolve()) if base["kind"] == "gguf" else None
+    notes: list[str] = []
+    chat_template = fmt.chat_template()
+    if chat_template is None:
+        notes.append(f"the template {fmt.name!r} cannot be written as a chat template that servers render the same "
+                     "way; prompts must be rendered with it (sftdata serve-check does) and sent to /v1/completions")
+    if fmt.eos_id is None:
+        notes.append(f"the stop token {fmt.eos!r} is not one token: pass it as a stop string")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        written = staging / out.name
+        if merge:
+            _convert_merged(run, staging, written, fmt, chat_template, outtype, tree)
+        else:
+            args = [str(tree.script("convert_lora_to_gguf.py")), "--base", source.path, "--outtype", outtype,
+                    "--outfile", str(written), str(run.resolve())]
+            _run_converter(tree, args, "convert_lora_to_gguf.py")
+        _check_written(written, "merged" if merge else "lora", chat_template, fmt)
+        os.replace(written, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    for stale in (".chat_template.jinja", ".Modelfile"):  # of an export this one replaces
+        out.with_name(out.stem + stale).unlink(missing_ok=True)
+    template_file = None
+    if not merge and chat_template is not None:  # the base GGUF keeps its own template: ship ours beside
+        template_file = out.with_name(out.stem + ".chat_template.jinja")
+        with AtomicFile(template_file) as handle:
+            handle.write(chat_template.encode("utf-8"))
+        notes.append(f"servers apply the base GGUF's own chat template unless told otherwise: "
+                     f"llama-server --jinja --chat-template-file {template_file}")
+    text = modelfile(out.name, fmt, None if merge else (base_gguf or "BASE.gguf"))
+    mf = out.with_name(out.stem + ".Modelfile") if text is not None else None
+    if mf is not None:
+        with AtomicFile(mf) as handle:
+            handle.write(text.encode("utf-8"))
+    result = GgufExport(out, "merged" if merge else "lora", outtype, out.stat().st_size, run.resolve(), fmt.name,
+                        fmt.eos, fmt.eos_id, chat_template is not None, None if merge else base_gguf, mf,
+                        sidecar_path(out), str(tree.root), tree.gguf_version, notes)
+    write_json(result.sidecar, {"sftdata_export": 1, **result.as_dict(), "gguf": out.name,
+                                "template_sha256": fmt.sha256, "merged_base_gguf": base_gguf if merge else None,
+                                "chat_template_file": str(template_file) if template_file else None})
+    return result
+
+
+def _convert_merged(run: Path, staging: Path, written: Path, fmt: PromptFormat, chat_template: str | None,
+                    outtype: str, tree: LlamaCpp) -> None:
+    from .infer import merge as merge_run
+
+    hf = merge_run(run, staging / "merged")
+    config_path = hf / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if chat_template is not None:
+        config["chat_template"] = chat_template  # read before chat_template.jinja by the converter
+        (hf / "chat_template.jinja").unlink(missing_ok=True)
+    else:
+        config.pop("chat_template", None)
+        (hf / "chat_template.jinja").unlink(missing_ok=True)  # not the training format: write none
+    if fmt.eos_id is not None:
+        config["eos_token"] = fmt.eos
+    config_path.write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
+    args = [str(tree.script("convert_hf_to_gguf.py")), str(hf), "--outtype", outtype, "--outfile", str(written)]
+    _run_converter(tree, args, "convert_hf_to_gguf.py")
+
+
+def _run_converter(tree: LlamaCpp, args: list[str], what: str) -> None:
+    try:
+        proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=tree.env(), cwd=tree.root)
+    except OSError as error:
+        raise BackendError(f"cannot run {what}: {error}") from None
+    if proc.returncode != 0:
+        raise BackendError(f"{what} failed (exit {proc.returncode}): {_tail(proc.stdout + proc.stderr, 12)}",
+                           file=str(tree.root))
+
+
+def _tail(text: str, lines: int) -> str:
+    return " | ".join(line for line in text.strip().splitlines()[-lines:] if line.strip())
+
+
+def read_metadata(path: Path, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Scalar and string metadata of a GGUF file (arrays left out), through the gguf package."""
+    try:
+        from gguf import GGUFReader
+        from gguf.constants import GGUFValueType
+    except ImportError:
+        raise TrainError("reading GGUF metadata needs the gguf package", hint="pip install 'sftdata[tokenizers]'") from None
+    try:
+        reader = GGUFReader(path)
+    except Exception as error:  # gguf raises ValueError/struct errors for a file that is not GGUF
+        raise TrainError(f"not a readable GGUF file: {type(error).__name__}: {error}", file=str(path)) from None
+    values: dict[str, Any] = {}
+    for name, fld in reader.fields.items():
+        if (keys is not None and name not in keys) or not fld.types or fld.types[0] == GGUFValueType.ARRAY:
+            continue
+        values[name] = fld.contents()
+    return values
+
+
+def _check_written(path: Path, kind: str, chat_template: str | None, fmt: PromptFormat) -> None:
+    """The converter's output carries what it must: a model with our template and stop token, or a LoRA."""
+    keys = ("general.type", "adapter.type", "tokenizer.chat_template", "tokenizer.ggml.eos_token_id")
+    meta = read_metadata(path, keys)
+    if kind == "lora":
+        if meta.get("general.type") != "adapter" or meta.get("adapter.type") != "lora":
+            raise BackendError(f"the converter did not write a LoRA adapter GGUF (general.type "
+                               f"{meta.get('general.type')!r}, adapter.type {meta.get('adapter.type')!r})")
+        return
+    if chat_template is not None and meta.get("tokenizer.chat_template") != chat_template:
+        raise BackendError("the converted GGUF does not carry the training template as tokenizer.chat_template")
+    if fmt.eos_id is not None and meta.get("tokenizer.ggml.eos_token_id") != fmt.eos_id:
+        raise BackendError(f"the converted GGUF's EOS id is {meta.get('tokenizer.ggml.eos_token_id')}, not the "
+                           f"trained stop token {fmt.eos!r} ({fmt.eos_id})")

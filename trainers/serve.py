@@ -1,0 +1,293 @@
+"""`sftdata serve-check`: serve an export with llama.cpp and ask it, the way a user's server would.
+
+The server is llama-cpp-python's (``python -m llama_cpp.server``, which embeds llama.cpp), started on
+127.0.0.1 on a free port: a merged GGUF alone, or the base GGUF with a LoRA GGUF (``--lora_path``).
+A training run directory is first exported as a LoRA GGUF into a temporary folder (which needs the
+converters, as export-gguf does). Prompts go through the OpenAI-compatible API:
+
+* ``completion`` (the default when the training template is known, from the run or the export's
+  ``.sftdata.json``): the prompt rendered by the training Renderer itself, sent to /v1/completions
+  with the stop token as a stop string;
+* ``chat``: /v1/chat/completions, so the server formats the prompt with the GGUF's own
+  ``tokenizer.chat_template``; for a merged export that is the training template (export-gguf wrote it).
+
+Each answer is reported with whether it ended at the stop token (finish_reason "stop", not "length")
+and whether it contains the expected text; with ``compare_base`` the base model answers too.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendError, TrainError
+from .gguf import export_gguf, read_metadata, sidecar_path
+from .prompt_format import PromptFormat, load_prompt_format
+
+ENDPOINTS = ("auto", "completion", "chat")
+_SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _own_group_dies_with_parent() -> None:
+    """In the child: a process group of its own (stop reaches the whole server), and SIGTERM when the
+    parent dies (Linux), so a killed sftdata or test run leaves no server behind."""
+    os.setsid()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class LlamaServer:
+    """`python -m llama_cpp.server` on a loopback port: a model GGUF, optionally with a LoRA GGUF."""
+
+    def __init__(self, model: Path, log: Path, *, lora: Path | None = None, port: int | None = None,
+                 n_ctx: int = 2048, threads: int | None = None, python: str = sys.executable) -> None:
+        self.model, self.lora, self.log, self.port, self.n_ctx = Path(model), lora, Path(log), port or free_port(), n_ctx
+        self.threads = threads or max(1, min(4, os.cpu_count() or 1))
+        self.python = python
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        cmd = [self.python, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
+               "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads)]
+        return cmd + (["--lora_path", str(self.lora)] if self.lora else [])
+
+    def start(self, timeout: float = 180.0) -> LlamaServer:
+        """Start and wait until /v1/models answers; BackendError with the log's tail if it never does."""
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=_own_group_dies_with_parent)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.proc = None
+                raise BackendError(f"llama_cpp.server exited with {code}: {self.log_tail()}", file=str(self.model))
+            try:
+                with urllib.request.urlopen(self.base_url + "/models", timeout=2) as response:
+                    if response.status == 200 and json.load(response).get("data"):
+                        return self
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise BackendError(f"llama_cpp.server did not answer within {timeout:g} s: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 8) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(line for line in text.strip().splitlines()[-lines:] if line.strip())
+
+    def kill(self) -> None:
+        """kill -9 of the server's process group, as a crash would."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.proc = None
+
+    def __enter__(self) -> LlamaServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def check_server_installed() -> None:
+    missing = [name for name in _SERVER_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise BackendError(f"llama-cpp-python's server is not installed (missing {', '.join(missing)})",
+                           hint="pip install 'llama-cpp-python[server]' (on CPUs that lack what the build "
+                                "detects, with CMAKE_ARGS=-DGGML_NATIVE=OFF)")
+
+
+@dataclass(slots=True)
+class Answer:
+    prompt: str
+    text: str
+    finish_reason: str | None
+    stopped: bool  # ended at the stop token, not at max_tokens
+    contains_expect: bool | None  # None without --expect
+    rendered_prompt: str | None = None  # what /v1/completions was sent (None on the chat endpoint)
+    base_text: str | None = None
+    base_stopped: bool | None = None
+
+
+@dataclass(slots=True)
+class ServeCheck:
+    model: str
+    lora: str | None
+    endpoint: str
+    template: str | None
+    stop: str | None
+    answers: list[Answer] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(a.stopped and a.contains_expect is not False for a in self.answers)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"command": "serve-check", "ok": self.ok, "model": self.model, "lora": self.lora,
+                "endpoint": self.endpoint, "template": self.template, "stop": self.stop,
+                "answers": [asdict(a) for a in self.answers]}
+
+
+@dataclass(slots=True)
+class _Target:
+    model: Path
+    lora: Path | None
+    base: Path | None  # what compare_base serves: the model without the adapter / the run's base
+    fmt: PromptFormat | None
+
+
+def serve_check(target: str | os.PathLike[str], prompts: list[str], *, expect: str | None = None,
+                base: str | os.PathLike[str] | None = None, endpoint: str = "auto", max_tokens: int = 128,
+                compare_base: bool = False, llama_cpp: str | os.PathLike[str] | None = None,
+                threads: int | None = None, n_ctx: int = 2048) -> ServeCheck:
+    """Serve a run (as base + LoRA GGUF) or an exported GGUF with llama.cpp and ask it the prompts."""
+    if endpoint not in ENDPOINTS:
+        raise TrainError(f"unknown --endpoint {endpoint!r}", hint=f"use one of {', '.join(ENDPOINTS)}")
+    if not prompts:
+        raise TrainError("give at least one --prompt")
+    check_server_installed()
+    with tempfile.TemporaryDirectory(prefix="sftdata-serve-check-") as scratch:
+        work = Path(scratch)
+        resolved = _resolve(Path(target), Path(base) if base else None, llama_cpp, work)
+        if compare_base and resolved.base is None:
+            raise TrainError("no base model to compare with: the base of this export is not known as a GGUF file",
+                             hint="pass --base BASE.gguf")
+        if endpoint == "auto":
+            endpoint = "completion" if resolved.fmt is not None else "chat"
+        if endpoint == "completion" and resolved.fmt is None:
+            raise TrainError("no training template is known for this GGUF (no .sftdata.json beside it), so prompts "
+                             "cannot be rendered for /v1/completions", file=str(target),
+                             hint="use --endpoint chat (the GGUF's own chat template)")
+        fmt = resolved.fmt
+        rendered = [fmt.prompt(p) if fmt is not None and endpoint == "completion" else None for p in prompts]
+        stop = fmt.eos if fmt is not None else None
+        result = ServeCheck(str(resolved.model), str(resolved.lora) if resolved.lora else None, endpoint,
+                            fmt.name if fmt else None, stop)
+        server = LlamaServer(resolved.model, work / "server.log", lora=resolved.lora, threads=threads, n_ctx=n_ctx)
+        with server:
+            for prompt, text in zip(prompts, rendered):
+                answer, reason = _ask(server, endpoint, prompt, text, stop, max_tokens)
+                result.answers.append(Answer(prompt, answer, reason, reason == "stop",
+                                             None if expect is None else expect in answer, text))
+        if compare_base:
+            with LlamaServer(resolved.base, work / "base.log", threads=threads, n_ctx=n_ctx) as base_server:
+                for answer, text in zip(result.answers, rendered):
+                    answer.base_text, reason = _ask(base_server, endpoint, answer.prompt, text, stop, max_tokens)
+                    answer.base_stopped = reason == "stop"
+    return result
+
+
+def _resolve(target: Path, base: Path | None, llama_cpp: Any, work: Path) -> _Target:
+    from .outputs import INFO, read_info, require_done
+
+    if target.is_dir():
+        if not (target / INFO).is_file():
+            raise TrainError(f"neither a training output directory (no {INFO}) nor a .gguf file", file=str(target))
+        info = read_info(target)
+        require_done(target, info)
+        run_base = Path(info["base_model"]["spec"]) if info["base_model"]["kind"] == "gguf" else None
+        model = base or run_base
+        if model is None:
+            raise TrainError("the run's base model is not a GGUF file, so llama.cpp has nothing to apply the "
+                             "adapter to", file=str(target), hint="pass --base BASE.gguf (the base model as GGUF)")
+        _need_file(model)
+        lora = export_gguf(target, work / "adapter.gguf", llama_cpp=llama_cpp).path
+        return _Target(model, lora, model, load_prompt_format(target, info))
+    _need_file(target)
+    meta = read_metadata(target, ("general.type",))
+    sidecar = _read_sidecar(target)
+    fmt = None
+    if sidecar is not None:
+        run = Path(sidecar["run"])
+        if not run.is_dir():
+            raise TrainError(f"the run this GGUF was exported from ({run}) is gone, so its template is unknown",
+                             file=str(sidecar_path(target)), hint="use --endpoint chat (the GGUF's own template)")
+        fmt = load_prompt_format(run)
+    if meta.get("general.type") == "adapter":
+        model = base or (Path(sidecar["base_gguf"]) if sidecar and sidecar.get("base_gguf") else None)
+        if model is None:
+            raise TrainError("a LoRA GGUF needs its base model", file=str(target), hint="pass --base BASE.gguf")
+        _need_file(model)
+        return _Target(model, target, model, fmt)
+    run_base = sidecar.get("merged_base_gguf") if sidecar else None
+    return _Target(target, None, base or (Path(run_base) if run_base else None), fmt)
+
+
+def _read_sidecar(gguf: Path) -> dict[str, Any] | None:
+    path = sidecar_path(gguf)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise TrainError(f"unreadable export record: {error}", file=str(path)) from None
+    if not isinstance(data, dict) or data.get("sftdata_export") != 1 or "run" not in data:
+        raise TrainError("not an sftdata export record", file=str(path))
+    return data
+
+
+def _need_file(path: Path) -> None:
+    if not path.is_file():
+        raise TrainError("no such GGUF file", file=str(path))
+
+
+def _ask(server: LlamaServer, endpoint: str, prompt: str, rendered: str | None, stop: str | None,
+         max_tokens: int) -> tuple[str, str | None]:
+    """One greedy answer and its finish_reason, through the OpenAI-compatible API."""
+    body: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0, "seed": 0}
+    if endpoint == "completion":
+        path, body["prompt"] = "/completions", rendered
+    else:
+        path, body["messages"] = "/chat/completions", [{"role": "user", "content": prompt}]
+    if stop:
+        body["stop"] = [stop]
+    request = urllib.request.Request(server.base_url + path, data=json.dumps(body).encode("utf-8"),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            reply = json.load(response)
+    except urllib.error.HTTPError as error:
+        raise BackendError(f"the server answered {error.code} to {path}: "
+                           f"{error.read().decode('utf-8', 'replace')[:300]}") from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise BackendError(f"no answer from the server on {path}: {error}; log: {server.log_tail()}") from None
+    choice = reply["choices"][0]
+    text = choice["text"] if endpoint == "completion" else (choice["message"].get("content") or "")
+    return text, choice.get("finish_reason")
