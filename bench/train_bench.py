@@ -10,6 +10,8 @@
   random batch order.
 - **sftdata**: ``sftdata.trainers`` as ``sftdata train`` wires it: records rendered and tokenized by
   sftdata (completion-only loss), a distinct pad token, padding-free length-grouped batches.
+  **sftdata-padded** (``--sides baseline,sftdata,sftdata-padded``): the same with length-grouped
+  batches padded per row instead of padding-free (no block-diagonal mask over the whole batch).
 - Both: the 4-bit NF4 base (fp32 compute on CPU), LoRA r=8/alpha=16 on all linear layers,
   batch ``--batch``, lr 2e-4, torch AdamW, no gradient checkpointing, seed 3407.
 - **Measured**, each side a whole separate process, the sides alternating: real (non-pad) tokens
@@ -35,6 +37,9 @@ OUT = ROOT / "bench" / "out" / "train"
 SHARED = ROOT.parent / "shared" / "data"
 
 
+SIDES = ("baseline", "sftdata", "sftdata-padded")
+
+
 def _default_model() -> str:
     sys.path.insert(0, str(ROOT / "tests"))
     import realmodels
@@ -46,11 +51,12 @@ class Counter:
     """Wraps a collator: counts processed positions, real tokens and loss-bearing tokens."""
 
     def __init__(self, collate):
-        self.collate, self.processed, self.real, self.trained = collate, 0, 0, 0
+        self.collate, self.processed, self.real, self.trained, self.largest = collate, 0, 0, 0, 0
 
     def __call__(self, examples):
         batch = self.collate(examples)
         self.processed += batch["input_ids"].numel()
+        self.largest = max(self.largest, batch["input_ids"].numel())
         self.real += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
         self.trained += int((batch["labels"][:, 1:] != -100).sum())
         return batch
@@ -79,7 +85,7 @@ def _timed_train(trainer) -> dict:
     seconds = time.perf_counter() - started
     sampler.stop.set()
     sampler.join()
-    return {"seconds": seconds, "processed": counter.processed, "real": counter.real, "trained": counter.trained,
+    return {"seconds": seconds, "processed": counter.processed, "largest_batch": counter.largest, "real": counter.real, "trained": counter.trained,
             "steps": trainer.state.global_step, "train_peak_rss": sampler.peak,
             "first_loss": next(e["loss"] for e in trainer.state.log_history if "loss" in e)}
 
@@ -92,16 +98,18 @@ def side_sftdata(args) -> dict:
     from sftdata.trainers.models import load_model, quantization, resolve_model
     from sftdata.trainers.qlora import build_trainer, keep_training_layout
 
+    padding_free = args.side == "sftdata"  # "sftdata-padded": length-grouped batches padded per row
     config = resolve_config("cpu-smoke", {"max_steps": args.steps, "batch_size": args.batch, "lora_r": 8,
                                           "max_length": args.max_length, "save_steps": 10**6,
-                                          "padding_free": True, "group_by_length": True})
+                                          "padding_free": padding_free, "group_by_length": True})
     source = resolve_model(args.model)
     tokenizer = load_tokenizer(source.path)
     data = Preparer(tokenizer, "alpaca", config.max_length).load([args.records])
     choose_pad(tokenizer, data.eos)
     model = load_model(source, precision="fp32", device_map={"": "cpu"}, quantization_config=quantization(config, "fp32"))
     keep_training_layout(model)
-    check_no_leakage(model, tokenizer, "--padding-free")
+    if padding_free:
+        check_no_leakage(model, tokenizer, "--padding-free")
     trainer = build_trainer(model, tokenizer, data, None, config, Path(args.workdir), "fp32", "cpu", None)
     return _timed_train(trainer)
 
@@ -161,7 +169,7 @@ def child(args) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    result = (side_sftdata if args.side == "sftdata" else side_baseline)(args)
+    result = (side_baseline if args.side == "baseline" else side_sftdata)(args)
     result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -192,7 +200,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=512)
-    parser.add_argument("--child", choices=["sftdata", "baseline"], dest="side")
+    parser.add_argument("--child", choices=SIDES, dest="side")
+    parser.add_argument("--sides", default="baseline,sftdata",
+                        help=f"which sides to run, in this order each round (of {', '.join(SIDES)})")
     parser.add_argument("--records")
     parser.add_argument("--texts")
     parser.add_argument("--workdir")
@@ -202,21 +212,25 @@ def main() -> None:
         return child(args)
     print(f"load average at start: {os.getloadavg()}", flush=True)
     records, texts = prepare(args)
-    runs = [run_side(args, side, records, texts, r) for r in range(args.rounds) for side in ("baseline", "sftdata")]
+    sides = args.sides.split(",")
+    runs = [run_side(args, side, records, texts, r) for r in range(args.rounds) for side in sides]
     report(runs)
     print(f"load average at end: {os.getloadavg()}")
 
 
 def report(runs: list[dict]) -> None:
+    sides = list(dict.fromkeys(r["side"] for r in runs))
     med = {side: {k: statistics.median(r[k] for r in runs if r["side"] == side)
                   for k in ("tokens_per_s", "trained_per_s", "pad_fraction", "peak_rss", "train_peak_rss")}
-           for side in ("baseline", "sftdata")}
+           for side in sides}
     for side, m in med.items():
         print(f"median {side:8s}: {m['tokens_per_s']:.1f} real tok/s, {m['trained_per_s']:.1f} loss tok/s, padding "
               f"{m['pad_fraction']:.1%}, peak RSS {m['peak_rss'] / 2**20:.0f} MiB (training {m['train_peak_rss'] / 2**20:.0f} MiB)")
-    b, s = med["baseline"], med["sftdata"]
-    print(f"ratios sftdata/baseline: real tokens/s x{s['tokens_per_s'] / b['tokens_per_s']:.2f}, "
-          f"peak RSS x{s['peak_rss'] / b['peak_rss']:.2f} (training x{s['train_peak_rss'] / b['train_peak_rss']:.2f})")
+    b = med.get("baseline")
+    for side in (s for s in sides if s != "baseline" and b):
+        m = med[side]
+        print(f"ratios {side}/baseline: real tokens/s x{m['tokens_per_s'] / b['tokens_per_s']:.2f}, "
+              f"peak RSS x{m['peak_rss'] / b['peak_rss']:.2f} (training x{m['train_peak_rss'] / b['train_peak_rss']:.2f})")
 
 
 if __name__ == "__main__":
