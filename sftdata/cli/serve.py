@@ -17,6 +17,7 @@ from rich.table import Table
 
 from .common import JsonOpt, err, errors
 
+
 class OutType(str, Enum):
     f16 = "f16"
     q8_0 = "q8_0"
