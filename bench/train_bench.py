@@ -188,6 +188,7 @@ def run_side(args, side: str, records: Path, texts: Path, round_: int) -> dict:
                   trained_per_s=result["trained"] / result["seconds"], pad_fraction=1 - result["real"] / result["processed"])
     print(f"  {side:8s} round {round_}: {result['tokens_per_s']:7.1f} real tok/s, {result['trained_per_s']:7.1f} "
           f"loss tok/s, padding {result['pad_fraction']:.1%}, {result['seconds']:.1f} s for {result['steps']} steps, "
+          f"largest batch {result['largest_batch']} positions, "
           f"peak RSS {result['peak_rss'] / 2**20:.0f} MiB (training {result['train_peak_rss'] / 2**20:.0f} MiB)",
           flush=True)
     return result
