@@ -50,9 +50,13 @@ def server_installed() -> None:
 @pytest.fixture(scope="module")
 def merged(identity_run: dict, converters: Path, sftdata_cache: Path, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("export") / "identity.gguf"
+    killed = out.parent / ".identity.gguf.tmp-abc123"  # what an export killed mid-conversion leaves
+    (killed / "merged").mkdir(parents=True)
+    (killed / "merged" / "model.safetensors").write_bytes(b"half")
     code, stdout, stderr = _invoke(["export-gguf", identity_run["out"], "-o", out, "--merge", "--llama-cpp",
                                     converters, "--json"], sftdata_cache)
     assert code == 0, stderr
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []  # staging cleared
     return {**_json(stdout), "stderr": stderr}
 
 

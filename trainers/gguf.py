@@ -19,6 +19,7 @@ for block templates (Alpaca, Q&A), an Ollama ``OUT.Modelfile``.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -180,6 +181,7 @@ def export_gguf(run_dir: str | os.PathLike[str], output: str | os.PathLike[str],
         notes.append(f"the stop token {fmt.eos!r} is not one token: pass it as a stop string")
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    _clear_staging(out)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         written = staging / out.name
@@ -215,6 +217,14 @@ def export_gguf(run_dir: str | os.PathLike[str], output: str | os.PathLike[str],
                                 "template_sha256": fmt.sha256, "merged_base_gguf": base_gguf if merge else None,
                                 "chat_template_file": str(template_file) if template_file else None})
     return result
+
+
+def _clear_staging(out: Path) -> None:
+    """Staging folders of earlier exports to this OUT that were killed before cleaning up (a merged
+    model each: GBs for an 8B one). Only this command makes names of this shape."""
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.tmp-*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _convert_merged(run: Path, staging: Path, written: Path, fmt: PromptFormat, chat_template: str | None,
