@@ -152,7 +152,7 @@ def _token_check(values: list[Mapped | Reject], plan: Any, encoder: Any, limit: 
         else:
             samples.append((i, mapped, sample))
     note_renderers(plan, encoder)
-    for part in batches(samples, len(samples) or 1, lambda x: sum(len(s.text) for s in x[2].rendered.segments),
+    for part in batches(samples, len(samples) or 1, lambda x: x[2].rendered.chars,
                         BATCH_CHARS):  # a bounded amount of text per call, as sftdata.samples.tokenized
         for (i, mapped, _), tok in zip(part, encoder.encode([s.rendered for _, _, s in part])):
             if tok.length > limit:

@@ -197,7 +197,7 @@ def batches(items: Iterable[T], size: int, cost: Callable[[T], int] | None = Non
 
 
 def _chars(value: Sample | Reject) -> int:
-    return sum(len(s.text) for s in value.rendered.segments) if isinstance(value, Sample) else 0
+    return value.rendered.chars if isinstance(value, Sample) else 0
 
 
 class Ticker:

@@ -50,6 +50,11 @@ class Rendered:
     def text(self) -> str:
         return "".join(s.text for s in self.segments)
 
+    @property
+    def chars(self) -> int:
+        """len(self.text), without joining: what the tokenizing commands bound and batch by."""
+        return sum(len(s.text) for s in self.segments)
+
     def split(self) -> tuple[str, str]:
         """(prompt, completion): completion is the last trained segment, prompt everything before it."""
         last = max(i for i, s in enumerate(self.segments) if s.train)

@@ -156,7 +156,7 @@ class Encoder:
             least = self.min_tokens(rendered)
             if least is not None and least > max_tokens:
                 return least
-        chars = sum(len(s.text) for s in rendered.segments)
+        chars = rendered.chars
         if chars > self.max_chars:
             return Reject(Stage.tokenize, "too_large", f"sample of {chars:,} characters exceeds the "
                           f"{self.max_chars:,}-character limit for tokenizing", rendered.locator)

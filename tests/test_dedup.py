@@ -17,6 +17,8 @@ from sftdata.dedup import dedup, dupes_path
 from sftdata.minhash import (DEFAULT_THRESHOLD, Sketcher, estimate, find_duplicates, lsh_params, normalise,
                              shingle_sizes)
 
+from peak_rss import run_measured
+
 # One word changed in each pair; a word-based ROUGE tokeniser ([a-z0-9]+) sees no token at all.
 KO_PAIRS = [
     ("서울은 대한민국의 수도이며 가장 큰 도시입니다.", "서울은 대한민국의 수도이며 가장 오래된 도시입니다."),
@@ -198,7 +200,6 @@ def test_sketches_do_not_depend_on_how_long_texts_are_cut(texts, group) -> None:
 def test_a_50_mb_row_is_deduplicated_in_bounded_memory(tmp_path) -> None:
     """One 50 MB line (a hostile input) took 2 GB to sketch; cut into pieces it stays under 1 GB."""
     import random
-    import subprocess
     import sys
 
     rnd = random.Random(0)
@@ -207,15 +208,9 @@ def test_a_50_mb_row_is_deduplicated_in_bounded_memory(tmp_path) -> None:
                                                    "output": "y"}, {"instruction": "hi", "output": "again"}]
     (tmp_path / "big.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     del rows
-    # A small wrapper process measures the command: a child started straight from this (large) test
-    # process would inherit its peak RSS across exec.
-    wrapper = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
-               "sys.stderr.write(f'PEAK={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n'); "
-               "sys.exit(done.returncode)")
-    done = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "sftdata.cli", "dedup", "big.jsonl",
-                           "-o", "out.jsonl", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done, peak_kib = run_measured([sys.executable, "-m", "sftdata.cli", "dedup", "big.jsonl", "-o", "out.jsonl",
+                                   "--json"], cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
-    peak_kib = int(done.stderr.rsplit("PEAK=", 1)[1])
     assert peak_kib < 1 << 20, f"peak RSS {peak_kib / 1024:.0f} MiB"
     summary = json.loads(done.stdout)
     assert (summary["written"], summary["deduplicated"]) == (2, 1)

@@ -10,6 +10,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from peak_rss import run_measured
+
 RTL = {"id": "g5", "instruction": "control \x07\x1b[31m chars and RTL \u202eevil\u202c \u200f", "input": "",
        "output": "\u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627"}
 TURNS = [m for i in range(500) for m in ({"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"})]
@@ -126,9 +128,6 @@ def test_synth_stops_on_a_bad_seed_line_naming_it(hostile, tmp_path):
 # --- one enormous row through the tokenizing commands ----------------------------------------------
 
 BIG_WORDS = 800_000  # a 5.6 MB line, past sftdata.tokenize.MAX_SAMPLE_CHARS (tokenized whole it took ~1 GB)
-MEASURED = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
-            "sys.stderr.write(f'PEAK={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n'); "
-            "sys.exit(done.returncode)")  # a small wrapper: a child of this test process would inherit its peak
 BIG = {  # name: (arguments, exit code, rejects file, output file, (stage, reason) of the big row, how it counts)
     "pretokenize-drop": (["pretokenize", "-o", "{o}/p.jsonl", "--tokenizer", TOK, "--template", "chatml",
                           "--max-seq-length", "2048"], 0, "p.rejects.jsonl", "p.jsonl", ("tokenize", "too_long"),
@@ -164,19 +163,17 @@ def test_an_enormous_row_is_rejected_before_tokenizing(command, big_row, tmp_pat
     """The row is turned away before the tokenizer sees it (certainly over the drop limit, or over the
     character cap) with file, line and reason; the good rows come out; memory stays small."""
     import os
-    import subprocess
     import sys
     import time
 
     args, code, rejects, output, where, counted = BIG[command]
     args = [str(smollm2_tokenizer_dir) if a == TOK else a.format(o=tmp_path) for a in args]
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MEASURED, sys.executable, "-m", "sftdata.cli", args[0], str(big_row),
-                           *args[1:], "--json"], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
+    done, peak_kib = run_measured([sys.executable, "-m", "sftdata.cli", args[0], str(big_row), *args[1:], "--json"],
+                                  timeout=120, env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
     seconds = time.perf_counter() - started
     assert done.returncode == code and "Traceback" not in done.stderr, done.stderr
-    peak_mib = int(done.stderr.rsplit("PEAK=", 1)[1]) / 1024
+    peak_mib = peak_kib / 1024
     assert peak_mib < 512, f"peak RSS {peak_mib:.0f} MiB"
     assert seconds < 60
     summary = orjson.loads(done.stdout.splitlines()[-1])

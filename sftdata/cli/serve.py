@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .common import JsonOpt, err, errors
+from .train import _answer, _quiet_hf
 
 
 class OutType(str, Enum):
@@ -37,8 +38,6 @@ LlamaCppOpt = Annotated[Optional[str], typer.Option(
 
 def _quiet() -> None:
     """No transformers progress bars (loading, saving the merged weights) among ours."""
-    from .train import _quiet_hf
-
     _quiet_hf()
     try:
         from transformers.utils import logging as hf_logging
@@ -130,7 +129,7 @@ def serve_check(
         if expect is not None:
             table.add_column(escape(f"has {expect!r}"))
         for a in result.answers:
-            cells = [escape(a.prompt)] + ([escape(a.base_text or "") + _cut(a.base_stopped)] if compare_base else [])
+            cells = [escape(a.prompt)] + ([_answer(a.base_text, a.base_stopped, "--max-tokens")] if compare_base else [])
             cells += [escape(a.text), "yes" if a.stopped else f"[red]no ({a.finish_reason})[/]"]
             if expect is not None:
                 cells.append("yes" if a.contains_expect else "[red]no[/]")
@@ -142,7 +141,3 @@ def serve_check(
     if not result.ok:
         err.print("[bold red]check failed:[/] an answer ran to --max-tokens or lacks the expected text")
         raise typer.Exit(1)
-
-
-def _cut(stopped: bool | None) -> str:
-    return "" if stopped else " [dim](cut at --max-tokens)[/]"

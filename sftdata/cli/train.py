@@ -224,5 +224,6 @@ def generate(
     Console(highlight=False).print(table)  # the answers are the command's output: stdout
 
 
-def _answer(text: str | None, stopped: bool | None) -> str:
-    return escape(text or "") + ("" if stopped else " [dim](cut at --max-new-tokens)[/]")
+def _answer(text: str | None, stopped: bool | None, limit: str = "--max-new-tokens") -> str:
+    """An answer as a table cell: literal text, marked when it was cut at the length limit."""
+    return escape(text or "") + ("" if stopped else f" [dim](cut at {limit})[/]")
