@@ -11,13 +11,13 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "convert": "sftdata.pipeline", "render": "sftdata.pipeline", "validate": "sftdata.pipeline",
-    "schema": "sftdata.pipeline", "RunResult": "sftdata.pipeline",
+    "schema": "sftdata.pipeline", "RunResult": "sftdata.items",
     "SftDataError": "sftdata.errors", "InputError": "sftdata.errors", "MappingError": "sftdata.errors",
     "TemplateError": "sftdata.errors", "TokenizerError": "sftdata.errors", "OutputError": "sftdata.errors",
     "InstructionRecord": "sftdata.schemas", "ChatRecord": "sftdata.schemas", "QARecord": "sftdata.schemas",
     "Message": "sftdata.schemas", "RecordKind": "sftdata.schemas",
     "MappingSpec": "sftdata.schemas.mapping", "load_mapping": "sftdata.mapping",
-    "Style": "sftdata.templating", "load_template": "sftdata.templating", "Renderer": "sftdata.templating",
+    "Style": "sftdata.items", "load_template": "sftdata.templating", "Renderer": "sftdata.templating",
     "load_tokenizer": "sftdata.tokens",
     "export": "sftdata.exporting", "ExportFormat": "sftdata.targets", "make_card": "sftdata.card",
 }

@@ -34,7 +34,7 @@ from .rendering import AUTO, RenderPlan
 from .rowchecks import LINE, PLAIN_KEY, Column, RowChecks, column_value, is_int, kept_by_mapper, model_requires
 from .schemas.mapping import MappingSpec
 from .schemas.records import RecordKind, record_model
-from .templating import Style
+from .items import Style
 
 # Blocks are small: jemalloc keeps what polars frees, so peak RSS grows with block size x workers.
 BLOCK_BYTES = 1 << 20  # about 1,200 Alpaca rows

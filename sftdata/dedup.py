@@ -21,7 +21,7 @@ from .fields import Side, check_fields, record_text
 from .items import Counts, Locator, RawItem, Reject, Stage
 from .mapping import Mapped
 from .minhash import DEFAULT_THRESHOLD, NUM_PERM, Matches, Sketcher, Sketches, find_duplicates
-from .pipeline import RecordParser, _records
+from .records import RecordParser, _records
 from .provenance import build_meta
 from .readers import expand_sources, read_items
 from .samples import CurateResult, Progress, Ticker, batches

@@ -28,7 +28,8 @@ from .hfdataset import Profile, ShardWriter, read_rows, split_files
 from .interop import NotExportable
 from .items import Counts, Reject, Stage
 from .mapping import Mapped
-from .pipeline import Progress, RecordParser, RunResult, _records, record_row
+from .items import Progress, RunResult
+from .records import RecordParser, _records, record_row
 from .provenance import build_meta, read_meta
 from .readers import expand_sources, read_items
 from .targets import FOLDERS, LAYOUTS, ExportFormat, HfLayout, Layout, Tally

@@ -19,7 +19,7 @@ from .errors import SftDataError
 from .fields import Side, record_text
 from .items import Reject, Stage
 from .mapping import Mapped
-from .pipeline import record_row
+from .records import record_row
 from .provenance import build_meta
 from .samples import (BATCH_CHARS, CurateResult, Progress, Sample, Ticker, batches, encoder_for, note_renderers,
                       open_inputs, open_plan, screen)

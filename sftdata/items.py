@@ -5,8 +5,10 @@ values plus Rejects, so nothing is dropped without a reason.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 
@@ -134,3 +136,60 @@ class Counts:
         keys = ("read", "written", "rejected", "filtered", "deduplicated")
         return {**{k: self.total(k) for k in keys}, "by_reason": dict(sorted(self.by_reason.items())),
                 "files": {name: {k: getattr(c, k) for k in keys} for name, c in self.files.items()}}
+
+
+class Style(str, Enum):
+    text = "text"
+    prompt_completion = "prompt-completion"
+    messages = "messages"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    text: str
+    train: bool
+
+
+@dataclass(slots=True)
+class Rendered:
+    segments: list[Segment]
+    locator: Locator
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments)
+
+    @property
+    def chars(self) -> int:
+        """len(self.text), without joining: what the tokenizing commands bound and batch by."""
+        return sum(len(s.text) for s in self.segments)
+
+    def split(self) -> tuple[str, str]:
+        """(prompt, completion): completion is the last trained segment, prompt everything before it."""
+        last = max(i for i, s in enumerate(self.segments) if s.train)
+        prompt = "".join(s.text for s in self.segments[:last])
+        return prompt, self.segments[last].text
+
+
+Progress = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a command did: counts per file and reason, where it wrote, and with what."""
+
+    command: str
+    counts: Counts
+    output: Path | None = None
+    rejects: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    examples: list[Reject] = field(default_factory=list)  # the first few rejects, for display
+
+    def summary(self) -> dict[str, Any]:
+        out = self.counts.summary()
+        out.update(command=self.command, output=str(self.output) if self.output else None,
+                   rejects=str(self.rejects) if self.rejects else None)
+        for key in ("template", "eos", "tokenizer", "style", "to"):
+            if key in self.meta:
+                out[key] = self.meta[key]
+        return out

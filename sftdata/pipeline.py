@@ -7,94 +7,24 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from .errors import SftDataError
 from .interop import Importer, importer_for
-from .items import Counts, RawItem, Reject, Stage, Written
+from .items import Counts, Progress, RawItem, Reject, RunResult, Style, Written
 from .mapping import Mapped, Mapper, resolve_spec
 from .readers import Encoding, Source, expand_sources, read_items
-from .templating import Style
 from .rendering import RenderPlan, make_plan
 from .schemas.mapping import MappingSpec
-from .schemas.records import Record, RecordKind, convert_record, record_model
-from .validation import reject_from_validation
+from .records import RecordParser, _records, record_row
+from .schemas.records import RecordKind, record_model
 from .provenance import build_meta
 from .writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 
 if TYPE_CHECKING:
     from .columnar import FastPlan
-
-Progress = Callable[[int], None]
-
-
-@dataclass(slots=True)
-class RunResult:
-    """What a command did: counts per file and reason, where it wrote, and with what."""
-
-    command: str
-    counts: Counts
-    output: Path | None = None
-    rejects: Path | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    examples: list[Reject] = field(default_factory=list)  # the first few rejects, for display
-
-    def summary(self) -> dict[str, Any]:
-        out = self.counts.summary()
-        out.update(command=self.command, output=str(self.output) if self.output else None,
-                   rejects=str(self.rejects) if self.rejects else None)
-        for key in ("template", "eos", "tokenizer", "style", "to"):
-            if key in self.meta:
-                out[key] = self.meta[key]
-        return out
-
-
-class RecordParser:
-    """Records JSONL (as convert writes it) → Records; the kind comes from --as or from each row's keys."""
-
-    def __init__(self, kind: RecordKind | None = None) -> None:
-        self.kind = kind
-
-    def map(self, item: RawItem) -> Iterator[Mapped | Reject]:
-        data = item.data
-        if not isinstance(data, dict):
-            yield Reject(Stage.map, "not_an_object", f"expected a JSON object, found {type(data).__name__}",
-                         item.locator, raw=data)
-            return
-        kind = self.kind or (RecordKind.chat if "messages" in data else
-                             RecordKind.qa if "question" in data else RecordKind.instruction)
-        try:
-            yield Mapped(record_model(kind).model_validate(data), item.locator)  # type: ignore[arg-type]
-        except ValidationError as error:
-            yield reject_from_validation(error, item.locator, data)
-
-
-def _records(items: Iterable[RawItem | Reject], mapper: Mapper | RecordParser, counts: Counts,
-             to: RecordKind | None) -> Iterator[Mapped | Reject]:
-    for item in items:
-        if isinstance(item, Reject):
-            counts.file(item.locator.file).read += 1
-            yield item
-            continue
-        for mapped in mapper.map(item):
-            counts.file(item.locator.file).read += 1
-            if isinstance(mapped, Mapped) and to is not None and mapped.record.kind != to.value:
-                try:
-                    mapped = Mapped(convert_record(mapped.record, to), mapped.locator)
-                except Exception as error:  # pydantic custom errors from a conversion that cannot hold
-                    mapped = Reject(Stage.validate, "not_convertible", f"cannot convert to {to.value}: {error}",
-                                    mapped.locator, raw=mapped.record.model_dump(mode="json", exclude_none=True))
-            yield mapped
-
-
-def record_row(record: Record) -> dict[str, Any]:
-    return record.model_dump(mode="json", exclude_none=True, exclude={"meta"} if not record.meta else None)
-
 
 def _run(command: str, stream: Iterator[Mapped | Reject], counts: Counts, output: Path | None,
          plan: RenderPlan | None, progress: Progress | None, keep_examples: int = 5) -> RunResult:

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import TemplateError
-from .items import Locator, Reject, Stage
-from .templating import Renderer, Rendered, Style, Template, load_template, make_env
+from .items import Locator, Reject, Rendered, Stage, Style
+from .templating import Renderer, Template, load_template, make_env
 from .schemas.records import Record, RecordKind, convert_record
 from .tokens import chat_function, describe, load_tokenizer
 

@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import TokenizerError
-from .items import Counts, Locator, Reject, Stage
+from .items import Counts, Locator, Reject, Rendered, RunResult, Stage, Style
 from .light_tokenizer import load_light
 from .mapping import Mapped
-from .pipeline import RecordParser, RunResult, _records, record_row
+from .records import RecordParser, _records, record_row
 from .readers import expand_sources, read_items
 from .rendering import AUTO, RenderPlan
 from .schemas.records import Record, RecordKind
-from .templating import Rendered, Style
 from .tokenize import MAX_SAMPLE_CHARS, Encoder, Tokenized
 from .tokens import load_tokenizer
 

@@ -24,7 +24,7 @@ from .fields import Side, check_fields
 from .items import Reject
 from .mapping import Mapped
 from .minhash import DEFAULT_THRESHOLD, Sketcher, find_duplicates
-from .pipeline import record_row
+from .records import record_row
 from .provenance import build_meta
 from .samples import CurateResult, Progress, Ticker, open_inputs
 from .schemas.records import Record

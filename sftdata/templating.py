@@ -13,7 +13,6 @@ import hashlib
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -25,41 +24,8 @@ from pydantic_core import PydanticCustomError
 
 from . import templates as registry
 from .errors import TemplateError
-from .items import Locator, Reject, Stage
+from .items import Locator, Reject, Rendered, Segment, Stage
 from .schemas.records import ChatRecord, Record, RecordKind, convert_record
-
-
-class Style(str, Enum):
-    text = "text"
-    prompt_completion = "prompt-completion"
-    messages = "messages"
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    text: str
-    train: bool
-
-
-@dataclass(slots=True)
-class Rendered:
-    segments: list[Segment]
-    locator: Locator
-
-    @property
-    def text(self) -> str:
-        return "".join(s.text for s in self.segments)
-
-    @property
-    def chars(self) -> int:
-        """len(self.text), without joining: what the tokenizing commands bound and batch by."""
-        return sum(len(s.text) for s in self.segments)
-
-    def split(self) -> tuple[str, str]:
-        """(prompt, completion): completion is the last trained segment, prompt everything before it."""
-        last = max(i for i, s in enumerate(self.segments) if s.train)
-        prompt = "".join(s.text for s in self.segments[:last])
-        return prompt, self.segments[last].text
 
 
 def make_env() -> ImmutableSandboxedEnvironment:

@@ -28,7 +28,7 @@ from typing import Any
 
 from .errors import TokenizerError
 from .items import Locator, Reject, Stage
-from .templating import Rendered
+from .items import Rendered
 from .tokenbound import TokenBound, token_bound
 
 MAX_SAMPLE_CHARS = 1_000_000

@@ -23,7 +23,8 @@ import sftdata
 from sftdata import columnar, pipeline, readers, rowchecks
 from sftdata.compile import compile_blocks
 from sftdata.mapping import mapping_from_data
-from sftdata.templating import Style, load_template
+from sftdata.items import Style
+from sftdata.templating import load_template
 
 EOS = "</s>"
 QA_FROM_ALPACA = {"to": "qa", "fields": {"question": "instruction", "answer": "output",

@@ -5,7 +5,8 @@ import pytest
 
 from sftdata.errors import TemplateError
 from sftdata.items import Locator, Reject
-from sftdata.templating import Renderer, Rendered, load_template
+from sftdata.items import Rendered
+from sftdata.templating import Renderer, load_template
 from sftdata.rendering import make_plan
 from sftdata.schemas import ChatRecord, InstructionRecord, QARecord, RecordKind
 from sftdata.tokens import load_tokenizer

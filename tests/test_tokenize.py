@@ -17,7 +17,7 @@ from sftdata.items import Locator
 from sftdata.samples import encoder_for, open_plan
 from sftdata.schemas import ChatRecord, InstructionRecord, QARecord
 from sftdata.schemas.records import RecordKind
-from sftdata.templating import Rendered
+from sftdata.items import Rendered
 from sftdata.tokenize import Encoder, Problem, Strategy, token_texts
 
 HERE = Path(__file__).resolve().parent
@@ -296,6 +296,6 @@ def test_a_stripping_added_token_keeps_the_bound_sound(smollm2_tokenizer_dir) ->
 
 
 def _seg(text: str, train: bool):
-    from sftdata.templating import Segment
+    from sftdata.items import Segment
 
     return Segment(text, train)

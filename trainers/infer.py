@@ -85,7 +85,7 @@ def generate(out_dir: str | os.PathLike[str] | Tuned, prompts: list[str], *, max
 def render_prompt(tuned: Tuned, prompt: str) -> tuple[str, list[int]]:
     """The prompt part of the training template for a one-turn instruction, and its token ids."""
     from ..schemas.records import InstructionRecord
-    from ..templating import Rendered, Segment
+    from ..items import Rendered, Segment
 
     locator = Locator("<prompt>")
     rendered = tuned.renderer.render(InstructionRecord(instruction=prompt, output="…"), locator)
@@ -159,7 +159,7 @@ def _renderer(out: Path, info: dict[str, Any], tokenizer: Any) -> tuple[Any, Any
     """The training template, by the name and hash the run recorded."""
     from ..rendering import RenderPlan
     from ..schemas.records import RecordKind
-    from ..templating import Style
+    from ..items import Style
 
     ref = info["template"]
     if ref.get("origin") == "tokenizer":

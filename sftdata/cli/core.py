@@ -44,7 +44,7 @@ def convert(
     Example: `sftdata convert labels/ --map mapping.yaml -o train.jsonl --template alpaca_ko --eos "</s>"`
     """
     from .. import pipeline
-    from ..templating import Style
+    from ..items import Style
     from ..schemas.records import RecordKind
 
     with errors(), progress_bar("converting", as_json) as progress:
@@ -77,7 +77,7 @@ def render(
     Example: `sftdata render records.jsonl -o sft.jsonl --template alpaca_ko --tokenizer ./tokenizer`
     """
     from .. import pipeline
-    from ..templating import Style
+    from ..items import Style
     from ..schemas.records import RecordKind
 
     with errors(), progress_bar("rendering", as_json) as progress:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..items import Counts
-from ..pipeline import record_row
+from ..records import record_row
 from ..provenance import build_meta
 from ..writers import meta_path, write_json
 from .backends import FormatChooser, FormatRefused, Reply, make_backend
