@@ -134,7 +134,7 @@ def seed_slices(count: int, size: int) -> list[Path]:
 
 
 def options(base_url: str, model: str, count: int, concurrency: int, max_tokens: int, **extra):
-    from sftdata.synth import SynthOptions
+    from sftdata.synthesis import SynthOptions
 
     return SynthOptions(mode="answer", count=count, max_requests=count, base_url=base_url, model=model,
                         concurrency=concurrency, response_format="json_schema", max_tokens=max_tokens,
@@ -142,7 +142,7 @@ def options(base_url: str, model: str, count: int, concurrency: int, max_tokens:
 
 
 def run_synth(seeds: Path, base_url: str, model: str, concurrency: int, max_tokens: int, **extra) -> dict:
-    from sftdata.synth import synth
+    from sftdata.synthesis import synth
 
     out = OUT / f"synth-{seeds.stem}-c{concurrency}.jsonl"
     for stale in OUT.glob(out.stem + "*"):
@@ -160,8 +160,8 @@ async def bare_loop(seeds: Path, base_url: str, model: str, concurrency: int, ma
     """The same kind of requests (synth's own planner builds them), sent with C in flight."""
     import openai
 
-    from sftdata.synth.backends import response_format_payload
-    from sftdata.synth.tasks import Task, default_template, load_prompt_template, load_seeds
+    from sftdata.synthesis.backends import response_format_payload
+    from sftdata.synthesis.tasks import Task, default_template, load_prompt_template, load_seeds
 
     started = time.perf_counter()  # like synth's wall time, request building included
     seeds_list = load_seeds(seeds)

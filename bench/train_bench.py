@@ -91,7 +91,7 @@ def _timed_train(trainer) -> dict:
 
 
 def side_sftdata(args) -> dict:
-    from sftdata.tokens import load_tokenizer
+    from sftdata.tokenize.load import load_tokenizer
     from sftdata.trainers.checks import check_no_leakage, choose_pad
     from sftdata.trainers.config import resolve_config
     from sftdata.trainers.data import Preparer
@@ -144,7 +144,7 @@ def side_baseline(args) -> dict:
 def prepare(args) -> tuple[Path, Path]:
     """Records that fit max_length, and the same samples rendered as Alpaca text for the baseline."""
     from sftdata import pipeline
-    from sftdata.tokens import load_tokenizer
+    from sftdata.tokenize.load import load_tokenizer
     from sftdata.trainers.models import resolve_model
 
     OUT.mkdir(parents=True, exist_ok=True)

@@ -102,9 +102,9 @@ def main() -> None:
     with atheris.instrument_imports():
         import orjson  # noqa: F401
         import sftdata  # noqa: F401
-        import sftdata.columnar  # noqa: F401
-        import sftdata.mapping  # noqa: F401
-        import sftdata.readers  # noqa: F401
+        import sftdata.rendering.columnar  # noqa: F401
+        import sftdata.ingest.mapping  # noqa: F401
+        import sftdata.ingest.readers  # noqa: F401
 
     args = list(sys.argv)
     if not any(not a.startswith("-") for a in args[1:]):  # no corpus folder: start from the seeds

@@ -16,10 +16,10 @@ _EXPORTS = {
     "TemplateError": "sftdata.errors", "TokenizerError": "sftdata.errors", "OutputError": "sftdata.errors",
     "InstructionRecord": "sftdata.schemas", "ChatRecord": "sftdata.schemas", "QARecord": "sftdata.schemas",
     "Message": "sftdata.schemas", "RecordKind": "sftdata.schemas",
-    "MappingSpec": "sftdata.schemas.mapping", "load_mapping": "sftdata.mapping",
-    "Style": "sftdata.items", "load_template": "sftdata.templating", "Renderer": "sftdata.templating",
-    "load_tokenizer": "sftdata.tokens",
-    "export": "sftdata.exporting", "ExportFormat": "sftdata.targets", "make_card": "sftdata.card",
+    "MappingSpec": "sftdata.schemas.mapping", "load_mapping": "sftdata.ingest.mapping",
+    "Style": "sftdata.items", "load_template": "sftdata.rendering.templating", "Renderer": "sftdata.rendering.templating",
+    "load_tokenizer": "sftdata.tokenize.load",
+    "export": "sftdata.formats.exporting", "ExportFormat": "sftdata.formats.targets", "make_card": "sftdata.formats.card",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -50,10 +50,10 @@ class Stage(str, Enum):
     map = "map"
     validate = "validate"
     render = "render"
-    tokenize = "tokenize"  # sftdata/tokenize.py and the commands built on it
+    tokenize = "tokenize"  # sftdata/tokenize/encode.py and the commands built on it
     filter = "filter"  # a row dropped by a curation filter: counted as filtered, not rejected
     dedup = "dedup"  # a duplicate of an earlier row: counted as deduplicated
-    export = "export"  # a record the export format cannot express (sftdata/exporting.py)
+    export = "export"  # a record the export format cannot express (sftdata/formats/exporting.py)
 
 
 @dataclass(slots=True)
@@ -85,7 +85,7 @@ class Reject:
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """Output lines the columnar path (sftdata.columnar) already rendered and counted; the pipeline only writes them."""
+    """Output lines the columnar path (sftdata.rendering.columnar) already rendered and counted; the pipeline only writes them."""
 
     data: bytes
     rows: int

@@ -12,19 +12,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import SftDataError
-from .interop import Importer, importer_for
+from .formats.interop import Importer, importer_for
 from .items import Counts, Progress, RawItem, Reject, RunResult, Style, Written
-from .mapping import Mapped, Mapper, resolve_spec
-from .readers import Encoding, Source, expand_sources, read_items
-from .rendering import RenderPlan, make_plan
+from .ingest.mapping import Mapped, Mapper, resolve_spec
+from .ingest.readers import Encoding, Source, expand_sources, read_items
+from .rendering.plan import RenderPlan, make_plan
 from .schemas.mapping import MappingSpec
-from .records import RecordParser, _records, record_row
+from .ingest.records import RecordParser, _records, record_row
 from .schemas.records import RecordKind, record_model
 from .provenance import build_meta
 from .writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 
 if TYPE_CHECKING:
-    from .columnar import FastPlan
+    from .rendering.columnar import FastPlan
 
 def _run(command: str, stream: Iterator[Mapped | Reject], counts: Counts, output: Path | None,
          plan: RenderPlan | None, progress: Progress | None, keep_examples: int = 5) -> RunResult:
@@ -94,10 +94,10 @@ def convert(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str]
             style: Style | None = None, progress: Progress | None = None) -> RunResult:
     """Raw data → records JSONL (or rendered SFT JSONL with a template), plus rejects and meta files.
 
-    `mapping` may also be an Importer (sftdata.interop), as the openai/trl/hf/llamafactory presets use."""
+    `mapping` may also be an Importer (sftdata.formats.interop), as the openai/trl/hf/llamafactory presets use."""
     started = time.perf_counter()
     sources = expand_sources(inputs)
-    importer = importer_for(preset, mapping)  # foreign formats (sftdata.interop) read row by row
+    importer = importer_for(preset, mapping)  # foreign formats (sftdata.formats.interop) read row by row
     spec = None if importer else resolve_spec(preset, mapping)
     plan = make_plan(template, tokenizer, eos, style)
     counts = Counts()
@@ -126,7 +126,7 @@ def fast_plan(source: Source, spec: MappingSpec, plan: RenderPlan | None, to: Re
             return None
     except OSError:
         return None  # the reader reports the file's problem
-    from .columnar import fast_plan as columnar_plan
+    from .rendering.columnar import fast_plan as columnar_plan
 
     return columnar_plan(source, spec, plan, to, encoding)
 
@@ -134,14 +134,14 @@ def fast_plan(source: Source, spec: MappingSpec, plan: RenderPlan | None, to: Re
 def _convert_stream(sources: list[Source], fast: dict[str, FastPlan | None], mapper: Mapper | Importer,
                     counts: Counts, to: RecordKind | None, encoding: Encoding,
                     records_path: str | None) -> Iterator[Any]:
-    """Per source: the columnar path where it gives the same bytes (sftdata.columnar), else the per-row loop."""
+    """Per source: the columnar path where it gives the same bytes (sftdata.rendering.columnar), else the per-row loop."""
     def per_row(items: Iterable[RawItem | Reject]) -> Iterator[Mapped | Reject]:
         return _records(items, mapper, counts, to)
 
     for source in sources:
         plan = fast[source.name]
         if plan is not None:
-            from .columnar import convert_source
+            from .rendering.columnar import convert_source
 
             yield from convert_source(source, plan, counts, per_row)
         else:

@@ -1,4 +1,4 @@
-"""sftdata/audit.py: each known pitfall is found, with severity, count, locators, what breaks and the fix."""
+"""sftdata/curate/audit.py: each known pitfall is found, with severity, count, locators, what breaks and the fix."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 import sftdata
-from sftdata.audit import audit
+from sftdata.curate.audit import audit
 from sftdata.cli import app
-from sftdata.findings import CHECKS, Trainer
+from sftdata.curate.findings import CHECKS, Trainer
 
 KO_ROWS = [
     {"question": "한국의 수도는 어디인가요?", "answer": "한국의 수도는 서울입니다."},

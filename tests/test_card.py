@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import sftdata
-from sftdata.card import BEGIN, language_of, make_card
+from sftdata.formats.card import BEGIN, language_of, make_card
 from sftdata.writers import meta_path
 
 REPO = Path(__file__).resolve().parents[1]

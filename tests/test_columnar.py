@@ -1,4 +1,4 @@
-"""sftdata/columnar.py and compile.py: the columnar convert path gives the per-row path's bytes.
+"""sftdata/rendering/columnar.py and compile.py: the columnar convert path gives the per-row path's bytes.
 
 Every test runs convert twice on the same JSONL, once as shipped (columnar where eligible) and once
 with the columnar path switched off, and compares the output and rejects files byte for byte and
@@ -20,11 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sftdata
-from sftdata import columnar, pipeline, readers, rowchecks
-from sftdata.compile import compile_blocks
-from sftdata.mapping import mapping_from_data
+from sftdata.rendering import columnar, rowchecks
+from sftdata import pipeline
+from sftdata.ingest import readers
+from sftdata.rendering.compile import compile_blocks
+from sftdata.ingest.mapping import mapping_from_data
 from sftdata.items import Style
-from sftdata.templating import load_template
+from sftdata.rendering.templating import load_template
 
 EOS = "</s>"
 QA_FROM_ALPACA = {"to": "qa", "fields": {"question": "instruction", "answer": "output",

@@ -1,4 +1,4 @@
-"""sftdata/minhash.py and sftdata/dedup.py: exact and near duplicates, Korean included, in bounded memory."""
+"""sftdata/curate/minhash.py and sftdata/curate/dedup.py: exact and near duplicates, Korean included, in bounded memory."""
 from __future__ import annotations
 
 import json
@@ -13,9 +13,8 @@ from typer.testing import CliRunner
 
 import sftdata
 from sftdata.cli import app
-from sftdata.dedup import dedup, dupes_path
-from sftdata.minhash import (DEFAULT_THRESHOLD, Sketcher, estimate, find_duplicates, lsh_params, normalise,
-                             shingle_sizes)
+from sftdata.curate.dedup import dedup, dupes_path
+from sftdata.curate.minhash import DEFAULT_THRESHOLD, Sketcher, estimate, find_duplicates, lsh_params, normalise, shingle_sizes
 
 from peak_rss import run_measured
 
@@ -181,7 +180,7 @@ def test_cli_dedup_json(tmp_path) -> None:
                 max_size=12), st.integers(7, 40))
 def test_sketches_do_not_depend_on_how_long_texts_are_cut(texts, group) -> None:
     """Long rows are sketched in overlapping pieces (bounded memory): the same sketches as whole."""
-    import sftdata.minhash as minhash
+    import sftdata.curate.minhash as minhash
 
     texts = texts + [" ".join(texts) * 3]  # one text longer than the small group size
     whole = Sketcher(seed=1).sketch(texts)

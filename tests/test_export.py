@@ -14,8 +14,8 @@ import yaml
 
 import sftdata
 from sftdata.errors import InputError, OutputError
-from sftdata.llamafactory import DatasetEntry, llamafactory_importer
-from sftdata.openai_format import check_openai_line, openai_tool
+from sftdata.formats.llamafactory import DatasetEntry, llamafactory_importer
+from sftdata.formats.openai_format import check_openai_line, openai_tool
 from sftdata.schemas.records import ChatRecord, InstructionRecord, RecordKind, convert_record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -292,7 +292,7 @@ def test_rendered_text_is_not_records(shared_data, tmp_path):
 
 
 def test_the_folder_sftdata_split_writes(records, tmp_path):
-    from sftdata.split import split
+    from sftdata.curate.split import split
 
     split([records["alpaca"]], tmp_path / "split", eval_ratio=0.1, seed=1)
     sizes = {name: len(_lines(tmp_path / "split" / f"{name}.jsonl")) for name in ("train", "eval")}

@@ -182,7 +182,7 @@ def test_serve_check_of_a_run_directory_exports_the_adapter_itself(identity_run:
 def test_servers_render_the_exported_chat_template_like_training(name: str, server_installed: None) -> None:
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    from sftdata.templating import Renderer, load_template
+    from sftdata.rendering.templating import Renderer, load_template
     from sftdata.trainers.prompt_format import PromptFormat
 
     template = load_template(name)
@@ -197,7 +197,7 @@ def test_servers_render_the_exported_chat_template_like_training(name: str, serv
 
 
 def test_ollama_template_of_alpaca() -> None:
-    from sftdata.templating import Renderer, load_template
+    from sftdata.rendering.templating import Renderer, load_template
     from sftdata.trainers.prompt_format import PromptFormat, modelfile
 
     template = load_template("alpaca")

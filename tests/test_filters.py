@@ -1,4 +1,4 @@
-"""sftdata/filters.py and sftdata/textquality.py: every dropped row has a reason; counts balance."""
+"""sftdata/curate/filters.py and sftdata/curate/textquality.py: every dropped row has a reason; counts balance."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 import sftdata
 from sftdata.cli import app
 from sftdata.errors import SftDataError
-from sftdata.filters import FilterSpec, filter_records
-from sftdata.textquality import Mojibake, mojibake, refusal, script_share
+from sftdata.curate.filters import FilterSpec, filter_records
+from sftdata.curate.textquality import Mojibake, mojibake, refusal, script_share
 
 KO_ROWS = [
     {"question": "한국의 수도는 어디인가요?", "answer": "한국의 수도는 서울입니다."},
@@ -69,7 +69,7 @@ def test_lengths_deny_and_tokens_on_real_data(shared_data, tmp_path, smollm2) ->
     meta = json.loads(out.with_name("out.meta.json").read_text())
     assert meta["filters"]["max_tokens"] == 400 and meta["template"][0]["name"] == "alpaca"
     # the token count is the one pretokenize makes: nothing kept is longer
-    from sftdata.pretokenize import pretokenize
+    from sftdata.curate.pretokenize import pretokenize
 
     tok_out = tmp_path / "tok.jsonl"
     kept = pretokenize([out], tok_out, tokenizer=smollm2, template="alpaca", max_seq_length=400)

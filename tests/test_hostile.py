@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from sftdata import convert, readers
+from sftdata import convert
+from sftdata.ingest import readers
 from sftdata.errors import InputError
 
 GOOD = b'{"instruction": "hi", "output": "there"}\n'

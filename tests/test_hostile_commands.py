@@ -127,7 +127,7 @@ def test_synth_stops_on_a_bad_seed_line_naming_it(hostile, tmp_path):
 
 # --- one enormous row through the tokenizing commands ----------------------------------------------
 
-BIG_WORDS = 800_000  # a 5.6 MB line, past sftdata.tokenize.MAX_SAMPLE_CHARS (tokenized whole it took ~1 GB)
+BIG_WORDS = 800_000  # a 5.6 MB line, past sftdata.tokenize.encode.MAX_SAMPLE_CHARS (tokenized whole it took ~1 GB)
 BIG = {  # name: (arguments, exit code, rejects file, output file, (stage, reason) of the big row, how it counts)
     "pretokenize-drop": (["pretokenize", "-o", "{o}/p.jsonl", "--tokenizer", TOK, "--template", "chatml",
                           "--max-seq-length", "2048"], 0, "p.rejects.jsonl", "p.jsonl", ("tokenize", "too_long"),

@@ -13,11 +13,11 @@ import pytest
 
 import sftdata
 from sftdata.errors import MappingError
-from sftdata.interop import TrlImporter
+from sftdata.formats.interop import TrlImporter
 from sftdata.items import Locator, RawItem
-from sftdata.llamafactory import DatasetEntry, LlamaFactoryImporter, llamafactory_importer, pick_entry
-from sftdata.mapping import Mapped
-from sftdata.openai_format import ERROR_CLASSES, OpenAIImporter, check_openai_line, encode_openai
+from sftdata.formats.llamafactory import DatasetEntry, LlamaFactoryImporter, llamafactory_importer, pick_entry
+from sftdata.ingest.mapping import Mapped
+from sftdata.formats.openai_format import ERROR_CLASSES, OpenAIImporter, check_openai_line, encode_openai
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -243,7 +243,7 @@ def test_openai_import_then_export_gives_the_same_lines(tmp_path):
 
 
 def test_openai_export_refuses_tool_results_that_answer_no_call():
-    from sftdata.interop import NotExportable
+    from sftdata.formats.interop import NotExportable
     from sftdata.schemas import ChatRecord
 
     record = ChatRecord.model_validate({"messages": [

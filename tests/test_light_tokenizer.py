@@ -1,4 +1,4 @@
-"""sftdata/light_tokenizer.py gives exactly what transformers gives, without importing torch."""
+"""sftdata/tokenize/light.py gives exactly what transformers gives, without importing torch."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,8 @@ import pytest
 from transformers import AutoTokenizer
 
 import sftdata
-from sftdata.light_tokenizer import LightTokenizer, load_light
-from sftdata.pretokenize import pretokenize
+from sftdata.tokenize.light import LightTokenizer, load_light
+from sftdata.curate.pretokenize import pretokenize
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_only_generic_tokenizers_qualify(smollm2_tokenizer_dir, gemma3_tokenizer
 
 
 def test_curation_commands_do_not_import_torch(smollm2_tokenizer_dir, chats) -> None:
-    code = ("import sys; from sftdata.stats import stats; "
+    code = ("import sys; from sftdata.curate.stats import stats; "
             f"stats([{str(chats)!r}], {str(smollm2_tokenizer_dir)!r}, max_seq_length=512); "
             "print('torch' in sys.modules, 'transformers.modeling_utils' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

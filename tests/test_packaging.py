@@ -38,7 +38,7 @@ def test_wheel_holds_only_the_sftdata_namespace(wheel):
     tops = {name.split("/")[0] for name in names}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"sftdata"}
     for package in ("sftdata/schemas/records.py", "sftdata/templates/__init__.py", "sftdata/trainers/__init__.py",
-                    "sftdata/readers.py", "sftdata/encodings.py", "sftdata/tabular.py"):
+                    "sftdata/ingest/readers.py", "sftdata/ingest/encodings.py", "sftdata/ingest/tabular.py"):
         assert package in names
     jinja = {Path(n).name for n in names if n.startswith("sftdata/templates/") and n.endswith(".jinja")}
     assert {p.name for p in (REPO / "templates").glob("*.jinja")} == jinja and jinja
@@ -55,7 +55,7 @@ def test_installed_wheel_imports_from_outside_the_checkout(wheel, tmp_path):
     assert installed - {"bin"} == {"sftdata"}  # bin/ holds the console script
     code = """
 import importlib.util, sys
-import sftdata, sftdata.schemas, sftdata.templates, sftdata.trainers, sftdata.readers
+import sftdata, sftdata.schemas, sftdata.templates, sftdata.trainers, sftdata.ingest.readers
 from sftdata.schemas import InstructionRecord
 from sftdata.templates import BUILTIN
 target = sys.argv[1]

@@ -1,4 +1,4 @@
-"""sftdata/pretokenize.py: masks TRL accepts as they are; no sample silently exceeds N; truncation keeps EOS."""
+"""sftdata/curate/pretokenize.py: masks TRL accepts as they are; no sample silently exceeds N; truncation keeps EOS."""
 from __future__ import annotations
 
 import json
@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 import sftdata
 from sftdata.cli import app
 from sftdata.items import Locator
-from sftdata.pretokenize import Overflow, pretokenize, truncate
-from sftdata.tokenize import Tokenized
+from sftdata.curate.pretokenize import Overflow, pretokenize, truncate
+from sftdata.tokenize.encode import Tokenized
 
 
 def _lines(path: Path) -> list[dict]:

@@ -1,4 +1,4 @@
-"""sftdata.readers, sftdata.tabular and sftdata.encodings, unit by unit: sources, encodings, lines,
+"""sftdata.ingest.readers, sftdata.ingest.tabular and sftdata.ingest.encodings, unit by unit: sources, encodings, lines,
 the per-line parser, CSV and Parquet specifics, and bounded memory. End-to-end hostile inputs
 (through convert, with the counts invariant) are in test_hostile.py."""
 from __future__ import annotations
@@ -12,12 +12,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sftdata import readers
-from sftdata.encodings import classify, detect_bytes, escape_around, escape_bytes, normalize
+from sftdata.ingest import readers
+from sftdata.ingest.encodings import classify, detect_bytes, escape_around, escape_bytes, normalize
 from sftdata.errors import InputError
 from sftdata.items import RawItem, Reject
-from sftdata.readers import (Format, LongLine, Source, detect_encoding, expand_sources, iter_lines,
-                             parse_json_line, read_items, read_source)
+from sftdata.ingest.readers import Format, LongLine, Source, detect_encoding, expand_sources, iter_lines, parse_json_line, read_items, read_source
 
 KO = '{"instruction": "안녕하세요", "output": "반갑습니다"}\n'
 GOOD = b'{"instruction": "hi", "output": "there"}\n'
@@ -336,7 +335,7 @@ def test_detection_does_not_depend_on_where_blocks_end(monkeypatch):
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from sftdata import encodings
+    from sftdata.ingest import encodings
 
     @settings(max_examples=300, deadline=None)
     @given(st.lists(st.sampled_from(_LINES), max_size=12), st.integers(min_value=16, max_value=40))

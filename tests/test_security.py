@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 import sftdata
-from sftdata.card import make_card
+from sftdata.formats.card import make_card
 from sftdata.errors import MappingError, OutputError
-from sftdata.mapping import load_mapping
+from sftdata.ingest.mapping import load_mapping
 from sftdata.writers import meta_path
 
 GOOD = b'{"instruction": "hi", "output": "there", "doc": {"id": "d1"}}\n'
@@ -104,7 +104,7 @@ def test_a_tokenizer_folder_cannot_run_its_own_code(smollm2_tokenizer_dir, tmp_p
     """trust_remote_code is off: a tokenizer_config.json auto_map pointing at shipped Python is not imported."""
     import shutil
 
-    from sftdata.tokens import load_tokenizer
+    from sftdata.tokenize.load import load_tokenizer
 
     folder = tmp_path / "tok"
     shutil.copytree(smollm2_tokenizer_dir, folder)

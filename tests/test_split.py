@@ -1,4 +1,4 @@
-"""sftdata/split.py: deterministic, content-keyed train/eval split; near duplicates on one side."""
+"""sftdata/curate/split.py: deterministic, content-keyed train/eval split; near duplicates on one side."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 import sftdata
 from sftdata.cli import app
-from sftdata.minhash import Sketcher, find_duplicates
+from sftdata.curate.minhash import Sketcher, find_duplicates
 from sftdata.schemas import InstructionRecord
-from sftdata.split import position, split
+from sftdata.curate.split import position, split
 
 
 def _lines(path: Path) -> list[dict]:

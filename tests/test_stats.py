@@ -1,4 +1,4 @@
-"""sftdata/stats.py, sftdata/report.py, sftdata/inspection.py: what the trainer sees, shown and counted."""
+"""sftdata/curate/stats.py, sftdata/curate/report.py, sftdata/curate/inspection.py: what the trainer sees, shown and counted."""
 from __future__ import annotations
 
 import json
@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 import sftdata
 from sftdata.cli import app
-from sftdata.inspection import TokenKind, inspect_samples
-from sftdata.pretokenize import pretokenize
-from sftdata.report import svg_histogram
-from sftdata.stats import stats
+from sftdata.curate.inspection import TokenKind, inspect_samples
+from sftdata.curate.pretokenize import pretokenize
+from sftdata.curate.report import svg_histogram
+from sftdata.curate.stats import stats
 
 
 def _lines(path: Path) -> list[dict]:
@@ -60,7 +60,7 @@ def test_report_is_self_contained_html(toks, records, tmp_path) -> None:
 
 
 def test_report_shows_filter_reasons_from_the_input_sidecar(toks, records, tmp_path) -> None:
-    from sftdata.filters import FilterSpec, filter_records
+    from sftdata.curate.filters import FilterSpec, filter_records
 
     kept = tmp_path / "kept.jsonl"
     filter_records([records["alpaca"]], kept, FilterSpec(drop_refusals=True))

@@ -22,8 +22,8 @@ import pytest
 from faultproxy import Canned, Error, FaultProxy, Stall
 from sftdata.pipeline import validate
 from sftdata.schemas.records import RecordKind
-from sftdata.synth import SynthOptions, synth
-from sftdata.synth.tasks import EVOLVE_METHODS
+from sftdata.synthesis import SynthOptions, synth
+from sftdata.synthesis.tasks import EVOLVE_METHODS
 
 QUESTIONS = [
     ("q1", "What is the capital of France? Answer in one short sentence."),

@@ -11,12 +11,12 @@ import pytest
 
 from sftdata.errors import OutputError
 from sftdata.schemas.records import InstructionRecord
-from sftdata.synth.backends import FormatChooser, redact, response_format_payload, ChatRequest
-from sftdata.synth.gates import Gates
-from sftdata.synth.limits import RateLimiter, RetryPolicy, Transient, RetriesExhausted, with_retries
-from sftdata.synth.novelty import NoveltyIndex, similarity
-from sftdata.synth.store import Store
-from sftdata.synth.tasks import Seed, Task, extract_json, load_prompt_template, reply_schema
+from sftdata.synthesis.backends import FormatChooser, redact, response_format_payload, ChatRequest
+from sftdata.synthesis.gates import Gates
+from sftdata.synthesis.limits import RateLimiter, RetryPolicy, Transient, RetriesExhausted, with_retries
+from sftdata.synthesis.novelty import NoveltyIndex, similarity
+from sftdata.synthesis.store import Store
+from sftdata.synthesis.tasks import Seed, Task, extract_json, load_prompt_template, reply_schema
 
 
 def _record(instruction: str, output: str = "답변입니다. 충분히 긴 답변입니다.") -> InstructionRecord:
@@ -211,7 +211,7 @@ def test_store_cuts_a_torn_line_and_resumes(tmp_path):
 def test_core_does_not_import_openai():
     import subprocess
 
-    code = ("import sys, sftdata.cli, sftdata.pipeline, sftdata.synth; "
+    code = ("import sys, sftdata.cli, sftdata.pipeline, sftdata.synthesis; "
             "print(any(m in sys.modules for m in ('openai', 'torch', 'transformers')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""sftdata/templating.py and rendering.py: exact built-in prompts, one EOS, literal data, the sandbox."""
+"""sftdata/rendering/templating.py and rendering.py: exact built-in prompts, one EOS, literal data, the sandbox."""
 from __future__ import annotations
 
 import pytest
@@ -6,10 +6,10 @@ import pytest
 from sftdata.errors import TemplateError
 from sftdata.items import Locator, Reject
 from sftdata.items import Rendered
-from sftdata.templating import Renderer, load_template
-from sftdata.rendering import make_plan
+from sftdata.rendering.templating import Renderer, load_template
+from sftdata.rendering.plan import make_plan
 from sftdata.schemas import ChatRecord, InstructionRecord, QARecord, RecordKind
-from sftdata.tokens import load_tokenizer
+from sftdata.tokenize.load import load_tokenizer
 
 HERE = Locator("t.jsonl", line=1)
 # The reference prompts, verbatim from Stanford Alpaca's train.py.

@@ -1,4 +1,4 @@
-"""sftdata/tokenize.py: the one place ids and masks are made, checked on both real tokenizers.
+"""sftdata/tokenize/encode.py: the one place ids and masks are made, checked on both real tokenizers.
 
 Invariants (hypothesis): decode(input_ids) is the rendered text (after a BOS the tokenizer adds
 itself, never two); each trained span ends with exactly one EOS / end-of-turn token and holds no
@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
 from sftdata.items import Locator
-from sftdata.samples import encoder_for, open_plan
+from sftdata.curate.samples import encoder_for, open_plan
 from sftdata.schemas import ChatRecord, InstructionRecord, QARecord
 from sftdata.schemas.records import RecordKind
 from sftdata.items import Rendered
-from sftdata.tokenize import Encoder, Problem, Strategy, token_texts
+from sftdata.tokenize.encode import Encoder, Problem, Strategy, token_texts
 
 HERE = Path(__file__).resolve().parent
 WHERE = Locator("test.jsonl", line=1)
@@ -99,7 +99,7 @@ def test_invariants_hold_for_every_template_and_tokenizer(toks, name, template) 
 
 def test_real_data_every_row_round_trips(toks, shared_data, tmp_path) -> None:
     import sftdata
-    from sftdata.samples import Sample, open_inputs, rendered, tokenized
+    from sftdata.curate.samples import Sample, open_inputs, rendered, tokenized
 
     records = tmp_path / "chats.jsonl"
     sftdata.convert([shared_data / "glaive_toolcall_en_demo.json"], records, preset="sharegpt")
@@ -219,7 +219,7 @@ def test_min_tokens_never_exceeds_the_real_count(toks, name) -> None:
 
 def test_screen_rejects_over_the_character_cap_and_certain_overflow(toks) -> None:
     from sftdata.items import Reject, Stage
-    from sftdata.tokenize import MAX_SAMPLE_CHARS
+    from sftdata.tokenize.encode import MAX_SAMPLE_CHARS
 
     encoder = Encoder(toks["smollm2"])
     assert encoder.max_chars == MAX_SAMPLE_CHARS == 1_000_000
@@ -253,7 +253,7 @@ def test_token_bound_only_where_it_is_sound() -> None:
     from tokenizers import AddedToken, normalizers, pre_tokenizers
     from tokenizers.models import BPE, Unigram, WordPiece
 
-    from sftdata.tokenbound import UNICODE_SHRINK, TokenBound, token_bound
+    from sftdata.tokenize.bound import UNICODE_SHRINK, TokenBound, token_bound
 
     def bpe(**kw):
         return BPE({"a": 0, "b": 1, "ab": 2, **({"<unk>": 3} if kw else {})}, [("a", "b")], **kw)
@@ -285,7 +285,7 @@ def test_a_stripping_added_token_keeps_the_bound_sound(smollm2_tokenizer_dir) ->
 
     from tokenizers import AddedToken, Tokenizer
 
-    from sftdata.tokenbound import token_bound
+    from sftdata.tokenize.bound import token_bound
 
     tok = Tokenizer.from_file(str(smollm2_tokenizer_dir / "tokenizer.json"))
     tok.add_tokens([AddedToken("<x>", lstrip=True, rstrip=True)])

@@ -9,7 +9,7 @@ import pytest
 
 from sftdata import templates as registry
 from sftdata.errors import TrainError
-from sftdata.pretokenize import pretokenize
+from sftdata.curate.pretokenize import pretokenize
 from sftdata.trainers.data import Preparer, is_pretokenized
 
 

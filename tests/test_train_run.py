@@ -72,7 +72,7 @@ def test_generate_names_the_new_assistant_and_stops(run: dict, sftdata_cache: Pa
 def test_prompt_is_rendered_with_the_training_template(run: dict) -> None:
     from sftdata.trainers.infer import _renderer
     from sftdata.trainers.outputs import read_info
-    from sftdata.tokens import load_tokenizer
+    from sftdata.tokenize.load import load_tokenizer
 
     renderer, _ = _renderer(run["out"], read_info(run["out"]), load_tokenizer(run["out"]))
     assert renderer.template.name == "chatml" and renderer.eos == "<|im_end|>"

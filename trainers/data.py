@@ -2,7 +2,7 @@
 
 Two inputs are accepted:
 - records JSONL as ``convert`` writes it: rendered with ``--template`` and tokenized by
-  ``sftdata.samples`` / ``sftdata.tokenize.Encoder`` (the one place masks are made);
+  ``sftdata.curate.samples`` / ``sftdata.tokenize.encode.Encoder`` (the one place masks are made);
 - ``pretokenize`` output (JSONL or Parquet), recognised by its ``input_ids`` column, with
   ``completion_mask`` or ``assistant_masks``; its template and EOS come from its ``.meta.json``.
 
@@ -25,7 +25,7 @@ from .. import templates as registry
 from ..errors import TrainError
 from ..items import Locator, Reject, Stage
 from ..provenance import read_meta
-from ..readers import expand_sources
+from ..ingest.readers import expand_sources
 from ..writers import file_digest
 
 MASK_COLUMNS = ("completion_mask", "assistant_masks")
@@ -119,7 +119,7 @@ class Preparer:
 
     # records JSONL: render + tokenize with sftdata's own pipeline
     def _records(self, paths: list[Path]) -> TrainData:
-        from ..samples import encoder_for, open_inputs, open_plan, rendered, tokenized
+        from ..curate.samples import encoder_for, open_inputs, open_plan, rendered, tokenized
 
         if self._plan is None:
             self._plan = open_plan(self.template, self.tokenizer)
@@ -131,7 +131,7 @@ class Preparer:
                                max_tokens=self.max_length if drop else None):
             if isinstance(value, Reject):
                 if value.stage is Stage.tokenize and value.reason == "too_long":  # certainly longer than
-                    # max_length, found before tokenizing (sftdata.samples.screen): counted as _add would
+                    # max_length, found before tokenizing (sftdata.curate.samples.screen): counted as _add would
                     data.counts["read"] += 1
                     data.counts["too_long"] += 1
                 else:
@@ -160,7 +160,7 @@ class Preparer:
         return data
 
     def _add(self, data: TrainData, tok: Any) -> None:
-        from ..pretokenize import truncate
+        from ..curate.pretokenize import truncate
 
         data.counts["read"] += 1
         if not any(tok.mask):
@@ -196,7 +196,7 @@ class Preparer:
         return out
 
     def _given_template(self) -> TemplateRef:
-        from ..samples import open_plan
+        from ..curate.samples import open_plan
         from ..schemas.records import RecordKind
 
         plan = open_plan(self.template, self.tokenizer)
@@ -242,7 +242,7 @@ def _rows(path: Path) -> Any:
 
 def _as_tokenized(ids: list[int], mask: list[int], path: Path, index: int) -> Any:
     """A pretokenized row as a Tokenized value (segments = runs of equal mask), for truncation."""
-    from ..tokenize import Tokenized
+    from ..tokenize.encode import Tokenized
 
     bounds, trained = [], []
     for i, m in enumerate(mask):

@@ -17,7 +17,7 @@ from typing import Any
 from .. import templates as registry
 from ..errors import TrainError
 from ..items import Locator
-from ..tokens import load_tokenizer
+from ..tokenize.load import load_tokenizer
 from .models import ModelSource, load_model, quantization, resolve_model, torch_dtype
 from .outputs import INFO, read_info, require_done
 from .config import TrainConfig
@@ -48,7 +48,7 @@ class Tuned:
 def load_tuned(out_dir: str | os.PathLike[str]) -> Tuned:
     from peft import PeftModel
 
-    from ..samples import encoder_for
+    from ..curate.samples import encoder_for
 
     out = Path(out_dir)
     info = read_info(out)
@@ -157,7 +157,7 @@ def _device_map() -> dict[str, Any]:
 
 def _renderer(out: Path, info: dict[str, Any], tokenizer: Any) -> tuple[Any, Any]:
     """The training template, by the name and hash the run recorded."""
-    from ..rendering import RenderPlan
+    from ..rendering.plan import RenderPlan
     from ..schemas.records import RecordKind
     from ..items import Style
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TrainError
-from ..tokens import cache_dir, load_tokenizer
+from ..tokenize.load import cache_dir, load_tokenizer
 
 _PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "consolidated.00.pth")
 

@@ -57,7 +57,7 @@ class PromptFormat:
     eos: str
     eos_id: int | None
     bos: str
-    renderer: Any  # sftdata.templating.Renderer
+    renderer: Any  # sftdata.rendering.templating.Renderer
 
     @property
     def is_chat(self) -> bool:
@@ -141,7 +141,7 @@ def server_environment() -> Any:
 
 def load_prompt_format(run_dir: str | Path, info: dict[str, Any] | None = None) -> PromptFormat:
     """The prompt format of a finished training output directory."""
-    from ..tokens import load_tokenizer
+    from ..tokenize.load import load_tokenizer
     from .infer import _renderer
     from .outputs import read_info
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import TrainError
-from ..tokens import load_tokenizer
+from ..tokenize.load import load_tokenizer
 from . import outputs
 from .checks import check_no_leakage, choose_pad, verify_labels
 from .config import TrainConfig

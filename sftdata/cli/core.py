@@ -17,7 +17,7 @@ class PresetOpt(str, Enum):
     sharegpt = "sharegpt"
     openai = "openai"
     qa = "qa"
-    llamafactory = "llamafactory"  # with --dataset-info (sftdata.llamafactory)
+    llamafactory = "llamafactory"  # with --dataset-info (sftdata.formats.llamafactory)
     trl = "trl"
     hf = "hf"
 
@@ -50,7 +50,7 @@ def convert(
     with errors(), progress_bar("converting", as_json) as progress:
         source = mapping
         if dataset_info is not None or preset is PresetOpt.llamafactory or name is not None:
-            from ..llamafactory import llamafactory_importer
+            from ..formats.llamafactory import llamafactory_importer
 
             source, preset = llamafactory_importer(dataset_info, inputs, name, mapping=mapping), PresetOpt.llamafactory
         result = pipeline.convert(

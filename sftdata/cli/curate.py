@@ -35,7 +35,7 @@ def dedup(
     Keeps the first row of each cluster; dropped rows go to OUT.dupes.jsonl with the row they duplicate.
     Example: `sftdata dedup train.jsonl -o train.dedup.jsonl --against eval.jsonl`
     """
-    from ..dedup import dedup as run
+    from ..curate.dedup import dedup as run
 
     with errors(), progress_bar("deduplicating", as_json) as progress:
         result = run(inputs, output, threshold=threshold, fields=_fields(fields), against=against or (),
@@ -65,7 +65,7 @@ def filter_(
 
     Example: `sftdata filter train.jsonl -o kept.jsonl --lang ko --min-lang-share 0.5 --drop-refusals`
     """
-    from ..filters import FilterSpec, filter_records
+    from ..curate.filters import FilterSpec, filter_records
 
     spec = FilterSpec(min_chars=min_chars, max_chars=max_chars, max_tokens=max_tokens, deny=deny or [], lang=lang,
                       min_lang_share=min_lang_share, drop_refusals=drop_refusals)
@@ -88,7 +88,7 @@ def split(
 
     Example: `sftdata split all.jsonl -o data/ --eval-ratio 0.05 --seed 1 --group-near-dups`
     """
-    from ..split import split as run
+    from ..curate.split import split as run
 
     with errors(), progress_bar("splitting", as_json) as progress:
         result = run(inputs, out_dir, eval_ratio=eval_ratio, seed=seed, group_near_dups=group_near_dups,
@@ -117,8 +117,8 @@ def pretokenize(
 
     Example: `sftdata pretokenize train.jsonl -o train.tok.jsonl --tokenizer ./tok --template chat --max-seq-length 2048`
     """
-    from ..pretokenize import Overflow
-    from ..pretokenize import pretokenize as run
+    from ..curate.pretokenize import Overflow
+    from ..curate.pretokenize import pretokenize as run
 
     with errors(), progress_bar("tokenizing", as_json) as progress:
         result = run(inputs, output, tokenizer=tokenizer, template=template, max_seq_length=max_seq_length,

@@ -35,7 +35,7 @@ def export(
 
     Example: `sftdata export train.jsonl --to llamafactory -o lf_data/`
     """
-    from ..exporting import export as run_export
+    from ..formats.exporting import export as run_export
 
     with errors(), progress_bar("exporting", as_json) as progress:
         result = run_export(input, output, to.value, eval_file=eval_file, name=name, license=license,
@@ -59,7 +59,7 @@ def card(
 
     Example: `sftdata card train.jsonl -o README.md --license apache-2.0`
     """
-    from ..card import make_card
+    from ..formats.card import make_card
 
     with errors():
         result = make_card(input, output, license=license)

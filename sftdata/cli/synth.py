@@ -69,8 +69,8 @@ def synth(
 
     Example: `sftdata synth seeds.jsonl -o synth.jsonl --mode self-instruct -n 1000 --base-url http://127.0.0.1:8080/v1 --rpm 60 --lang ko`
     """
-    from ..synth import SynthOptions
-    from ..synth import synth as run_synth
+    from ..synthesis import SynthOptions
+    from ..synthesis import synth as run_synth
 
     options = SynthOptions(
         mode=mode.value, count=count, model=model, base_url=base_url, api_key_env=api_key_env,

@@ -38,7 +38,7 @@ def stats(
 
     Example: `sftdata stats train.jsonl --tokenizer ./tokenizer --max-seq-length 1024 --report report.html`
     """
-    from ..stats import stats as run_stats
+    from ..curate.stats import stats as run_stats
 
     with errors(), progress_bar("reading", as_json) as progress:
         result = run_stats(inputs, tokenizer, template=template, max_seq_length=max_seq_length, report=report_path,
@@ -102,7 +102,7 @@ def inspect_(
 
     The ids and masks are the ones `pretokenize` writes. Example: `sftdata inspect train.jsonl --tokenizer ./tok -n 2 --ids`
     """
-    from ..inspection import inspect_samples
+    from ..curate.inspection import inspect_samples
 
     with errors():
         shown, encoder = inspect_samples(inputs, tokenizer, template=template, n=n, skip=skip, pad_to=pad_to)
@@ -146,8 +146,8 @@ def audit(
 
     Example: `sftdata audit train.jsonl --tokenizer ./tok --max-seq-length 2048 --eval eval.jsonl --lang ko`
     """
-    from ..audit import audit as run_audit
-    from ..findings import Trainer
+    from ..curate.audit import audit as run_audit
+    from ..curate.findings import Trainer
 
     with errors(), progress_bar("auditing", as_json) as progress:
         result = run_audit(inputs, tokenizer, template=template, max_seq_length=max_seq_length,

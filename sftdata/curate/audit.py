@@ -1,0 +1,224 @@
+"""`sftdata audit`: data + tokenizer + template checked for the pitfalls that silently break SFT.
+
+Each Finding says what breaks in training and the fix, with a severity, a count and example row
+locators. Exit 1 (CLI) when a finding of severity error exists, so it can gate CI.
+
+The pad check depends on the trainer: a collator that masks labels by *pad id* (transformers'
+DataCollatorForLanguageModeling, older TRL collators: ``--trainer generic``) also masks every EOS
+when ``pad_token == eos_token``, so the model never learns to stop (error). TRL 1.x's collator and
+sftdata's pretokenized masks mask by position (``--trainer trl|sftdata``), so it is a warning there.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .dedup import SketchedRows, read_references
+from ..errors import TemplateError
+from .findings import CHECKS, Finding, Severity, Trainer
+from .fields import Side, record_text
+from ..items import Reject
+from ..ingest.mapping import Mapped
+from .minhash import DEFAULT_THRESHOLD, Sketcher, find_duplicates
+from ..rendering.plan import AUTO, RenderPlan
+from .samples import CurateResult, Progress, Sample, load, open_plan
+from ..schemas.records import RecordKind
+from .stats import LengthObserver, scan
+from .textquality import check_lang, mojibake, script_share
+from ..tokenize.encode import Encoder
+
+FAMILIES = {"chatml": ("<|im_start|>", "<|im_end|>"), "llama3": ("<|start_header_id|>", "<|eot_id|>"),
+            "gemma": ("<start_of_turn>", "<end_of_turn>")}
+
+
+@dataclass(slots=True)
+class Tally:
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, where: Any, keep: int = 5) -> None:
+        self.count += 1
+        if len(self.examples) < keep:
+            self.examples.append(str(where))
+
+
+class Checks:
+    """The per-row checks of an audit, fed one sample or reject at a time by `stats.scan`."""
+
+    def __init__(self, *, max_seq_length: int | None = None, trainer: Trainer = Trainer.generic,
+                 lang: str | None = None, min_lang_share: float = 0.5, threshold: float = DEFAULT_THRESHOLD,
+                 eval_files: Sequence[str | os.PathLike[str]] = ()) -> None:
+        self.max_seq_length, self.trainer = max_seq_length, trainer
+        self.lang = check_lang(lang) if lang else None
+        self.min_lang_share, self.threshold = min_lang_share, threshold
+        self.tallies: dict[str, Tally] = {}
+        self.kinds: set[str] = set()
+        self.missing_chat_template = False
+        self.encoder: Encoder | None = None
+        self.rows = SketchedRows(Sketcher(threshold))
+        self.refs = len(self.rows.locators)
+        self.eval_files = list(eval_files)
+        if self.eval_files:
+            read_references(self.eval_files, self.rows, Side.prompt)
+            self.refs = len(self.rows.locators)
+        self._pending: list[Mapped] = []
+
+    def tally(self, code: str, where: Any) -> None:
+        self.tallies.setdefault(code, Tally()).add(where)
+
+    def bind(self, plan: RenderPlan, encoder: Encoder) -> None:
+        self.encoder = encoder
+
+    def sample(self, sample: Sample) -> None:
+        assert self.encoder is not None and sample.tokenized is not None
+        encoder, tok, where = self.encoder, sample.tokenized, sample.locator
+        self.kinds.add(sample.record.kind)
+        for problem in encoder.problems(tok):
+            self.tally(problem.value, where)
+        bos = encoder.specials.bos
+        if encoder.specials.adds_bos and bos and sample.rendered.text.startswith(bos):
+            self.tally("bos_in_text", where)
+        self._truncation(tok, where)
+        text = record_text(sample.record, Side.all)
+        if mojibake(text):
+            self.tally("mojibake", where)
+        if self.lang:
+            share = script_share(text, self.lang)
+            if share is not None and share < self.min_lang_share:
+                self.tally("language_mix", where)
+        self._pending.append(Mapped(sample.record, where))
+        if len(self._pending) >= 4096:
+            self._flush()
+
+    def _truncation(self, tok: Any, where: Any) -> None:
+        limit = self.max_seq_length
+        if limit is None or tok.length <= limit:
+            return
+        spans = tok.spans()
+        if not spans or spans[0][0] >= limit:
+            self.tally("fully_truncated", where)
+        elif spans[-1][1] > limit:
+            self.tally("eos_truncated", where)
+        else:
+            self.tally("over_limit", where)
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.rows.add(self._pending, Side.prompt)
+            self._pending = []
+
+    def reject(self, reject: Reject) -> None:
+        if reject.reason == "eos_in_text":
+            self.tally("eos_in_data", reject.locator)
+        elif reject.reason == "blank" and _is_answer(reject.field):
+            self.tally("empty_answer", reject.locator)
+        else:
+            self.tally("invalid_rows", f"{reject.locator} ({reject.reason})")
+
+    def findings(self, plan: RenderPlan, encoder: Encoder) -> list[Finding]:
+        self._flush()
+        self._duplicates()
+        self._tokenizer_checks(plan, encoder)
+        out = [CHECKS[code].finding(code, tally.count, tally.examples, self.trainer)
+               for code, tally in self.tallies.items() if tally.count]
+        order = list(Severity)
+        return sorted(out, key=lambda f: (order.index(f.severity), -f.count, f.code))
+
+    def _duplicates(self) -> None:
+        matches = find_duplicates(self.rows.joined(), self.threshold, refs=self.refs)
+        locators = self.rows.locators
+        for row in range(self.refs, len(locators)):
+            target = int(matches.dup_of[row])
+            if target < 0:
+                continue
+            code = "eval_overlap" if target < self.refs else (
+                "exact_duplicates" if matches.exact[row] else "near_duplicates")
+            self.tally(code, f"{locators[row]} ~ {locators[target]} ({float(matches.similarity[row]):.2f})")
+
+    def _tokenizer_checks(self, plan: RenderPlan, encoder: Encoder) -> None:
+        specials, tok = encoder.specials, plan.tokenizer_obj
+        if specials.pad_id is None or specials.pad_id == specials.eos_id:
+            self.tally("pad_is_eos", f"pad {specials.pad!r}, eos {specials.eos!r}")
+        if specials.adds_eos:
+            self.tally("tokenizer_adds_eos", f"eos {specials.eos!r}")
+        for renderer in plan.renderers.values():
+            if renderer.eos in encoder.multi_token_stops:
+                self.tally("eos_not_single_token",
+                           f"{renderer.eos!r} → {len(encoder.multi_token_stops[renderer.eos])} tokens")
+        own = _family_of_tokenizer(encoder)
+        for renderer in plan.renderers.values():
+            template = renderer.template
+            if template.origin == "tokenizer":
+                continue
+            used = _family_of_template(template.source)
+            if template.kind is RecordKind.chat and used and used != own:
+                self.tally("template_mismatch", f"template {template.name} ({used} markers) vs tokenizer "
+                           f"({own or 'no known chat markers'})")
+            elif template.kind is not RecordKind.chat and getattr(tok, "chat_template", None):
+                self.tally("prompt_format_differs", f"template {template.name}; the tokenizer has a chat template")
+
+
+def _is_answer(name: str | None) -> bool:
+    return bool(name) and (name in ("output", "answer") or (name.startswith("messages[") and "content" in name))
+
+
+def _family_of_tokenizer(encoder: Encoder) -> str | None:
+    vocab = encoder.tokenizer.get_vocab()
+    for family, markers in FAMILIES.items():
+        if all(m in vocab for m in markers):
+            return family
+    return None
+
+
+def _family_of_template(source: str) -> str | None:
+    for family, markers in FAMILIES.items():
+        if all(m in source for m in markers):
+            return family
+    return None
+
+
+def _chat_plan(template: str | None, tokenizer: Any, spec: str, checks: Checks) -> RenderPlan:
+    """The plan to audit with. A tokenizer without a chat template cannot render chats with `chat`:
+    that is reported (when chats are rendered) and the audit goes on with chatml."""
+    try:
+        plan = open_plan(template, tokenizer, spec=spec)
+    except TemplateError:
+        if template != "chat":
+            raise
+        checks.missing_chat_template = True
+        return open_plan("chatml", tokenizer, spec=spec)
+    if plan.template == AUTO and not getattr(tokenizer, "chat_template", None):
+        checks.missing_chat_template = True
+        plan.substitute("chat", "chatml")
+    return plan
+
+
+def audit(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template: str | None = None,
+          max_seq_length: int | None = None, trainer: Trainer = Trainer.generic,
+          eval_files: Sequence[str | os.PathLike[str]] = (), lang: str | None = None, min_lang_share: float = 0.5,
+          threshold: float = DEFAULT_THRESHOLD, progress: Progress | None = None) -> CurateResult:
+    """Check records JSONL against a tokenizer and template; `result.extra["findings"]` lists them."""
+    started = time.perf_counter()
+    checks = Checks(max_seq_length=max_seq_length, trainer=trainer, lang=lang, min_lang_share=min_lang_share,
+                    threshold=threshold, eval_files=eval_files)
+    lengths = LengthObserver(max_seq_length)
+    tokenizer, spec = load(tokenizer)
+    plan = _chat_plan(template, tokenizer, spec, checks)
+    inputs_, plan, encoder = scan(inputs, plan, [checks, lengths], progress)
+    if checks.missing_chat_template:
+        if template == "chat" or RecordKind.chat.value in checks.kinds:
+            checks.tally("chat_template_missing", f"tokenizer {spec}")
+        else:  # no chat was rendered: the stand-in template played no part
+            plan.renderers.pop("chat", None)
+    findings = checks.findings(plan, encoder)
+    result = CurateResult("audit", inputs_.counts)
+    result.examples = lengths.rejects
+    result.extra = {"findings": [f.as_dict() for f in findings],
+                    "errors": sum(1 for f in findings if f.severity is Severity.error),
+                    "warnings": sum(1 for f in findings if f.severity is Severity.warning),
+                    "trainer": trainer.value, "stats": lengths.lengths.summary(), **plan.provenance()}
+    result.meta = {"seconds": round(time.perf_counter() - started, 3)}
+    return result

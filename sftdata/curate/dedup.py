@@ -1,0 +1,196 @@
+"""`sftdata dedup`: drop exact and near-duplicate rows, keeping the first of each cluster.
+
+Two passes over the input, in bounded memory: the first reads and validates records, sketches the
+compared text (sftdata.curate.minhash: ~220 bytes per row) and writes invalid rows to OUT.rejects.jsonl;
+clusters are then found in numpy; the second pass streams the rows again and writes each to OUT
+(kept) or OUT.dupes.jsonl (dropped, with the locator of the row it duplicates and the estimated
+similarity). `against` files are sketched first, as references: a row found in one (e.g. the eval
+set) is dropped, and nothing of the references is written.
+"""
+from __future__ import annotations
+
+import os
+import time
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .fields import Side, check_fields, record_text
+from ..items import Counts, Locator, RawItem, Reject, Stage
+from ..ingest.mapping import Mapped
+from .minhash import DEFAULT_THRESHOLD, NUM_PERM, Matches, Sketcher, Sketches, find_duplicates
+from ..ingest.records import RecordParser, _records
+from ..provenance import build_meta
+from ..ingest.readers import expand_sources, read_items
+from .samples import CurateResult, Progress, Ticker, batches
+from ..writers import AtomicFile, dumps_line, file_digest, meta_path, rejects_path, write_json
+
+SKETCH_BATCH = 4096
+
+
+def dupes_path(output: Path) -> Path:
+    return rejects_path(output).with_name(rejects_path(output).name.replace(".rejects.jsonl", ".dupes.jsonl"))
+
+
+@dataclass(slots=True)
+class Locators:
+    """Row locators kept as integer columns (a Locator object per row would cost ~100 bytes)."""
+
+    files: list[str] = field(default_factory=list)
+    numbers: dict[str, int] = field(default_factory=dict)
+    file: array = field(default_factory=lambda: array("i"))
+    line: array = field(default_factory=lambda: array("q"))
+    index: array = field(default_factory=lambda: array("q"))
+    element: array = field(default_factory=lambda: array("q"))
+
+    def add(self, locator: Locator) -> None:
+        number = self.numbers.get(locator.file)
+        if number is None:
+            number = self.numbers[locator.file] = len(self.files)
+            self.files.append(locator.file)
+        self.file.append(number)
+        for name in ("line", "index", "element"):
+            value = getattr(locator, name)
+            getattr(self, name).append(-1 if value is None else value)
+
+    def __getitem__(self, row: int) -> Locator:
+        def opt(column: array) -> int | None:
+            return None if column[row] < 0 else column[row]
+
+        return Locator(self.files[self.file[row]], opt(self.line), opt(self.index), opt(self.element))
+
+    def __len__(self) -> int:
+        return len(self.file)
+
+
+@dataclass(slots=True)
+class SketchedRows:
+    """Sketches and locators of the rows read so far (references first, then the input)."""
+
+    sketcher: Sketcher
+    parts: list[Sketches] = field(default_factory=list)
+    locators: Locators = field(default_factory=Locators)
+
+    def add(self, records: Sequence[Mapped], fields: Side | Sequence[str]) -> None:
+        self.parts.append(self.sketcher.sketch([record_text(m.record, fields) for m in records]))
+        for mapped in records:
+            self.locators.add(mapped.locator)
+
+    def joined(self) -> Sketches:
+        joined = Sketches.join(self.parts, self.sketcher.bands, self.sketcher.num_perm)
+        self.parts.append(joined)
+        return joined
+
+
+def sketch_stream(stream: Iterable[Mapped | Reject], rows: SketchedRows, fields: Side | Sequence[str],
+                  on_reject: Any = None, ticker: Ticker | None = None) -> bytearray:
+    """Sketch every record of the stream; returns, per row in stream order, 1 if it was a record."""
+    is_record = bytearray()
+    for batch in batches(stream, SKETCH_BATCH):
+        records = [v for v in batch if isinstance(v, Mapped)]
+        for value in batch:
+            is_record.append(isinstance(value, Mapped))  # bool is an int 0/1
+            if isinstance(value, Reject) and on_reject is not None:
+                on_reject(value)
+        rows.add(records, fields)
+        if ticker:
+            ticker.tick(len(batch))
+    return is_record
+
+
+def read_references(against: Sequence[str | os.PathLike[str]], rows: SketchedRows,
+                    fields: Side | Sequence[str]) -> list[Path]:
+    if not against:
+        return []
+    sources = expand_sources(list(against))
+    sketch_stream(_records(read_items(sources), RecordParser(), Counts(), None), rows, fields)
+    return [s.path for s in sources]
+
+
+def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
+          threshold: float = DEFAULT_THRESHOLD, fields: Sequence[str] | None = None,
+          against: Sequence[str | os.PathLike[str]] = (), progress: Progress | None = None) -> CurateResult:
+    """Records JSONL → OUT without exact and near duplicates of the compared text (default: the
+    prompt side), OUT.dupes.jsonl (each dropped row, what it duplicates, the similarity),
+    OUT.rejects.jsonl (invalid rows) and OUT.meta.json."""
+    started = time.perf_counter()
+    output = Path(output)
+    compare: Side | list[str] = check_fields(fields) if fields else Side.prompt
+    sources = expand_sources(list(inputs))
+    counts = Counts()
+    for source in sources:
+        counts.file(source.name)
+    rows = SketchedRows(Sketcher(threshold))
+    references = read_references(against, rows, compare)
+    refs = len(rows.locators)
+    result = CurateResult("dedup", counts, output, rejects_path(output))
+    ticker = Ticker(progress)
+    with AtomicFile(rejects_path(output)) as rej, AtomicFile(output) as out, AtomicFile(dupes_path(output)) as dup:
+        def on_reject(reject: Reject) -> None:
+            counts.reject(reject)
+            _example(result, reject)
+            rej.write(dumps_line(reject.as_dict()))
+
+        stream = _records(read_items(sources), RecordParser(), counts, None)
+        is_record = sketch_stream(stream, rows, compare, on_reject, ticker)
+        matches = find_duplicates(rows.joined(), threshold, refs=refs)
+        items = read_items(sources)  # the same rows again, in the same order
+        row = refs
+        for was_record, item in zip(is_record, items):
+            if not was_record:
+                continue
+            target = int(matches.dup_of[row])
+            if target < 0:
+                counts.file(item.locator.file).written += 1
+                out.write(dumps_line(item.data))
+            else:
+                dropped = _dropped(item, row, target, refs, matches, rows.locators)
+                counts.drop(dropped[0])
+                _example(result, dropped[0])
+                dup.write(dumps_line(dropped[1]))
+            row += 1
+            ticker.tick()
+    ticker.close()
+    sketcher = rows.sketcher
+    result.extra = {"dupes": str(dupes_path(output)), "threshold": threshold,
+                    "compared": compare.value if isinstance(compare, Side) else compare,
+                    "exact": int(matches.exact[refs:].sum()),
+                    "near": int(((matches.dup_of[refs:] >= 0) & ~matches.exact[refs:]).sum()),
+                    "against_rows": refs}
+    extra = {**result.extra, "minhash": {"num_perm": NUM_PERM, "bands": sketcher.bands, "rows": sketcher.rows,
+                                          "shingles": "characters: 3-grams for Hangul/CJK/kana text, else 5-grams",
+                                          "normalise": "NFKC, casefold, whitespace collapsed"},
+             "against": [file_digest(p) for p in references]}
+    result.meta = build_meta("dedup", [s.path for s in sources], counts, output, result.rejects, extra, started)
+    write_json(meta_path(output), result.meta)
+    return result
+
+
+def _dropped(item: RawItem | Reject, row: int, target: int, refs: int, matches: Matches,
+             locators: Locators) -> tuple[Reject, dict[str, Any]]:
+    exact = bool(matches.exact[row])
+    similarity = round(float(matches.similarity[row]), 3)
+    reason = "in_against_file" if target < refs else ("exact_duplicate" if exact else "near_duplicate")
+    original = locators[target]
+    what = "an exact" if exact else f"a near (estimated Jaccard {similarity:.2f})"
+    reject = Reject(Stage.dedup, reason, f"{what} duplicate of {original}", item.locator,
+                    raw=item.data if isinstance(item, RawItem) else None)
+    return reject, {**reject.as_dict(), "duplicate_of": original.as_dict(), "similarity": similarity,
+                    "exact": exact}
+
+
+def _example(result: CurateResult, reject: Reject, keep: int = 5) -> None:
+    if len(result.examples) < keep:
+        result.examples.append(reject)
+
+
+def cluster_rows(records: Sequence[Any], fields: Side | Sequence[str] = Side.prompt,
+                 threshold: float = DEFAULT_THRESHOLD, refs: Sequence[Any] = ()) -> Matches:
+    """Matches for records held in memory (audit, split): references first, then `records`."""
+    sketcher = Sketcher(threshold)
+    texts = [record_text(r, fields) for r in [*refs, *records]]
+    parts = [sketcher.sketch(texts[i:i + SKETCH_BATCH]) for i in range(0, len(texts), SKETCH_BATCH)]
+    return find_duplicates(Sketches.join(parts, sketcher.bands, sketcher.num_perm), threshold, refs=len(refs))
+

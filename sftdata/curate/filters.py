@@ -1,0 +1,161 @@
+"""`sftdata filter`: drop rows by length, token count, deny patterns, language mix or refusals.
+
+Every dropped row goes to OUT.rejects.jsonl with its reason (stage ``filter``) and is counted as
+filtered, so read = written + rejected + filtered. Lengths in characters are of the whole record
+text (prompt and answer); tokens are of the sample as rendered with the template and the
+tokenizer's EOS, by the same encoder `pretokenize` uses.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SftDataError
+from .fields import Side, record_text
+from ..items import Reject, Stage
+from ..ingest.mapping import Mapped
+from ..ingest.records import record_row
+from ..provenance import build_meta
+from .samples import (BATCH_CHARS, CurateResult, Progress, Sample, Ticker, batches, encoder_for, note_renderers,
+                      open_inputs, open_plan, screen)
+from ..schemas.records import RecordKind
+from .textquality import check_lang, refusal, script_share
+from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
+
+
+@dataclass(slots=True)
+class FilterSpec:
+    min_chars: int | None = None
+    max_chars: int | None = None
+    max_tokens: int | None = None
+    deny: list[str] = field(default_factory=list)
+    lang: str | None = None
+    min_lang_share: float = 0.5
+    drop_refusals: bool = False
+
+    def compiled(self) -> list[re.Pattern[str]]:
+        out = []
+        for pattern in self.deny:
+            try:
+                out.append(re.compile(pattern))
+            except re.error as error:
+                raise SftDataError(f"invalid --deny pattern {pattern!r}: {error}") from None
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("min_chars", "max_chars", "max_tokens", "deny", "lang",
+                                              "min_lang_share", "drop_refusals")}
+
+
+class RowFilter:
+    """The text filters of a spec, one row at a time: None to keep it, or the Reject that drops it."""
+
+    def __init__(self, spec: FilterSpec) -> None:
+        self.spec, self.deny = spec, spec.compiled()
+        if spec.lang:
+            check_lang(spec.lang)
+
+    def check(self, mapped: Mapped) -> Reject | None:
+        spec, record = self.spec, mapped.record
+        text = record_text(record, Side.all)
+
+        def drop(reason: str, message: str, field: str | None = None) -> Reject:
+            return Reject(Stage.filter, reason, message, mapped.locator, field=field, raw=record_row(record))
+
+        if spec.min_chars is not None and len(text) < spec.min_chars:
+            return drop("too_short", f"{len(text)} characters, fewer than --min-chars {spec.min_chars}")
+        if spec.max_chars is not None and len(text) > spec.max_chars:
+            return drop("too_long", f"{len(text)} characters, more than --max-chars {spec.max_chars}")
+        for pattern in self.deny:
+            found = pattern.search(text)
+            if found:
+                return drop("denied", f"matches --deny {pattern.pattern!r}: {found.group()[:80]!r}")
+        if spec.lang:
+            share = script_share(text, spec.lang)
+            if share is not None and share < spec.min_lang_share:
+                return drop("language_mix", f"{share:.0%} of the letters are {spec.lang} script, less than "
+                            f"--min-lang-share {spec.min_lang_share:.0%}")
+        if spec.drop_refusals:
+            phrase = refusal(record_text(record, Side.answer))
+            if phrase:
+                return drop("refusal", f"the answer refuses: {phrase!r}", field="answer")
+        return None
+
+
+def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], spec: FilterSpec, *,
+                   tokenizer: Any = None, template: str | None = None,
+                   progress: Progress | None = None) -> CurateResult:
+    """Records JSONL → OUT (rows that pass), OUT.rejects.jsonl (invalid and dropped rows, with reasons)."""
+    started = time.perf_counter()
+    output = Path(output)
+    if spec.max_tokens is not None and tokenizer is None:
+        raise SftDataError("--max-tokens needs --tokenizer")
+    rows = RowFilter(spec)
+    inputs_ = open_inputs(inputs)
+    counts = inputs_.counts
+    plan = open_plan(template, tokenizer) if spec.max_tokens is not None else None
+    encoder = encoder_for(plan) if plan is not None else None
+    result = CurateResult("filter", counts, output, rejects_path(output))
+    ticker = Ticker(progress)
+    with AtomicFile(output) as out, AtomicFile(rejects_path(output)) as rej:
+        for batch in batches(inputs_.records(), 1024):
+            verdicts: list[Mapped | Reject] = [v if isinstance(v, Reject) else (rows.check(v) or v) for v in batch]
+            if plan is not None and encoder is not None:
+                verdicts = _token_check(verdicts, plan, encoder, spec.max_tokens)  # type: ignore[arg-type]
+            for value in verdicts:
+                if isinstance(value, Mapped):
+                    counts.file(value.locator.file).written += 1
+                    out.write(dumps_line(record_row(value.record)))
+                    continue
+                if value.stage in (Stage.filter, Stage.dedup):
+                    counts.drop(value)
+                else:
+                    counts.reject(value)
+                if len(result.examples) < 5:
+                    result.examples.append(value)
+                rej.write(dumps_line(value.as_dict()))
+            ticker.tick(len(batch))
+    ticker.close()
+    extra: dict[str, Any] = {"filters": spec.describe()}
+    if plan is not None:
+        extra.update(plan.provenance())
+    result.extra = {"filters": spec.describe()}
+    result.meta = build_meta("filter", inputs_.paths, counts, output, result.rejects, extra, started)
+    write_json(meta_path(output), result.meta)
+    return result
+
+
+def _token_check(values: list[Mapped | Reject], plan: Any, encoder: Any, limit: int) -> list[Mapped | Reject]:
+    """Render and tokenize the rows still kept; drop those longer than `limit` tokens."""
+    keep = [(i, v) for i, v in enumerate(values) if isinstance(v, Mapped)]
+    samples: list[tuple[int, Mapped, Sample]] = []
+    out = list(values)
+
+    def too_many(sample: Sample, least: int) -> Reject:
+        return Reject(Stage.filter, "too_many_tokens", f"at least {least:,} tokens (found before tokenizing), "
+                      f"more than --max-tokens {limit}", sample.locator, raw=record_row(sample.record))
+
+    for i, mapped in keep:
+        rendered = plan.renderer_for(RecordKind(mapped.record.kind)).render(mapped.record, mapped.locator)
+        if isinstance(rendered, Reject):
+            out[i] = rendered
+            continue
+        sample = Sample(mapped.record, rendered)
+        stopped = screen(sample, encoder, limit, too_many)  # certainly too long, or too large to tokenize
+        if stopped is not None:
+            out[i] = stopped
+        else:
+            samples.append((i, mapped, sample))
+    note_renderers(plan, encoder)
+    for part in batches(samples, len(samples) or 1, lambda x: x[2].rendered.chars,
+                        BATCH_CHARS):  # a bounded amount of text per call, as sftdata.curate.samples.tokenized
+        for (i, mapped, _), tok in zip(part, encoder.encode([s.rendered for _, _, s in part])):
+            if tok.length > limit:
+                out[i] = Reject(Stage.filter, "too_many_tokens", f"{tok.length} tokens, more than --max-tokens "
+                                f"{limit}", mapped.locator, raw=record_row(mapped.record))
+    return out

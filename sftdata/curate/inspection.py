@@ -1,0 +1,82 @@
+"""`sftdata inspect`: samples token by token, each token labelled as the trainer will treat it.
+
+The ids and masks are the ones sftdata.tokenize.encode makes for `pretokenize` (not a re-implementation);
+this module only labels them: BOS, prompt (masked: no loss), trained, EOS (a stop token ending a
+trained span), and padding when `pad_to` asks to show what a collator would append.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from itertools import islice
+from typing import Any
+
+from ..items import Locator
+from .samples import Sample, encoder_for, open_inputs, open_plan, rendered, tokenized
+from ..tokenize.encode import Encoder, Tokenized, token_texts
+
+
+class TokenKind(str, Enum):
+    bos = "bos"
+    prompt = "prompt"  # masked: label -100
+    trained = "trained"
+    eos = "eos"  # trained: the stop token at the end of a trained span
+    pad = "pad"  # appended by a collator; masked
+
+
+@dataclass(frozen=True, slots=True)
+class ShownToken:
+    id: int
+    text: str
+    kind: TokenKind
+
+
+@dataclass(slots=True)
+class Shown:
+    locator: Locator
+    tokens: list[ShownToken]
+    length: int
+    trained: int
+    problems: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"locator": self.locator.as_dict(), "length": self.length, "trained": self.trained,
+                "problems": self.problems,
+                "tokens": [{"id": t.id, "text": t.text, "kind": t.kind.value} for t in self.tokens]}
+
+
+def label(encoder: Encoder, tok: Tokenized, pad_to: int | None = None) -> list[ShownToken]:
+    ends = {end - 1 for _, end in tok.spans()}
+    texts = token_texts(encoder, tok.input_ids)
+    out = []
+    for index, (token, text, masked) in enumerate(zip(tok.input_ids, texts, tok.mask)):
+        if masked:
+            kind = TokenKind.eos if index in ends and token in encoder.stop_ids else TokenKind.trained
+        elif index == 0 and token == encoder.specials.bos_id:
+            kind = TokenKind.bos
+        else:
+            kind = TokenKind.prompt
+        out.append(ShownToken(token, text, kind))
+    pad = encoder.specials.pad_id
+    if pad_to is not None and pad is not None:
+        out += [ShownToken(pad, encoder.specials.pad or "", TokenKind.pad)] * max(0, pad_to - tok.length)
+    return out
+
+
+def inspect_samples(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template: str | None = None,
+                    n: int = 3, skip: int = 0, pad_to: int | None = None) -> tuple[list[Shown], Encoder]:
+    """The first `n` samples (after `skip`) that render, labelled token by token."""
+    plan = open_plan(template, tokenizer)
+    encoder = encoder_for(plan)
+    inputs_ = open_inputs(inputs)
+    samples = (v for v in tokenized(rendered(inputs_.records(), plan), plan, encoder, batch=max(n, 1))
+               if isinstance(v, Sample))
+    shown = []
+    for sample in islice(samples, skip, skip + n):
+        tok = sample.tokenized
+        assert tok is not None
+        shown.append(Shown(sample.locator, label(encoder, tok, pad_to), tok.length, tok.trained_tokens,
+                           [p.value for p in encoder.problems(tok)]))
+    return shown, encoder

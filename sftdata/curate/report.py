@@ -1,0 +1,129 @@
+"""One self-contained HTML page for `sftdata stats --report`: lengths, histograms as inline SVG,
+reject/filter/dedup reasons (this run's and those recorded in the inputs' sidecars) and the audit's
+findings. No scripts, fonts or images are fetched: it opens offline."""
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..provenance import read_meta
+from ..writers import AtomicFile
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1000px;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:.25em .7em;border-bottom:1px solid #eee;text-align:right}
+th:first-child,td:first-child{text-align:left}.muted{color:#777}.error{color:#b00020;font-weight:600}
+.warning{color:#a15c00;font-weight:600}.info{color:#2a5d9f}.finding{margin:1em 0;padding:.6em .9em;border-left:4px solid #ccc}
+.finding.error{border-color:#b00020}.finding.warning{border-color:#e09000}.finding.info{border-color:#2a5d9f}
+.finding p{margin:.3em 0;color:#222;font-weight:normal}code{background:#f4f4f4;padding:0 .2em}
+.charts{display:flex;flex-wrap:wrap;gap:1em}
+"""
+
+
+def svg_histogram(title: str, hist: dict[str, list[int]], limit: int | None = None,
+                  width: int = 460, height: int = 200) -> str:
+    """A bar chart of equal-width bins as inline SVG, with the limit drawn as a dashed red line."""
+    edges, counts = hist.get("edges") or [], hist.get("counts") or []
+    if not counts:
+        return f"<p class='muted'>{html.escape(title)}: no samples</p>"
+    left, bottom, top, right = 48, 36, 24, 12
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max(counts) or 1
+    span = edges[-1] - edges[0] or 1
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
+             f"aria-label='{html.escape(title)}'>",
+             f"<text x='{left}' y='16' font-size='13' font-weight='600'>{html.escape(title)}</text>"]
+    bar_w = plot_w / len(counts)
+    for i, count in enumerate(counts):
+        h = plot_h * count / peak
+        x, y = left + i * bar_w, top + plot_h - h
+        parts.append(f"<rect x='{x:.1f}' y='{y:.1f}' width='{max(bar_w - 1, 1):.1f}' height='{h:.1f}' fill='#4a7bb7'>"
+                     f"<title>{edges[i]}–{edges[i + 1]}: {count}</title></rect>")
+    axis_y = top + plot_h
+    parts.append(f"<line x1='{left}' y1='{axis_y}' x2='{left + plot_w}' y2='{axis_y}' stroke='#999'/>")
+    for i in range(0, len(edges), max(1, len(edges) // 6)):
+        x = left + plot_w * (edges[i] - edges[0]) / span
+        parts.append(f"<text x='{x:.1f}' y='{axis_y + 14}' font-size='10' text-anchor='middle'>{edges[i]}</text>")
+    parts.append(f"<text x='{left - 6}' y='{top + 8}' font-size='10' text-anchor='end'>{peak}</text>")
+    parts.append(f"<text x='{left - 6}' y='{axis_y}' font-size='10' text-anchor='end'>0</text>")
+    if limit is not None and edges[0] <= limit <= edges[-1]:
+        x = left + plot_w * (limit - edges[0]) / span
+        parts.append(f"<line x1='{x:.1f}' y1='{top}' x2='{x:.1f}' y2='{axis_y}' stroke='#b00020' "
+                     f"stroke-dasharray='4 3'/><text x='{x + 3:.1f}' y='{top + 10}' font-size='10' "
+                     f"fill='#b00020'>max_seq_length {limit}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "–" if value is None else str(value)
+
+
+def _reasons(summary: dict[str, Any], sources: Sequence[Path]) -> str:
+    rows = [("this run", reason, n) for reason, n in summary.get("by_reason", {}).items()]
+    for source in sources:
+        meta = read_meta(source)
+        if meta:
+            for reason, n in meta.get("counts", {}).get("by_reason", {}).items():
+                rows.append((f"{meta.get('command', '?')} → {source.name}", reason, n))
+    if not rows:
+        return "<p class='muted'>No row was rejected, filtered or deduplicated (here or in the inputs' sidecars).</p>"
+    return _table(("step", "reason", "rows"), rows)
+
+
+def _findings(findings: Sequence[dict[str, Any]]) -> str:
+    if not findings:
+        return "<p>No findings.</p>"
+    out = []
+    for f in findings:
+        examples = ", ".join(html.escape(e) for e in f["examples"])
+        out.append(f"<div class='finding {f['severity']}'><span class='{f['severity']}'>{f['severity'].upper()}</span> "
+                   f"<b>{html.escape(f['title'])}</b> <span class='muted'>({html.escape(f['code'])}, "
+                   f"{f['count']:,})</span><p><b>What breaks:</b> {html.escape(f['breaks'])}</p>"
+                   f"<p><b>Fix:</b> {html.escape(f['fix'])}</p>"
+                   + (f"<p class='muted'>e.g. {examples}</p>" if examples else "") + "</div>")
+    return "".join(out)
+
+
+def render_report(summary: dict[str, Any], findings: Sequence[dict[str, Any]], sources: Sequence[Path]) -> str:
+    stats = summary.get("stats", {})
+    limit = (stats.get("max_seq_length") or {}).get("limit")
+    lengths = stats.get("lengths", {})
+    counts = [(k, summary.get(k, 0)) for k in ("read", "written", "rejected", "filtered", "deduplicated")]
+    length_rows = [(name, *(v.get(k) for k in ("min", "p50", "p90", "p99", "max", "mean")))
+                   for name, v in lengths.items()]
+    charts = "".join(svg_histogram(name.replace("_", " "), hist, limit if name == "total_tokens" else None)
+                     for name, hist in stats.get("histograms", {}).items())
+    cut = stats.get("max_seq_length")
+    cut_html = _table(("max_seq_length", "over", "EOS cut", "completion cut", "nothing trained"),
+                      [(cut["limit"], cut["over"], cut["eos_lost"], cut["completion_lost"], cut["nothing_trained"])]
+                      ) if cut else "<p class='muted'>No --max-seq-length given.</p>"
+    templates = ", ".join(f"{t['name']} (sha256 {t['sha256'][:12]}…, EOS {t['eos']})" for t in summary.get("template") or [])
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>sftdata report</title>"
+            f"<style>{_CSS}</style></head><body><h1>sftdata report</h1>"
+            f"<p class='muted'>{html.escape(time.strftime('%Y-%m-%d %H:%M:%S'))} · inputs: "
+            f"{html.escape(', '.join(str(s) for s in sources))}<br>tokenizer: {html.escape(str(summary.get('tokenizer')))}"
+            f" · template: {html.escape(templates)}</p>"
+            f"<h2>Counts</h2>{_table(('', 'rows'), counts)}"
+            f"<h2>Lengths</h2>{_table(('', 'min', 'p50', 'p90', 'p99', 'max', 'mean'), length_rows)}"
+            f"<div class='charts'>{charts}</div><h2>Truncation</h2>{cut_html}"
+            f"<h2>Rejected, filtered and deduplicated rows</h2>{_reasons(summary, sources)}"
+            f"<h2>Audit findings</h2>{_findings(findings)}</body></html>\n")
+
+
+def write_report(path: Path, summary: dict[str, Any], findings: Sequence[dict[str, Any]],
+                 sources: Sequence[Path]) -> None:
+    with AtomicFile(path) as handle:
+        handle.write(render_report(summary, findings, sources).encode("utf-8"))

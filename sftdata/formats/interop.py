@@ -1,0 +1,253 @@
+"""Reading the formats other tools train with back into records: the import half of interop.
+
+An `Importer` stands where a MappingSpec stands in `convert()`: it turns one raw row of a foreign
+format into a record (or a Reject naming why not). The import presets are `openai` (chat
+fine-tuning JSONL, tool calls included), `trl` (TRL's conversational `messages` or
+`prompt`/`completion` rows), `hf` (the Parquet folder `sftdata export --to hf` writes) and
+`llamafactory` (built from a `dataset_info.json` entry, see sftdata.formats.llamafactory).
+
+Tool calls are held in records in the Hugging Face chat-template form
+``{"type": "function", "function": {"name": ..., "arguments": {...}}}``; the helpers here are the one
+place that reads the other spellings of a call.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from ..errors import MappingError
+from ..items import RawItem, Reject, Stage
+from ..ingest.mapping import Mapped
+from ..schemas.records import RecordKind, record_model
+from ..ingest.validation import reject_from_validation
+
+# Keys under meta that carry what only the OpenAI format has (weights, explicit tool_call ids),
+# so an OpenAI file read and written again comes back the same.
+OPENAI_META = "openai"
+
+
+class RowError(Exception):
+    """A row that cannot become a record; becomes a Reject with this reason."""
+
+    def __init__(self, reason: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.field = reason, message, field
+
+
+class NotExportable(Exception):
+    """A record the target format cannot express; the exporter turns it into a Reject with this reason."""
+
+    def __init__(self, reason: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.field = reason, message, field
+
+
+class Importer:
+    """Foreign rows → records. Subclasses implement `decode`; `map` is what the pipeline calls."""
+
+    name = ""
+    to = RecordKind.chat  # the kind most rows become (recorded in the sidecar)
+
+    def decode(self, row: dict[str, Any]) -> tuple[RecordKind, dict[str, Any]]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {"importer": self.name}
+
+    def map(self, item: RawItem) -> Iterator[Mapped | Reject]:
+        data = item.data
+        if not isinstance(data, dict):
+            yield Reject(Stage.map, "not_an_object", f"expected a JSON object, found {type(data).__name__}",
+                         item.locator, raw=data)
+            return
+        try:
+            kind, values = self.decode(data)
+        except RowError as error:
+            yield Reject(Stage.map, error.reason, error.message, item.locator, field=error.field, raw=data)
+            return
+        try:
+            yield Mapped(record_model(kind).model_validate(values), item.locator)  # type: ignore[arg-type]
+        except ValidationError as error:
+            yield reject_from_validation(error, item.locator, data)
+
+
+# ---- tool calls and tools ---------------------------------------------------------------------
+
+def parse_arguments(value: Any) -> Any:
+    """A call's arguments as a JSON object when the text is one; anything else is kept as it is."""
+    if isinstance(value, str):
+        try:
+            parsed = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+        return parsed if isinstance(parsed, dict) else value
+    return value
+
+
+def call_parts(call: Any) -> tuple[str | None, str, Any] | None:
+    """(id, name, arguments) of a tool call in HF/OpenAI form or bare {name, arguments}; None if neither."""
+    if not isinstance(call, dict):
+        return None
+    function = call.get("function") if isinstance(call.get("function"), dict) else call
+    name = function.get("name")
+    if not isinstance(name, str) or not name:
+        return None
+    call_id = call.get("id")
+    return (call_id if isinstance(call_id, str) else None), name, function.get("arguments", {})
+
+
+def canonical_call(name: str, arguments: Any, call_id: str | None = None) -> dict[str, Any]:
+    call: dict[str, Any] = {"id": call_id} if call_id else {}
+    call.update(type="function", function={"name": name, "arguments": arguments})
+    return call
+
+
+def is_canonical_call(call: Any) -> bool:
+    """Exactly the HF form (optionally with an id): what every importer produces."""
+    parts = call_parts(call)
+    return (parts is not None and set(call) <= {"id", "type", "function"} and call.get("type") == "function"
+            and set(call["function"]) == {"name", "arguments"})
+
+
+def json_value(value: Any, field: str) -> Any:
+    """A value stored as JSON text (tools, meta, tool_calls in Parquet) → the value; None stays None."""
+    if not isinstance(value, str):
+        return value
+    if not value.strip():
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as error:
+        raise RowError("invalid_json", f"{field}: not valid JSON ({error.msg})", field) from None
+
+
+def _drop_none(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in value.items() if v is not None}
+
+
+def common_fields(row: dict[str, Any], used: set[str]) -> dict[str, Any]:
+    """id and the unmapped top-level columns (→ meta), as the presets keep them."""
+    out: dict[str, Any] = {}
+    if row.get("id") not in (None, ""):
+        out["id"] = row["id"]
+    extra = {k: v for k, v in row.items() if k not in used and k != "id"}
+    if extra:
+        out["meta"] = extra
+    return out
+
+
+def _messages(value: Any, field: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not value:
+        raise RowError("wrong_type", f"{field}: expected a non-empty list of messages", field)
+    out = []
+    for index, message in enumerate(value):
+        if not isinstance(message, dict):
+            raise RowError("wrong_type", f"{field}[{index}]: expected an object", f"{field}[{index}]")
+        message = _drop_none(message)  # Arrow fills absent struct fields with nulls
+        if isinstance(message.get("tool_calls"), str):
+            message["tool_calls"] = json_value(message["tool_calls"], f"{field}[{index}].tool_calls")
+        if isinstance(message.get("tool_calls"), list):
+            message["tool_calls"] = [_drop_none(c) if isinstance(c, dict) else c for c in message["tool_calls"]]
+        if message.get("role") == "assistant" and message.get("tool_calls") and "content" not in message:
+            message["content"] = ""
+        out.append(message)
+    return out
+
+
+def _tools(row: dict[str, Any]) -> dict[str, Any]:
+    tools = json_value(row.get("tools"), "tools")
+    return {"tools": tools} if tools not in (None, []) else {}
+
+
+# ---- TRL: conversational messages, or prompt/completion -----------------------------------------
+
+class TrlImporter(Importer):
+    """TRL's SFT rows: `messages` (→ chat), or `prompt`/`completion` (single-turn → instruction)."""
+
+    name = "trl"
+
+    def decode(self, row: dict[str, Any]) -> tuple[RecordKind, dict[str, Any]]:
+        if "messages" in row:
+            values = {"messages": _messages(row["messages"], "messages"), **_tools(row)}
+            return RecordKind.chat, {**values, **common_fields(row, {"messages", "tools"})}
+        if "prompt" in row and "completion" in row:
+            return self._pair(row)
+        if "text" in row:
+            raise RowError("rendered_text", "a `text` row is already rendered: its turns cannot be told apart",
+                           "text")
+        raise RowError("unknown_shape", "expected `messages`, or `prompt` and `completion`")
+
+    def _pair(self, row: dict[str, Any]) -> tuple[RecordKind, dict[str, Any]]:
+        prompt, completion = row["prompt"], row["completion"]
+        common = common_fields(row, {"prompt", "completion", "tools"})
+        if isinstance(prompt, str) and isinstance(completion, str):  # standard (already formatted) pair
+            return RecordKind.instruction, {"instruction": prompt, "output": completion, **common}
+        turns = _messages(prompt, "prompt") + _messages(completion, "completion")
+        roles = [t.get("role") for t in turns]
+        tools = _tools(row)
+        plain = all(set(t) == {"role", "content"} for t in turns) and not tools
+        if plain and roles in (["user", "assistant"], ["system", "user", "assistant"]):
+            values = {"instruction": turns[-2]["content"], "output": turns[-1]["content"], **common}
+            if roles[0] == "system":
+                values["system"] = turns[0]["content"]
+            return RecordKind.instruction, values
+        return RecordKind.chat, {"messages": turns, **tools, **common}
+
+
+# ---- the Parquet folder sftdata writes (records as columns, JSON text where shapes vary) --------
+
+class HfImporter(Importer):
+    """Rows of an `sftdata export --to hf` folder: record columns; meta, tools and odd tool calls as JSON."""
+
+    name = "hf"
+
+    def decode(self, row: dict[str, Any]) -> tuple[RecordKind, dict[str, Any]]:
+        row = _drop_none(row)
+        kind = (RecordKind.chat if "messages" in row else RecordKind.qa if "question" in row
+                else RecordKind.instruction)
+        values = dict(row)
+        if "meta" in values:
+            meta = json_value(values["meta"], "meta")
+            if meta is None:
+                del values["meta"]
+            else:
+                values["meta"] = meta
+        if kind is RecordKind.chat:
+            values["messages"] = _messages(values["messages"], "messages")
+            for message in values["messages"]:
+                for call in message.get("tool_calls") or []:
+                    if isinstance(call, dict) and isinstance(call.get("function"), dict):
+                        call["function"]["arguments"] = parse_arguments(call["function"].get("arguments"))
+            values.pop("tools", None)
+            values.update(_tools(row))
+        return kind, values
+
+
+# ---- the registry convert() consults --------------------------------------------------------------
+
+def _openai() -> Importer:
+    from .openai_format import OpenAIImporter
+
+    return OpenAIImporter()
+
+
+IMPORT_PRESETS: dict[str, Callable[[], Importer]] = {"openai": _openai, "trl": TrlImporter, "hf": HfImporter}
+
+
+def importer_for(preset: str | None, mapping: Any) -> Importer | None:
+    """The Importer convert() uses for these options, or None when a MappingSpec does the work."""
+    if isinstance(mapping, Importer):
+        if preset and preset != mapping.name:
+            raise MappingError(f"preset {preset!r} given together with a {mapping.name} importer")
+        return mapping
+    if preset == "llamafactory":
+        raise MappingError("the llamafactory preset needs the dataset's dataset_info.json",
+                           hint="pass --dataset-info PATH (and --name NAME to pick an entry)")
+    if preset in IMPORT_PRESETS:
+        if mapping:
+            raise MappingError("give either a preset or a mapping file, not both")
+        return IMPORT_PRESETS[preset]()
+    return None

@@ -1,0 +1,54 @@
+"""Records JSONL → Records, with counts: the reading loop every command over records shares."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..items import Counts, RawItem, Reject, Stage
+from .mapping import Mapped, Mapper
+from ..schemas.records import Record, RecordKind, convert_record, record_model
+from .validation import reject_from_validation
+
+
+class RecordParser:
+    """Records JSONL (as convert writes it) → Records; the kind comes from --as or from each row's keys."""
+
+    def __init__(self, kind: RecordKind | None = None) -> None:
+        self.kind = kind
+
+    def map(self, item: RawItem) -> Iterator[Mapped | Reject]:
+        data = item.data
+        if not isinstance(data, dict):
+            yield Reject(Stage.map, "not_an_object", f"expected a JSON object, found {type(data).__name__}",
+                         item.locator, raw=data)
+            return
+        kind = self.kind or (RecordKind.chat if "messages" in data else
+                             RecordKind.qa if "question" in data else RecordKind.instruction)
+        try:
+            yield Mapped(record_model(kind).model_validate(data), item.locator)  # type: ignore[arg-type]
+        except ValidationError as error:
+            yield reject_from_validation(error, item.locator, data)
+
+
+def _records(items: Iterable[RawItem | Reject], mapper: Mapper | RecordParser, counts: Counts,
+             to: RecordKind | None) -> Iterator[Mapped | Reject]:
+    for item in items:
+        if isinstance(item, Reject):
+            counts.file(item.locator.file).read += 1
+            yield item
+            continue
+        for mapped in mapper.map(item):
+            counts.file(item.locator.file).read += 1
+            if isinstance(mapped, Mapped) and to is not None and mapped.record.kind != to.value:
+                try:
+                    mapped = Mapped(convert_record(mapped.record, to), mapped.locator)
+                except Exception as error:  # pydantic custom errors from a conversion that cannot hold
+                    mapped = Reject(Stage.validate, "not_convertible", f"cannot convert to {to.value}: {error}",
+                                    mapped.locator, raw=mapped.record.model_dump(mode="json", exclude_none=True))
+            yield mapped
+
+
+def record_row(record: Record) -> dict[str, Any]:
+    return record.model_dump(mode="json", exclude_none=True, exclude={"meta"} if not record.meta else None)
