@@ -40,6 +40,10 @@ def test_wheel_holds_only_the_sftdata_namespace(wheel):
     for package in ("sftdata/schemas/records.py", "sftdata/templates/__init__.py", "sftdata/trainers/__init__.py",
                     "sftdata/ingest/readers.py", "sftdata/ingest/encodings.py", "sftdata/ingest/tabular.py"):
         assert package in names
+    for folder in PACKAGE_DIRS:  # every module of every subpackage, not only the ones listed by hand
+        prefix = "sftdata/" if folder == "sftdata" else f"sftdata/{folder}/"
+        for module in (REPO / folder).rglob("*.py"):
+            assert prefix + module.relative_to(REPO / folder).as_posix() in names, module
     jinja = {Path(n).name for n in names if n.startswith("sftdata/templates/") and n.endswith(".jinja")}
     assert {p.name for p in (REPO / "templates").glob("*.jinja")} == jinja and jinja
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import SftDataError
 from ..items import Reject, Stage
-from ..pipeline import record_row
+from ..ingest.records import record_row
 from ..provenance import build_meta
 from .samples import (CurateResult, Progress, Sample, Ticker, encoder_for, open_inputs, open_plan, rendered,
                       tokenized)

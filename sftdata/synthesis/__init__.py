@@ -4,6 +4,7 @@ Modules by concept: tasks (plans and reply parsing), backends (OpenAI-compatible
 transformers), limits (RPM/TPM, retries), store (append-only output, request cache, resume),
 novelty and gates (quality filters), run (the orchestration). Nothing heavy is imported here:
 openai, transformers and torch load only when a backend is made.
+May import: curate (MinHash novelty), ingest, rendering, tokenize, the plumbing, schemas, templates.
 """
 from __future__ import annotations
 
