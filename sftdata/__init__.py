@@ -19,7 +19,10 @@ _EXPORTS = {
     "MappingSpec": "sftdata.schemas.mapping", "load_mapping": "sftdata.ingest.mapping",
     "Style": "sftdata.items", "load_template": "sftdata.rendering.templating", "Renderer": "sftdata.rendering.templating",
     "load_tokenizer": "sftdata.tokenize.load",
-    "export": "sftdata.formats.exporting", "ExportFormat": "sftdata.formats.targets", "make_card": "sftdata.formats.card",
+    "ExportFormat": "sftdata.formats.targets", "make_card": "sftdata.formats.card",
+    # one function per remaining command, with the command's options as keyword arguments (sftdata/api.py)
+    **{name: "sftdata.api" for name in ("export", "card", "stats", "inspect", "audit", "dedup", "filter", "split", "pretokenize",
+                                        "synth", "train", "plan", "merge", "generate", "export_gguf", "serve_check")},
 }
 __all__ = sorted(_EXPORTS)
 
@@ -30,4 +33,6 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'sftdata' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value

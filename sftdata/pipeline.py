@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import SftDataError
 from .formats.interop import Importer, importer_for
+from .formats.llamafactory import llamafactory_importer
 from .items import Counts, Progress, RawItem, Reject, RunResult, Style, Written
 from .ingest.mapping import Mapped, Mapper, resolve_spec
 from .ingest.readers import Encoding, Source, expand_sources, read_items
@@ -91,11 +92,15 @@ def convert(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str]
             preset: str | None = None, mapping: str | os.PathLike[str] | MappingSpec | Importer | None = None,
             to: RecordKind | None = None, encoding: Encoding = "auto", records_path: str | None = None,
             template: str | None = None, tokenizer: str | None = None, eos: str | None = None,
-            style: Style | None = None, progress: Progress | None = None) -> RunResult:
+            style: Style | None = None, dataset_info: str | os.PathLike[str] | None = None, name: str | None = None,
+            progress: Progress | None = None) -> RunResult:
     """Raw data → records JSONL (or rendered SFT JSONL with a template), plus rejects and meta files.
 
-    `mapping` may also be an Importer (sftdata.formats.interop), as the openai/trl/hf/llamafactory presets use."""
+    `mapping` may also be an Importer (sftdata.formats.interop), as the openai/trl/hf/llamafactory presets use;
+    `dataset_info` and `name` pick a LLaMA-Factory dataset_info.json entry (implying preset="llamafactory")."""
     started = time.perf_counter()
+    if dataset_info is not None or preset == "llamafactory" or name is not None:
+        mapping, preset = llamafactory_importer(dataset_info, inputs, name, mapping=mapping), "llamafactory"
     sources = expand_sources(inputs)
     importer = importer_for(preset, mapping)  # foreign formats (sftdata.formats.interop) read row by row
     spec = None if importer else resolve_spec(preset, mapping)

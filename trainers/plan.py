@@ -163,6 +163,7 @@ class Plan:
     batch: int | None  # recommended per-device batch
     grad_accum: int | None  # keeps the effective batch
     note: str | None = None
+    config: TrainConfig | None = None  # what was estimated, for showing the batch and length
 
     def as_dict(self) -> dict[str, Any]:
         return {"arch": asdict(self.arch), "params": self.arch.params, "estimate_gib": self.estimate.gib(),
@@ -174,7 +175,7 @@ def plan(arch: Arch, config: TrainConfig, gpu: str | None = None) -> Plan:
     """Estimate at the config's batch; with a GPU, say whether it fits and the largest batch that does."""
     est = estimate(arch, config)
     if gpu is None:
-        return Plan(arch, est, None, None, None, None, None)
+        return Plan(arch, est, None, None, None, None, None, config=config)
     if gpu not in GPUS:
         raise TrainError(f"unknown GPU {gpu!r}", hint=f"use one of {', '.join(GPUS)}")
     capacity = GPUS[gpu] * GIB
@@ -187,9 +188,9 @@ def plan(arch: Arch, config: TrainConfig, gpu: str | None = None) -> Plan:
     if not fitting:
         note = ("even batch 1 does not fit: shorten --max-length, turn on --gradient-checkpointing, lower "
                 "--lora-r or use --optim paged_adamw_8bit")
-        return Plan(arch, est, gpu, GPUS[gpu], False, None, None, note)
+        return Plan(arch, est, gpu, GPUS[gpu], False, None, None, note, config)
     best = max(fitting)
-    return Plan(arch, est, gpu, GPUS[gpu], est.total <= capacity, best, effective // best, note)
+    return Plan(arch, est, gpu, GPUS[gpu], est.total <= capacity, best, effective // best, note, config)
 
 
 def read_arch(model: str | os.PathLike[str]) -> Arch:

@@ -48,16 +48,11 @@ def convert(
     from ..schemas.records import RecordKind
 
     with errors(), progress_bar("converting", as_json) as progress:
-        source = mapping
-        if dataset_info is not None or preset is PresetOpt.llamafactory or name is not None:
-            from ..formats.llamafactory import llamafactory_importer
-
-            source, preset = llamafactory_importer(dataset_info, inputs, name, mapping=mapping), PresetOpt.llamafactory
         result = pipeline.convert(
-            inputs, output, preset=preset.value if preset else None, mapping=source,
+            inputs, output, preset=preset.value if preset else None, mapping=mapping,
             to=RecordKind(to.value) if to else None, encoding=encoding, records_path=records_path,
             template=template, tokenizer=tokenizer, eos=eos, style=Style(style.value) if style else None,
-            progress=progress)
+            dataset_info=dataset_info, name=name, progress=progress)
     report(result, as_json, strict)
 
 

@@ -35,10 +35,10 @@ def dedup(
     Keeps the first row of each cluster; dropped rows go to OUT.dupes.jsonl with the row they duplicate.
     Example: `sftdata dedup train.jsonl -o train.dedup.jsonl --against eval.jsonl`
     """
-    from ..curate.dedup import dedup as run
+    from .. import api
 
     with errors(), progress_bar("deduplicating", as_json) as progress:
-        result = run(inputs, output, threshold=threshold, fields=_fields(fields), against=against or (),
+        result = api.dedup(inputs, output, threshold=threshold, fields=_fields(fields), against=against or (),
                      progress=progress)
     report(result, as_json, strict)
     s = result.summary()
@@ -65,18 +65,18 @@ def filter_(
 
     Example: `sftdata filter train.jsonl -o kept.jsonl --lang ko --min-lang-share 0.5 --drop-refusals`
     """
-    from ..curate.filters import FilterSpec, filter_records
+    from .. import api
 
-    spec = FilterSpec(min_chars=min_chars, max_chars=max_chars, max_tokens=max_tokens, deny=deny or [], lang=lang,
-                      min_lang_share=min_lang_share, drop_refusals=drop_refusals)
     with errors(), progress_bar("filtering", as_json) as progress:
-        result = filter_records(inputs, output, spec, tokenizer=tokenizer, template=template, progress=progress)
+        result = api.filter(inputs, output, min_chars=min_chars, max_chars=max_chars, max_tokens=max_tokens,
+                            tokenizer=tokenizer, template=template, deny=deny or (), lang=lang,
+                            min_lang_share=min_lang_share, drop_refusals=drop_refusals, progress=progress)
     report(result, as_json, strict)
 
 
 def split(
     inputs: FilesArg,
-    out_dir: Annotated[Path, typer.Option("--output", "-o", help="Directory for train.jsonl and eval.jsonl.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for train.jsonl and eval.jsonl.")],
     eval_ratio: Annotated[float, typer.Option("--eval-ratio", help="Share of rows for eval (in expectation).")] = 0.05,
     seed: Annotated[int, typer.Option("--seed", help="Changes which rows go to eval; same seed, same split.")] = 0,
     group_near_dups: Annotated[bool, typer.Option("--group-near-dups", help="Keep near-duplicate prompts on one side.")] = False,
@@ -88,10 +88,10 @@ def split(
 
     Example: `sftdata split all.jsonl -o data/ --eval-ratio 0.05 --seed 1 --group-near-dups`
     """
-    from ..curate.split import split as run
+    from .. import api
 
     with errors(), progress_bar("splitting", as_json) as progress:
-        result = run(inputs, out_dir, eval_ratio=eval_ratio, seed=seed, group_near_dups=group_near_dups,
+        result = api.split(inputs, output, eval_ratio=eval_ratio, seed=seed, group_near_dups=group_near_dups,
                      threshold=threshold, progress=progress)
     report(result, as_json, strict)
     s = result.summary()
@@ -117,12 +117,11 @@ def pretokenize(
 
     Example: `sftdata pretokenize train.jsonl -o train.tok.jsonl --tokenizer ./tok --template chat --max-seq-length 2048`
     """
-    from ..curate.pretokenize import Overflow
-    from ..curate.pretokenize import pretokenize as run
+    from .. import api
 
     with errors(), progress_bar("tokenizing", as_json) as progress:
-        result = run(inputs, output, tokenizer=tokenizer, template=template, max_seq_length=max_seq_length,
-                     on_overflow=Overflow(on_overflow.value), progress=progress)
+        result = api.pretokenize(inputs, output, tokenizer=tokenizer, template=template, max_seq_length=max_seq_length,
+                                 on_overflow=on_overflow.value, progress=progress)
     report(result, as_json, strict)
     s = result.summary()
     o = s["overflow"]

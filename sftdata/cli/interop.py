@@ -35,11 +35,11 @@ def export(
 
     Example: `sftdata export train.jsonl --to llamafactory -o lf_data/`
     """
-    from ..formats.exporting import export as run_export
+    from .. import api
 
     with errors(), progress_bar("exporting", as_json) as progress:
-        result = run_export(input, output, to.value, eval_file=eval_file, name=name, license=license,
-                            overwrite=force, progress=progress)
+        result = api.export(input, output, to.value, eval_file=eval_file, name=name, license=license, force=force,
+                            progress=progress)
     try:
         report(result, as_json, strict)
     finally:
@@ -59,10 +59,10 @@ def card(
 
     Example: `sftdata card train.jsonl -o README.md --license apache-2.0`
     """
-    from ..formats.card import make_card
+    from .. import api
 
     with errors():
-        result = make_card(input, output, license=license)
+        result = api.card(input, output, license=license)
     summary = result.summary()
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")

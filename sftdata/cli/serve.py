@@ -65,11 +65,11 @@ def export_gguf(
 
     Example: `sftdata export-gguf runs/a -o runs/a.gguf --merge --llama-cpp llama.cpp/`
     """
-    from ..trainers.gguf import export_gguf as run_export
+    from .. import api
 
     _quiet()
     with errors():
-        result = run_export(run, output, merge=merge, outtype=outtype.value, llama_cpp=llama_cpp, overwrite=overwrite)
+        result = api.export_gguf(run, output, merge=merge, outtype=outtype.value, llama_cpp=llama_cpp, overwrite=overwrite)
     if as_json:
         sys.stdout.write(orjson.dumps({"command": "export-gguf", **result.as_dict()}).decode() + "\n")
     what = "merged model" if result.kind == "merged" else "LoRA adapter"
@@ -111,11 +111,11 @@ def serve_check(
 
     Example: `sftdata serve-check runs/a.gguf --prompt "Who are you?" --expect Hanbit --compare-base`
     """
-    from ..trainers.serve import serve_check as run_check
+    from .. import api
 
     _quiet()
     with errors():
-        result = run_check(target, prompt, expect=expect, base=base, endpoint=endpoint.value, max_tokens=max_tokens,
+        result = api.serve_check(target, prompt, expect=expect, base=base, endpoint=endpoint.value, max_tokens=max_tokens,
                            compare_base=compare_base, llama_cpp=llama_cpp, threads=threads)
     if as_json:
         sys.stdout.write(orjson.dumps(result.as_dict()).decode() + "\n")

@@ -69,19 +69,17 @@ def synth(
 
     Example: `sftdata synth seeds.jsonl -o synth.jsonl --mode self-instruct -n 1000 --base-url http://127.0.0.1:8080/v1 --rpm 60 --lang ko`
     """
-    from ..synthesis import SynthOptions
-    from ..synthesis import synth as run_synth
+    from .. import api
 
-    options = SynthOptions(
-        mode=mode.value, count=count, model=model, base_url=base_url, api_key_env=api_key_env,
-        concurrency=concurrency, rpm=rpm, tpm=tpm, template=template, lang=lang.value, seed=seed,
-        max_requests=max_requests, response_format=response_format.value, max_tokens=max_tokens,
-        temperature=temperature, top_p=top_p, few_shot=few_shot, per_request=per_request, timeout=timeout,
-        retries=retries, backoff=backoff, novelty=novelty, check_lang=check_lang,
-        deny_list=str(deny_list) if deny_list else None, price_in=price_in, price_out=price_out)
     with errors(), _progress(count, as_json) as progress:
         try:
-            result = run_synth(seeds, output, options, progress=progress)
+            result = api.synth(
+                seeds, output, count=count, mode=mode.value, model=model, base_url=base_url, api_key_env=api_key_env,
+                concurrency=concurrency, rpm=rpm, tpm=tpm, template=template, lang=lang.value, seed=seed,
+                max_requests=max_requests, response_format=response_format.value, max_tokens=max_tokens,
+                temperature=temperature, top_p=top_p, few_shot=few_shot, per_request=per_request, timeout=timeout,
+                retries=retries, backoff=backoff, novelty=novelty, check_lang=check_lang, deny_list=deny_list,
+                price_in=price_in, price_out=price_out, progress=progress)
         except KeyboardInterrupt:
             err.print(f"interrupted: every record accepted so far is in {output}; re-run the same command "
                       "to continue where it stopped", markup=False)

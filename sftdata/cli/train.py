@@ -90,16 +90,12 @@ def train(
     Example: `sftdata train train.jsonl --model SmolLM2.gguf -o runs/a --config cpu-smoke --max-steps 40`.
     Several GPUs: `accelerate launch --num_processes 4 -m sftdata.cli train ...` (DDP).
     """
-    from ..trainers.config import resolve_config
-    from ..trainers.qlora import train as run
+    from .. import api
 
     _quiet_hf()
-    with errors():
-        base = config or (output / "config.yaml" if resume and (output / "config.yaml").is_file() else None)
-        cfg = resolve_config(base, overrides)
-        with _progress(as_json) as progress:
-            result = run(data, model, output, config=cfg, template=template, eval_data=eval_data, resume=resume,
-                         overwrite=overwrite, progress=progress)
+    with errors(), _progress(as_json) as progress:
+        result = api.train(data, model, output, config=config, template=template, eval_data=eval_data, resume=resume,
+                           overwrite=overwrite, progress=progress, **(overrides or {}))
     summary = {"command": "train", "output": str(result.out_dir), **result.metrics}
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
@@ -145,12 +141,11 @@ def plan(
 
     Example: `sftdata plan --model ./Llama-3-8B --config t4-8b --gpu t4`
     """
-    from ..trainers import plan as planner
-    from ..trainers.config import resolve_config
+    from .. import api
 
     with errors():
-        cfg = resolve_config(config, overrides)
-        result = planner.plan(planner.read_arch(model), cfg, gpu)
+        result = api.plan(model, config=config, gpu=gpu, **(overrides or {}))
+    cfg = result.config
     if as_json:
         sys.stdout.write(orjson.dumps(result.as_dict()).decode() + "\n")
     _print_plan(result, cfg)
@@ -184,11 +179,11 @@ def merge(
 
     Example: `sftdata merge runs/a -o runs/a-merged`
     """
-    from ..trainers.infer import merge as run_merge
+    from .. import api
 
     _quiet_hf()
     with errors():
-        target = run_merge(run, output, overwrite=overwrite)
+        target = api.merge(run, output, overwrite=overwrite)
     err.print(f"merged model in {target} (loads with transformers alone, no peft)", markup=False)
 
 
@@ -203,11 +198,11 @@ def generate(
 
     Example: `sftdata generate runs/a --prompt "Who are you?" --compare-base`
     """
-    from ..trainers.infer import generate as run_generate
+    from .. import api
 
     _quiet_hf()
     with errors():
-        results = run_generate(run, prompt, max_new_tokens=max_new_tokens, compare_base=compare_base)
+        results = api.generate(run, prompt, max_new_tokens=max_new_tokens, compare_base=compare_base)
     if as_json:
         for r in results:
             sys.stdout.write(orjson.dumps({"prompt": r.prompt, "tuned": r.tuned, "tuned_stopped": r.tuned_stopped,

@@ -31,17 +31,17 @@ def stats(
     tokenizer: TokenizerReq,
     template: TemplateAuto = None,
     max_seq_length: MaxLenOpt = None,
-    report_path: Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report (with the audit's findings).")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report (with the audit's findings).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Lengths in characters and tokens (prompt, completion, sample) and what max_seq_length would cut.
 
     Example: `sftdata stats train.jsonl --tokenizer ./tokenizer --max-seq-length 1024 --report report.html`
     """
-    from ..curate.stats import stats as run_stats
+    from .. import api
 
     with errors(), progress_bar("reading", as_json) as progress:
-        result = run_stats(inputs, tokenizer, template=template, max_seq_length=max_seq_length, report=report_path,
+        result = api.stats(inputs, tokenizer, template=template, max_seq_length=max_seq_length, report=report,
                            progress=progress)
     summary = result.summary()
     _json(summary, as_json)
@@ -102,10 +102,11 @@ def inspect_(
 
     The ids and masks are the ones `pretokenize` writes. Example: `sftdata inspect train.jsonl --tokenizer ./tok -n 2 --ids`
     """
-    from ..curate.inspection import inspect_samples
+    from .. import api
 
     with errors():
-        shown, encoder = inspect_samples(inputs, tokenizer, template=template, n=n, skip=skip, pad_to=pad_to)
+        inspection = api.inspect(inputs, tokenizer, template=template, n=n, skip=skip, ids=ids, pad_to=pad_to)
+    shown = inspection.samples
     if as_json:
         _json({"command": "inspect", "samples": [s.as_dict() for s in shown]}, True)
     legend = Text("legend: ")
@@ -113,7 +114,7 @@ def inspect_(
         legend.append(f" {kind} ", style=style)
         legend.append(" ")
     err.print(legend)
-    specials = encoder.specials
+    specials = inspection.specials
     for sample in shown:
         err.rule(escape(f"{sample.locator} · {sample.length:,} tokens, {sample.trained:,} trained"))
         text = Text()
@@ -146,12 +147,11 @@ def audit(
 
     Example: `sftdata audit train.jsonl --tokenizer ./tok --max-seq-length 2048 --eval eval.jsonl --lang ko`
     """
-    from ..curate.audit import audit as run_audit
-    from ..curate.findings import Trainer
+    from .. import api
 
     with errors(), progress_bar("auditing", as_json) as progress:
-        result = run_audit(inputs, tokenizer, template=template, max_seq_length=max_seq_length,
-                           trainer=Trainer(trainer.value), eval_files=eval_files or (), lang=lang,
+        result = api.audit(inputs, tokenizer, template=template, max_seq_length=max_seq_length,
+                           trainer=trainer.value, eval_files=eval_files or (), lang=lang,
                            min_lang_share=min_lang_share, threshold=threshold, progress=progress)
     summary = result.summary()
     _json(summary, as_json)

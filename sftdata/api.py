@@ -1,0 +1,208 @@
+"""The notebook API: one function per `sftdata` command, with the command's options as keyword arguments.
+
+`import sftdata` exposes each of these lazily (`sftdata.stats(...)`, `sftdata.dedup(...)`, …); the CLI calls
+the same functions, so a flag and its keyword argument cannot drift apart (tests/test_api.py checks it).
+Each returns a typed result; progress, where a command reports any, goes to the `progress` callback.
+convert, render, validate and schema live in sftdata.pipeline, with the same rule.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .items import Progress
+
+if TYPE_CHECKING:
+    from .curate.inspection import Shown
+    from .curate.samples import CurateResult
+    from .formats.card import CardResult
+    from .formats.exporting import ExportResult
+    from .synthesis import SynthResult
+    from .trainers.gguf import GgufExport
+    from .trainers.infer import Generation
+    from .trainers.plan import Plan
+    from .trainers.qlora import TrainResult
+    from .trainers.serve import ServeCheck
+    from .tokenize.encode import Specials
+
+Files = Sequence[str | os.PathLike[str]]
+PathLike = str | os.PathLike[str]
+
+
+def export(input: PathLike, output: PathLike, to: str, *, eval_file: PathLike | None = None,  # noqa: A002
+           name: str | None = None, license: str | None = None, force: bool = False,
+           progress: Progress | None = None) -> ExportResult:
+    """Records → the format a trainer or platform loads as is: trl, openai, llamafactory, axolotl, hf
+    (`sftdata export`); `force` replaces an output folder sftdata did not write."""
+    from .formats.exporting import export as run
+
+    return run(input, output, to, eval_file=eval_file, name=name, license=license, overwrite=force, progress=progress)
+
+
+def card(input: PathLike, output: PathLike | None = None, *, license: str | None = None) -> CardResult:  # noqa: A002
+    """Write or update a dataset card (README.md) from the data and its .meta.json sidecars (`sftdata card`)."""
+    from .formats.card import make_card
+
+    return make_card(input, output, license=license)
+
+
+def stats(inputs: Files, tokenizer: str, *, template: str | None = None, max_seq_length: int | None = None,
+          report: PathLike | None = None, progress: Progress | None = None) -> CurateResult:
+    """Lengths in characters and tokens, and what max_seq_length would cut (`sftdata stats`)."""
+    from .curate.stats import stats as run
+
+    return run(inputs, tokenizer, template=template, max_seq_length=max_seq_length, report=report, progress=progress)
+
+
+class Inspection:
+    """What `sftdata inspect` shows: samples labelled token by token, and the tokenizer's special tokens."""
+
+    def __init__(self, samples: list[Shown], specials: Specials) -> None:
+        self.samples, self.specials = samples, specials
+
+
+def inspect(inputs: Files, tokenizer: str, *, template: str | None = None, n: int = 3, skip: int = 0,
+            ids: bool = False, pad_to: int | None = None) -> Inspection:
+    """The first `n` samples (after `skip`) token by token: masked prompt, trained answer, EOS, padding.
+
+    `ids` only changes how the CLI prints tokens; every sample carries its ids either way."""
+    from .curate.inspection import inspect_samples
+
+    shown, encoder = inspect_samples(inputs, tokenizer, template=template, n=n, skip=skip, pad_to=pad_to)
+    return Inspection(shown, encoder.specials)
+
+
+def audit(inputs: Files, tokenizer: str, *, template: str | None = None, max_seq_length: int | None = None,
+          trainer: Literal["generic", "trl", "sftdata"] = "generic", eval_files: Files = (), lang: str | None = None,
+          min_lang_share: float = 0.5, threshold: float = 0.7, progress: Progress | None = None) -> CurateResult:
+    """Known training pitfalls of data + tokenizer + template; `result.summary()["findings"]` (`sftdata audit`)."""
+    from .curate.audit import audit as run
+    from .curate.findings import Trainer
+
+    return run(inputs, tokenizer, template=template, max_seq_length=max_seq_length, trainer=Trainer(trainer),
+               eval_files=eval_files, lang=lang, min_lang_share=min_lang_share, threshold=threshold, progress=progress)
+
+
+def dedup(inputs: Files, output: PathLike, *, threshold: float = 0.7, against: Files = (),
+          fields: Sequence[str] | None = None, progress: Progress | None = None) -> CurateResult:
+    """Drop exact and near duplicates; dropped rows go to OUT.dupes.jsonl (`sftdata dedup`)."""
+    from .curate.dedup import dedup as run
+
+    return run(inputs, output, threshold=threshold, fields=fields, against=against, progress=progress)
+
+
+def filter(inputs: Files, output: PathLike, *, min_chars: int | None = None,  # noqa: A001 - the command's name
+           max_chars: int | None = None, max_tokens: int | None = None, tokenizer: str | None = None,
+           template: str | None = None, deny: Sequence[str] = (), lang: str | None = None,
+           min_lang_share: float = 0.5, drop_refusals: bool = False, progress: Progress | None = None) -> CurateResult:
+    """Drop rows by length, tokens, patterns, language mix or refusals (`sftdata filter`)."""
+    from .curate.filters import FilterSpec, filter_records
+
+    spec = FilterSpec(min_chars=min_chars, max_chars=max_chars, max_tokens=max_tokens, deny=list(deny), lang=lang,
+                      min_lang_share=min_lang_share, drop_refusals=drop_refusals)
+    return filter_records(inputs, output, spec, tokenizer=tokenizer, template=template, progress=progress)
+
+
+def split(inputs: Files, output: PathLike, *, eval_ratio: float = 0.05, seed: int = 0, group_near_dups: bool = False,
+          threshold: float = 0.7, progress: Progress | None = None) -> CurateResult:
+    """OUTPUT/train.jsonl and OUTPUT/eval.jsonl by a stable hash of each record and the seed (`sftdata split`)."""
+    from .curate.split import split as run
+
+    return run(inputs, output, eval_ratio=eval_ratio, seed=seed, group_near_dups=group_near_dups,
+               threshold=threshold, progress=progress)
+
+
+def pretokenize(inputs: Files, output: PathLike, *, tokenizer: str, template: str, max_seq_length: int,
+                on_overflow: Literal["drop", "truncate"] = "drop", progress: Progress | None = None) -> CurateResult:
+    """input_ids with completion_mask or assistant_masks for TRL's SFTTrainer (`sftdata pretokenize`)."""
+    from .curate.pretokenize import Overflow
+    from .curate.pretokenize import pretokenize as run
+
+    return run(inputs, output, tokenizer=tokenizer, template=template, max_seq_length=max_seq_length,
+               on_overflow=Overflow(on_overflow), progress=progress)
+
+
+def synth(seeds: PathLike, output: PathLike, *, count: int,
+          mode: Literal["self-instruct", "answer", "evolve"] = "self-instruct", model: str | None = None,
+          base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
+          rpm: float | None = None, tpm: float | None = None, template: str | None = None,
+          lang: Literal["ko", "en"] = "en", seed: int = 0, max_requests: int | None = None,
+          response_format: Literal["auto", "json_schema", "json_object", "none"] = "auto", max_tokens: int = 1024,
+          temperature: float = 0.7, top_p: float = 1.0, few_shot: int = 3, per_request: int = 3,
+          timeout: float = 120.0, retries: int = 6, backoff: float = 1.0, novelty: float = 0.5,
+          check_lang: bool = False, deny_list: PathLike | None = None, price_in: float | None = None,
+          price_out: float | None = None, progress: Any = None) -> SynthResult:
+    """Generate records from seeds with an LLM: self-instruct, answer or evolve (`sftdata synth`).
+
+    Without `base_url` the model is local (a directory or .gguf); the API key is read from the environment
+    variable named by `api_key_env`, never passed or stored."""
+    from .synthesis import SynthOptions
+    from .synthesis import synth as run
+
+    options = SynthOptions(
+        mode=mode, count=count, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
+        rpm=rpm, tpm=tpm, template=template, lang=lang, seed=seed, max_requests=max_requests,
+        response_format=response_format, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
+        few_shot=few_shot, per_request=per_request, timeout=timeout, retries=retries, backoff=backoff,
+        novelty=novelty, check_lang=check_lang, deny_list=str(deny_list) if deny_list else None,
+        price_in=price_in, price_out=price_out)
+    return run(seeds, output, options, progress=progress)
+
+
+def train(data: Files, model: PathLike, output: PathLike, *, config: PathLike | None = None,
+          template: str | None = None, eval_data: Files | None = None, resume: bool = False, overwrite: bool = False,
+          progress: Any = None, **overrides: Any) -> TrainResult:
+    """Train a QLoRA adapter (`sftdata train`). `config` is a preset name or YAML file; every other keyword is
+    a TrainConfig field overriding it (`lora_r=16, max_steps=30`), as the command's flags do."""
+    from .trainers.config import resolve_config
+    from .trainers.qlora import train as run
+
+    out = Path(output)
+    base = config or (out / "config.yaml" if resume and (out / "config.yaml").is_file() else None)
+    cfg = resolve_config(base, overrides)
+    return run(list(data), model, out, config=cfg, template=template, eval_data=list(eval_data) if eval_data else None,
+               resume=resume, overwrite=overwrite, progress=progress)
+
+
+def plan(model: PathLike, *, config: PathLike | None = None, gpu: str | None = None, **overrides: Any) -> Plan:
+    """Peak GPU memory of a run estimated from the model's config alone (`sftdata plan`)."""
+    from .trainers import plan as planner
+    from .trainers.config import resolve_config
+
+    return planner.plan(planner.read_arch(model), resolve_config(config, overrides), gpu)
+
+
+def merge(run: PathLike, output: PathLike, *, overwrite: bool = False) -> Path:
+    """Merge the adapter into the dequantized base and save plain safetensors (`sftdata merge`)."""
+    from .trainers.infer import merge as run_merge
+
+    return run_merge(run, output, overwrite=overwrite)
+
+
+def generate(run: PathLike, prompt: Sequence[str], *, max_new_tokens: int = 128,
+             compare_base: bool = False) -> list[Generation]:
+    """Answer prompts with the tuned model, rendered with the training template (`sftdata generate`)."""
+    from .trainers.infer import generate as run_generate
+
+    return run_generate(run, list(prompt), max_new_tokens=max_new_tokens, compare_base=compare_base)
+
+
+def export_gguf(run: PathLike, output: PathLike, *, merge: bool = False, outtype: str = "f16",
+                llama_cpp: PathLike | None = None, overwrite: bool = False) -> GgufExport:
+    """Convert a run to GGUF with the training template and stop token (`sftdata export-gguf`)."""
+    from .trainers.gguf import export_gguf as run_export
+
+    return run_export(run, output, merge=merge, outtype=outtype, llama_cpp=llama_cpp, overwrite=overwrite)
+
+
+def serve_check(target: PathLike, prompt: Sequence[str], *, expect: str | None = None, base: PathLike | None = None,
+                endpoint: Literal["auto", "completion", "chat"] = "auto", max_tokens: int = 128,
+                compare_base: bool = False, threads: int | None = None,
+                llama_cpp: PathLike | None = None) -> ServeCheck:
+    """Serve a run or GGUF with llama.cpp on 127.0.0.1 and ask it the prompts (`sftdata serve-check`)."""
+    from .trainers.serve import serve_check as run_check
+
+    return run_check(target, list(prompt), expect=expect, base=base, endpoint=endpoint, max_tokens=max_tokens,
+                     compare_base=compare_base, llama_cpp=llama_cpp, threads=threads)

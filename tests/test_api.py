@@ -1,0 +1,74 @@
+"""The notebook API: one function per command, with the command's options as keyword arguments, and the
+notebook flow of the README run end to end on real data and a real tokenizer."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import subprocess
+import sys
+from enum import Enum
+from pathlib import Path
+
+import orjson
+import pytest
+
+import sftdata
+from sftdata.cli import COMMANDS
+from sftdata.trainers.config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+CLI_ONLY = {"as_json", "strict"}  # output switches of the CLI; the library returns values and raises
+LIBRARY_ONLY = {"progress"}  # the callback the CLI feeds its progress bar from
+
+
+def _cli(name: str) -> inspect.Signature:
+    module, function = COMMANDS[name]
+    return inspect.signature(getattr(importlib.import_module(f"sftdata.cli.{module}"), function))
+
+
+def _default(value: object) -> object:
+    value = getattr(value, "default", value)  # typer.Option(...) objects when the default sits inside
+    if isinstance(value, Enum):
+        return value.value
+    return None if value in ((), []) else value
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_is_one_function_with_the_same_options(name):
+    function = getattr(sftdata, name.replace("-", "_"))
+    api = {k: p for k, p in inspect.signature(function).parameters.items()
+           if k not in LIBRARY_ONLY and p.kind is not inspect.Parameter.VAR_KEYWORD}
+    cli = {k: p for k, p in _cli(name).parameters.items() if k not in CLI_ONLY}
+    if name in ("train", "plan"):  # every TrainConfig field is a flag and a keyword override
+        assert any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(function).parameters.values())
+        cli = {k: p for k, p in cli.items() if k not in TrainConfig.model_fields or k in api}
+    assert sorted(api) == sorted(cli)
+    for key, param in cli.items():
+        if param.default is not inspect.Parameter.empty and api[key].default is not inspect.Parameter.empty:
+            assert _default(api[key].default) == _default(param.default), key
+
+
+def test_importing_sftdata_and_its_curation_functions_stays_light():
+    code = ("import sys, sftdata; sftdata.dedup; sftdata.stats; sftdata.export; sftdata.train; "
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'openai', 'trl', 'peft') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_readme_notebook_flow_runs(tmp_path, smollm2_tokenizer_dir, monkeypatch):
+    """The README's notebook section, line for line, with its paths pointed at this test's folders."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- notebook-flow -->", 2)[1].split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(REPO)
+    block = block.replace('"out/', f'"{tmp_path}/').replace('"./tokenizer"', f'"{smollm2_tokenizer_dir}"')
+    scope: dict = {}
+    exec(compile(block, "README.md (notebook flow)", "exec"), scope)  # noqa: S102 - the README's own code
+    converted, kept, tokenized = scope["converted"], scope["kept"], scope["tokenized"]
+    c = converted.counts.summary()
+    assert c["read"] == c["written"] + c["rejected"] and c["written"] > 0
+    k = kept.summary()
+    assert k["read"] == k["written"] + k["rejected"] + k.get("filtered", 0) + k.get("deduplicated", 0)
+    assert scope["report"].summary()["stats"]["samples"] == k["written"] - scope["parts"].summary()["eval"]
+    rows = [orjson.loads(line) for line in Path(tokenized.output).read_text(encoding="utf-8").splitlines()]
+    assert rows and all(len(r["input_ids"]) == len(r["completion_mask"]) and any(r["completion_mask"]) for r in rows)
+    assert scope["findings"].summary()["errors"] == 0
