@@ -6,7 +6,7 @@ trainer can use. Chat rules live in one validator whose errors name the message 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any, ClassVar, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -70,6 +70,12 @@ class Message(_Record):
         "", description="Turn text; may be empty only for an assistant turn that carries tool_calls.")
     tool_calls: list[dict[str, Any]] | None = Field(None, description="Function calls made by an assistant turn.")
     name: str | None = Field(None, description="Tool name, for tool results.")
+    reasoning_content: Annotated[str, Field(strict=True)] | None = Field(
+        None, description="An assistant turn's reasoning (the text a thinking model writes in its think block), "
+                          "under the name OpenAI-compatible servers, TRL and axolotl use.")
+    weight: Literal[0, 1] | None = Field(
+        None, description="1 trains this assistant turn, 0 keeps it as context only (OpenAI's chat fine-tuning "
+                          "format); unset follows --train-on.")
 
 
 class ChatRecord(_Record):
@@ -120,6 +126,10 @@ def check_conversation(messages: list[Message]) -> None:
             previous = message.role
         if not message.content.strip() and not (message.role is Role.assistant and message.tool_calls):
             raise _chat_error(index, "content", "content must not be empty")
+        if message.role is not Role.assistant:
+            for name in ("reasoning_content", "weight"):
+                if getattr(message, name) is not None:
+                    raise _chat_error(index, name, f"only assistant turns carry {name}")
     if previous is not Role.assistant:
         raise _chat_error(len(messages) - 1, "role", "the conversation must end with an assistant turn")
 

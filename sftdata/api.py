@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .items import Progress
+from .rendering.plan import TemplateArgs, TrainOn
 
 if TYPE_CHECKING:
     from .curate.inspection import Shown
@@ -48,12 +49,13 @@ def card(input: PathLike, output: PathLike | None = None, *, license: str | None
     return make_card(input, output, license=license)
 
 
-def stats(inputs: Files, tokenizer: str, *, template: str | None = None, max_seq_length: int | None = None,
-          report: PathLike | None = None, progress: Progress | None = None) -> CurateResult:
+def stats(inputs: Files, tokenizer: str, *, template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all", 
+          max_seq_length: int | None = None, report: PathLike | None = None, progress: Progress | None = None) -> CurateResult:
     """Lengths in characters and tokens, and what max_seq_length would cut (`sftdata stats`)."""
     from .curate.stats import stats as run
 
-    return run(inputs, tokenizer, template=template, max_seq_length=max_seq_length, report=report, progress=progress)
+    return run(inputs, tokenizer, template=template, template_args=template_args, train_on=train_on,
+               max_seq_length=max_seq_length, report=report, progress=progress)
 
 
 class Inspection:
@@ -63,25 +65,28 @@ class Inspection:
         self.samples, self.specials = samples, specials
 
 
-def inspect(inputs: Files, tokenizer: str, *, template: str | None = None, n: int = 3, skip: int = 0,
+def inspect(inputs: Files, tokenizer: str, *, template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all", n: int = 3, skip: int = 0,
             ids: bool = False, pad_to: int | None = None) -> Inspection:
     """The first `n` samples (after `skip`) token by token: masked prompt, trained answer, EOS, padding.
 
     `ids` only changes how the CLI prints tokens; every sample carries its ids either way."""
     from .curate.inspection import inspect_samples
 
-    shown, encoder = inspect_samples(inputs, tokenizer, template=template, n=n, skip=skip, pad_to=pad_to)
+    shown, encoder = inspect_samples(inputs, tokenizer, template=template, template_args=template_args,
+                                     train_on=train_on, n=n, skip=skip, pad_to=pad_to)
     return Inspection(shown, encoder.specials)
 
 
-def audit(inputs: Files, tokenizer: str, *, template: str | None = None, max_seq_length: int | None = None,
+def audit(inputs: Files, tokenizer: str, *, template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all", 
+          max_seq_length: int | None = None,
           trainer: Literal["generic", "trl", "sftdata"] = "generic", eval_files: Files = (), lang: str | None = None,
           min_lang_share: float = 0.5, threshold: float = 0.7, progress: Progress | None = None) -> CurateResult:
     """Known training pitfalls of data + tokenizer + template; `result.summary()["findings"]` (`sftdata audit`)."""
     from .curate.audit import audit as run
     from .curate.findings import Trainer
 
-    return run(inputs, tokenizer, template=template, max_seq_length=max_seq_length, trainer=Trainer(trainer),
+    return run(inputs, tokenizer, template=template, template_args=template_args, train_on=train_on,
+               max_seq_length=max_seq_length, trainer=Trainer(trainer),
                eval_files=eval_files, lang=lang, min_lang_share=min_lang_share, threshold=threshold, progress=progress)
 
 
@@ -95,14 +100,15 @@ def dedup(inputs: Files, output: PathLike, *, threshold: float = 0.7, against: F
 
 def filter(inputs: Files, output: PathLike, *, min_chars: int | None = None,  # noqa: A001 - the command's name
            max_chars: int | None = None, max_tokens: int | None = None, tokenizer: str | None = None,
-           template: str | None = None, deny: Sequence[str] = (), lang: str | None = None,
+           template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all", deny: Sequence[str] = (), lang: str | None = None,
            min_lang_share: float = 0.5, drop_refusals: bool = False, progress: Progress | None = None) -> CurateResult:
     """Drop rows by length, tokens, patterns, language mix or refusals (`sftdata filter`)."""
     from .curate.filters import FilterSpec, filter_records
 
     spec = FilterSpec(min_chars=min_chars, max_chars=max_chars, max_tokens=max_tokens, deny=list(deny), lang=lang,
                       min_lang_share=min_lang_share, drop_refusals=drop_refusals)
-    return filter_records(inputs, output, spec, tokenizer=tokenizer, template=template, progress=progress)
+    return filter_records(inputs, output, spec, tokenizer=tokenizer, template=template, template_args=template_args,
+                          train_on=train_on, progress=progress)
 
 
 def split(inputs: Files, output: PathLike, *, eval_ratio: float = 0.05, seed: int = 0, group_near_dups: bool = False,
@@ -115,13 +121,14 @@ def split(inputs: Files, output: PathLike, *, eval_ratio: float = 0.05, seed: in
 
 
 def pretokenize(inputs: Files, output: PathLike, *, tokenizer: str, template: str, max_seq_length: int,
-                on_overflow: Literal["drop", "truncate"] = "drop", progress: Progress | None = None) -> CurateResult:
+                on_overflow: Literal["drop", "truncate"] = "drop", template_args: TemplateArgs = None, train_on: TrainOn = "all", 
+                progress: Progress | None = None) -> CurateResult:
     """input_ids with completion_mask or assistant_masks for TRL's SFTTrainer (`sftdata pretokenize`)."""
     from .curate.pretokenize import Overflow
     from .curate.pretokenize import pretokenize as run
 
     return run(inputs, output, tokenizer=tokenizer, template=template, max_seq_length=max_seq_length,
-               on_overflow=Overflow(on_overflow), progress=progress)
+               on_overflow=Overflow(on_overflow), template_args=template_args, train_on=train_on, progress=progress)
 
 
 def synth(seeds: PathLike, output: PathLike, *, count: int,
@@ -152,10 +159,12 @@ def synth(seeds: PathLike, output: PathLike, *, count: int,
 
 
 def train(data: Files, model: PathLike, output: PathLike, *, config: PathLike | None = None,
-          template: str | None = None, eval_data: Files | None = None, resume: bool = False, overwrite: bool = False,
+          template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all",
+          eval_data: Files | None = None, resume: bool = False, overwrite: bool = False,
           progress: Any = None, **overrides: Any) -> TrainResult:
     """Train a QLoRA adapter (`sftdata train`). `config` is a preset name or YAML file; every other keyword is
     a TrainConfig field overriding it (`lora_r=16, max_steps=30`), as the command's flags do."""
+    from .rendering.plan import parse_template_args
     from .trainers.config import resolve_config
     from .trainers.qlora import train as run
 
@@ -163,7 +172,8 @@ def train(data: Files, model: PathLike, output: PathLike, *, config: PathLike | 
     base = config or (out / "config.yaml" if resume and (out / "config.yaml").is_file() else None)
     cfg = resolve_config(base, overrides)
     return run(list(data), model, out, config=cfg, template=template, eval_data=list(eval_data) if eval_data else None,
-               resume=resume, overwrite=overwrite, progress=progress)
+               resume=resume, overwrite=overwrite, template_args=parse_template_args(template_args), train_on=train_on,
+               progress=progress)
 
 
 def plan(model: PathLike, *, config: PathLike | None = None, gpu: str | None = None, **overrides: Any) -> Plan:

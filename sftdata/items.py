@@ -154,6 +154,7 @@ class Segment:
 class Rendered:
     segments: list[Segment]
     locator: Locator
+    whole: bool = False  # a chat: tokenized as one text, as the conversation is at inference
 
     @property
     def text(self) -> str:

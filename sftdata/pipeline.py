@@ -17,7 +17,7 @@ from .formats.llamafactory import llamafactory_importer
 from .items import Counts, Progress, RawItem, Reject, RunResult, Style, Written
 from .ingest.mapping import Mapped, Mapper, resolve_spec
 from .ingest.readers import Encoding, Source, expand_sources, read_items
-from .rendering.plan import RenderPlan, make_plan
+from .rendering.plan import RenderPlan, TemplateArgs, TrainOn, make_plan, parse_template_args
 from .schemas.mapping import MappingSpec
 from .ingest.records import RecordParser, _records, record_row
 from .schemas.records import RecordKind, record_model
@@ -92,19 +92,20 @@ def convert(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str]
             preset: str | None = None, mapping: str | os.PathLike[str] | MappingSpec | Importer | None = None,
             to: RecordKind | None = None, encoding: Encoding = "auto", records_path: str | None = None,
             template: str | None = None, tokenizer: str | None = None, eos: str | None = None,
-            style: Style | None = None, dataset_info: str | os.PathLike[str] | None = None, name: str | None = None,
+            style: Style | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all",
+            dataset_info: str | os.PathLike[str] | None = None, name: str | None = None,
             progress: Progress | None = None) -> RunResult:
     """Raw data → records JSONL (or rendered SFT JSONL with a template), plus rejects and meta files.
 
     `mapping` may also be an Importer (sftdata.formats.interop), as the openai/trl/hf/llamafactory presets use;
     `dataset_info` and `name` pick a LLaMA-Factory dataset_info.json entry (implying preset="llamafactory")."""
     started = time.perf_counter()
-    if dataset_info is not None or preset == "llamafactory" or name is not None:
+    if (dataset_info is not None or preset == "llamafactory" or name is not None) and not isinstance(mapping, Importer):
         mapping, preset = llamafactory_importer(dataset_info, inputs, name, mapping=mapping), "llamafactory"
     sources = expand_sources(inputs)
     importer = importer_for(preset, mapping)  # foreign formats (sftdata.formats.interop) read row by row
     spec = None if importer else resolve_spec(preset, mapping)
-    plan = make_plan(template, tokenizer, eos, style)
+    plan = make_plan(template, tokenizer, eos, style, template_args=parse_template_args(template_args), train_on=train_on)
     counts = Counts()
     for source in sources:
         counts.file(source.name)
@@ -155,11 +156,13 @@ def _convert_stream(sources: list[Source], fast: dict[str, FastPlan | None], map
 
 def render(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str], *,
            template: str | None = "auto", tokenizer: str | None = None, eos: str | None = None,
-           style: Style = Style.text, kind: RecordKind | None = None, progress: Progress | None = None) -> RunResult:
+           style: Style = Style.text, kind: RecordKind | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all",
+           progress: Progress | None = None) -> RunResult:
     """Records JSONL → SFT JSONL in the given style, with exactly one EOS per trained span."""
     started = time.perf_counter()
     sources = expand_sources(inputs)
-    plan = make_plan(template or "auto", tokenizer, eos, style)
+    plan = make_plan(template or "auto", tokenizer, eos, style, template_args=parse_template_args(template_args),
+                     train_on=train_on)
     counts = Counts()
     for source in sources:
         counts.file(source.name)

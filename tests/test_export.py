@@ -201,7 +201,9 @@ def test_hf_folder_opens_with_load_dataset_and_carries_a_card(records, tmp_path)
     out = tmp_path / "hf"
     evals = tmp_path / "eval.jsonl"
     evals.write_bytes(b"".join(records["alpaca"].read_bytes().splitlines(keepends=True)[:100]))
-    result = sftdata.export(records["alpaca"], out, "hf", eval_file=evals, license="apache-2.0", rows_per_shard=400)
+    from sftdata.formats.exporting import export  # rows_per_shard: the library's knob, not a CLI option
+
+    result = export(records["alpaca"], out, "hf", eval_file=evals, license="apache-2.0", rows_per_shard=400)
     assert sorted(p.name for p in (out / "data").iterdir()) == [
         "train-00000-of-00003.parquet", "train-00001-of-00003.parquet", "train-00002-of-00003.parquet",
         "validation-00000-of-00001.parquet"]
@@ -249,7 +251,7 @@ def test_folders_are_replaced_atomically_and_never_clobbered(records, tmp_path):
     with pytest.raises(OutputError, match="not empty"):
         sftdata.export(records["identity"], mine, "hf")
     assert (mine / "notes.txt").read_text(encoding="utf-8") == "keep me"
-    sftdata.export(records["identity"], mine, "hf", overwrite=True)
+    sftdata.export(records["identity"], mine, "hf", force=True)
     assert not (mine / "notes.txt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
 

@@ -34,8 +34,12 @@ def test_no_sample_exceeds_n_and_counts_balance(toks, records, tmp_path, name, t
     rows = _lines(out)
     assert s["columns"] == [column] and all(set(r) == {"input_ids", column} for r in rows)
     assert all(len(r["input_ids"]) <= limit and len(r[column]) == len(r["input_ids"]) for r in rows)
-    stops = {tok.eos_token_id}
-    assert all(r["input_ids"][max(i for i, m in enumerate(r[column]) if m)] in stops for r in rows)  # ends on EOS
+    # ends on the stop token: the tokenizer's EOS, or for a chat template the template's own end-of-turn
+    # marker (Llama 3's <|eot_id|>, several tokens for Gemma's vocabulary), never an EOS appended after it
+    stop = "<|eot_id|>" if template == "llama3" else tok.eos_token
+    assert all(tok.decode(r["input_ids"][:max(i for i, m in enumerate(r[column]) if m) + 1]).endswith(stop)
+               for r in rows)
+    assert all(tok.eos_token_id not in r["input_ids"] for r in rows) if template == "llama3" else True
     o = s["overflow"]
     assert o["over"] > 0 and o["policy"] == policy.value
     if policy is Overflow.drop:

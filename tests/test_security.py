@@ -93,7 +93,7 @@ def test_an_export_name_cannot_leave_the_output_folder(tmp_path, name):
             sftdata.export(records, out, "llamafactory", name=name)
         assert not (tmp_path / "deep").exists() or not any((tmp_path / "deep").iterdir())
     for safe in ("..", "."):  # dots alone are file name parts, not directories: they stay inside
-        sftdata.export(records, out, "llamafactory", name=safe, overwrite=True)
+        sftdata.export(records, out, "llamafactory", name=safe, force=True)
         inside = {p.resolve() for p in out.rglob("*")}
         assert all(out.resolve() in p.parents for p in inside)
         assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == sorted(["lf", "lf.meta.json",

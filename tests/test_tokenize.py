@@ -72,7 +72,7 @@ def check_invariants(encoder: Encoder, rendered: Rendered) -> None:
         assert tok.mask[start:end] == [int(segment.train)] * (end - start)
         if segment.train:
             span = ids[start:end]
-            assert span[-1] in encoder.stop_ids, "a trained span must end with the EOS / end-of-turn token"
+            assert encoder.ends_with_stop(span), "a trained span must end with the EOS / end-of-turn token"
             assert not any(i in encoder.stop_ids for i in span[:-1]), "and hold no other"
         start = end
     assert encoder.problems(tok) == []

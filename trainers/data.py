@@ -41,10 +41,16 @@ class TemplateRef:
     eos: str
     origin: str | None = None  # a file path, "tokenizer", or None when only the name is known
     source: str | None = None  # the Jinja text, when known
+    args: dict[str, Any] = field(default_factory=dict)  # template arguments (enable_thinking, date_string, …)
+    train_on: str = "all"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "sha256": self.sha256, "kind": self.kind, "eos": self.eos,
-                "origin": self.origin}
+        out = {"name": self.name, "sha256": self.sha256, "kind": self.kind, "eos": self.eos, "origin": self.origin}
+        if self.args:
+            out["args"] = dict(self.args)
+        if self.train_on != "all":
+            out["train_on"] = self.train_on
+        return out
 
 
 @dataclass(slots=True)
@@ -98,8 +104,10 @@ def is_pretokenized(path: Path) -> bool:
 class Preparer:
     """Tokenizes train and eval data with one tokenizer, template and length limit."""
 
-    def __init__(self, tokenizer: Any, template: str | None, max_length: int, overlong: str = "drop") -> None:
+    def __init__(self, tokenizer: Any, template: str | None, max_length: int, overlong: str = "drop", *,
+                 template_args: dict[str, Any] | None = None, train_on: str = "all") -> None:
         self.tokenizer, self.template = tokenizer, template
+        self.template_args, self.train_on = dict(template_args or {}), train_on
         self.max_length, self.overlong = max_length, overlong
         self._plan: Any = None
         self._encoder: Any = None
@@ -122,7 +130,8 @@ class Preparer:
         from ..curate.samples import encoder_for, open_inputs, open_plan, rendered, tokenized
 
         if self._plan is None:
-            self._plan = open_plan(self.template, self.tokenizer)
+            self._plan = open_plan(self.template, self.tokenizer, template_args=self.template_args,
+                                   train_on=self.train_on)  # type: ignore[arg-type]
             self._encoder = encoder_for(self._plan)
         inputs = open_inputs(paths)
         data = TrainData([], [], "records", [file_digest(p) for p in paths], [])
@@ -199,7 +208,8 @@ class Preparer:
         from ..curate.samples import open_plan
         from ..schemas.records import RecordKind
 
-        plan = open_plan(self.template, self.tokenizer)
+        plan = open_plan(self.template, self.tokenizer, template_args=self.template_args,
+                         train_on=self.train_on)  # type: ignore[arg-type]
         return _ref_from_renderer(plan.renderer_for(RecordKind.instruction))
 
     def _resolve_ref(self, ref: dict[str, Any], eos: str | None) -> TemplateRef:
@@ -207,18 +217,19 @@ class Preparer:
         eos = ref.get("eos") or eos or self.tokenizer.eos_token
         chat = getattr(self.tokenizer, "chat_template", None)
         if name == "chat" and isinstance(chat, str) and _sha(chat) == sha:
-            return TemplateRef(name, sha, "chat", eos, "tokenizer", chat)
+            return TemplateRef(name, sha, "chat", eos, "tokenizer", chat, dict(ref.get("args") or {}))
         builtin = registry.BUILTIN.get(name)
         if builtin is not None:
             text = builtin.path.read_text(encoding="utf-8")
             if _sha(text) == sha:
-                return TemplateRef(name, sha, builtin.kind, eos, str(builtin.path), text)
-        return TemplateRef(name, sha, ref.get("kind"), eos)
+                return TemplateRef(name, sha, builtin.kind, eos, str(builtin.path), text, dict(ref.get("args") or {}))
+        return TemplateRef(name, sha, ref.get("kind"), eos, args=dict(ref.get("args") or {}))
 
 
 def _ref_from_renderer(renderer: Any) -> TemplateRef:
     t = renderer.template
-    return TemplateRef(t.name, t.sha256, t.kind.value, renderer.eos, t.origin, t.source)
+    return TemplateRef(t.name, t.sha256, t.kind.value, renderer.eos, t.origin, t.source, dict(t.args),
+                       renderer.train_on)
 
 
 def _sha(text: str) -> str:

@@ -171,7 +171,8 @@ def _renderer(out: Path, info: dict[str, Any], tokenizer: Any) -> tuple[Any, Any
     else:
         raise TrainError(f"the run's template {ref['name']!r} is not available (pretokenized data without its "
                          "template)", file=str(out))
-    plan = RenderPlan(Style.text, name, info["eos"], str(out), tokenizer)
+    plan = RenderPlan(Style.text, name, info["eos"], str(out), tokenizer, template_args=dict(ref.get("args") or {}),
+                      train_on=ref.get("train_on", "all"))
     kind = RecordKind(ref["kind"]) if ref.get("kind") else RecordKind.instruction
     renderer = plan.renderer_for(kind)
     if ref.get("sha256") and renderer.template.sha256 != ref["sha256"]:

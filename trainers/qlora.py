@@ -78,7 +78,8 @@ def _device_map(device: str) -> dict[str, Any]:
 
 def train(data: list[str | os.PathLike[str]], model: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
           config: TrainConfig, template: str | None = None, eval_data: list[str | os.PathLike[str]] | None = None,
-          resume: bool = False, overwrite: bool = False, progress: ProgressFn | None = None) -> TrainResult:
+          resume: bool = False, overwrite: bool = False, template_args: dict[str, Any] | None = None,
+          train_on: str = "all", progress: ProgressFn | None = None) -> TrainResult:
     """Train a LoRA adapter on a 4-bit base and write OUT_DIR (see trainers/outputs.py)."""
     started = time.perf_counter()
     out = Path(out_dir)
@@ -86,7 +87,8 @@ def train(data: list[str | os.PathLike[str]], model: str | os.PathLike[str], out
     checkpoint = outputs.prepare_dir(out, resume, overwrite)
     source = resolve_model(model)
     tokenizer = load_tokenizer(source.path, trust_remote_code=config.trust_remote_code)
-    preparer = Preparer(tokenizer, template, config.max_length, config.overlong)
+    preparer = Preparer(tokenizer, template, config.max_length, config.overlong, template_args=template_args,
+                        train_on=train_on)
     train_data = preparer.load(data)
     eval_set = preparer.load(eval_data) if eval_data else None
     _, distinct = choose_pad(tokenizer, train_data.eos)

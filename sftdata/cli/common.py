@@ -42,6 +42,15 @@ TokenizerOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="Tokeni
 EosOpt = Annotated[Optional[str], typer.Option("--eos", help="EOS token text, when no tokenizer is given.")]
 
 
+class TrainOnOpt(str, Enum):
+    all = "all"
+    last = "last"
+
+
+TemplateArgsOpt = Annotated[Optional[list[str]], typer.Option("--template-arg", help="KEY=VALUE passed to the template, repeatable (enable_thinking=false, skip_think=false, date_string='26 Jul 2024'); values are JSON where they parse. Recorded in the .meta.json.")]
+TrainOnArg = Annotated[TrainOnOpt, typer.Option("--train-on", help="Chats: train every assistant turn (all) or only the last; a message's own weight (0/1) overrides.")]
+
+
 @contextmanager
 def errors() -> Iterator[None]:
     try:

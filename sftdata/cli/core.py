@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import orjson
 import typer
 
-from .common import EosOpt, JsonOpt, Kind, StrictOpt, StyleOpt, TemplateOpt, TokenizerOpt, errors, progress_bar, report
+from .common import (EosOpt, JsonOpt, Kind, StrictOpt, StyleOpt, TemplateArgsOpt, TemplateOpt, TokenizerOpt, TrainOnArg,
+                     TrainOnOpt, errors, progress_bar, report)
 
 
 class PresetOpt(str, Enum):
@@ -34,6 +35,8 @@ def convert(
     tokenizer: TokenizerOpt = None,
     eos: EosOpt = None,
     style: Annotated[Optional[StyleOpt], typer.Option("--style", help="text, prompt-completion or messages.")] = None,
+    template_args: TemplateArgsOpt = None,
+    train_on: TrainOnArg = TrainOnOpt.all,
     dataset_info: Annotated[Optional[Path], typer.Option("--dataset-info", help="LLaMA-Factory dataset_info.json (--preset llamafactory).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="The dataset_info entry to use (default: the one whose file_name is the input).")] = None,
     strict: StrictOpt = False,
@@ -52,7 +55,7 @@ def convert(
             inputs, output, preset=preset.value if preset else None, mapping=mapping,
             to=RecordKind(to.value) if to else None, encoding=encoding, records_path=records_path,
             template=template, tokenizer=tokenizer, eos=eos, style=Style(style.value) if style else None,
-            dataset_info=dataset_info, name=name, progress=progress)
+            template_args=template_args, train_on=train_on.value, dataset_info=dataset_info, name=name, progress=progress)
     report(result, as_json, strict)
 
 
@@ -64,6 +67,8 @@ def render(
     eos: EosOpt = None,
     style: Annotated[StyleOpt, typer.Option("--style")] = StyleOpt.text,
     kind: Annotated[Optional[Kind], typer.Option("--as", help="Record kind (default: from each row's keys).")] = None,
+    template_args: TemplateArgsOpt = None,
+    train_on: TrainOnArg = TrainOnOpt.all,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -78,7 +83,7 @@ def render(
     with errors(), progress_bar("rendering", as_json) as progress:
         result = pipeline.render(inputs, output, template=template, tokenizer=tokenizer, eos=eos,
                                  style=Style(style.value), kind=RecordKind(kind.value) if kind else None,
-                                 progress=progress)
+                                 template_args=template_args, train_on=train_on.value, progress=progress)
     report(result, as_json, strict)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import JsonOpt, StrictOpt, err, errors, progress_bar, report
+from .common import JsonOpt, StrictOpt, TemplateArgsOpt, TrainOnArg, TrainOnOpt, err, errors, progress_bar, report
 
 FilesArg = Annotated[list[str], typer.Argument(help="Records JSONL as convert writes it (instruction, chat or QA).")]
 OutOpt = Annotated[Path, typer.Option("--output", "-o", help="Output JSONL; rejects go to OUT.rejects.jsonl.")]
@@ -54,6 +54,8 @@ def filter_(
     max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Drop samples longer than this many tokens (needs --tokenizer).")] = None,
     tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Tokenizer directory, .gguf file or hub id.")] = None,
     template: Annotated[Optional[str], typer.Option("--template", "-t", help="Template for --max-tokens (default: chat for chats, alpaca otherwise).")] = None,
+    template_args: TemplateArgsOpt = None,
+    train_on: TrainOnArg = TrainOnOpt.all,
     deny: Annotated[Optional[list[str]], typer.Option("--deny", help="Drop rows matching this regular expression; repeatable.")] = None,
     lang: Annotated[Optional[str], typer.Option("--lang", help="Expected language: ko, zh, ja, en, latin, ru.")] = None,
     min_lang_share: Annotated[float, typer.Option("--min-lang-share", help="Least share of letters in the --lang script.")] = 0.5,
@@ -69,7 +71,7 @@ def filter_(
 
     with errors(), progress_bar("filtering", as_json) as progress:
         result = api.filter(inputs, output, min_chars=min_chars, max_chars=max_chars, max_tokens=max_tokens,
-                            tokenizer=tokenizer, template=template, deny=deny or (), lang=lang,
+                            tokenizer=tokenizer, template=template, template_args=template_args, train_on=train_on.value, deny=deny or (), lang=lang,
                             min_lang_share=min_lang_share, drop_refusals=drop_refusals, progress=progress)
     report(result, as_json, strict)
 
@@ -109,6 +111,8 @@ def pretokenize(
     tokenizer: Annotated[str, typer.Option("--tokenizer", help="Tokenizer directory, .gguf file or hub id.")],
     template: Annotated[str, typer.Option("--template", "-t", help="alpaca, alpaca_ko, qa_ko, chat, chatml, llama3, or a .jinja file.")],
     max_seq_length: Annotated[int, typer.Option("--max-seq-length", help="No written sample is longer.")],
+    template_args: TemplateArgsOpt = None,
+    train_on: TrainOnArg = TrainOnOpt.all,
     on_overflow: Annotated[OverflowOpt, typer.Option("--on-overflow", help="drop longer samples, or truncate them (prompt first; the completion's end and EOS are kept).")] = OverflowOpt.drop,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
@@ -121,7 +125,7 @@ def pretokenize(
 
     with errors(), progress_bar("tokenizing", as_json) as progress:
         result = api.pretokenize(inputs, output, tokenizer=tokenizer, template=template, max_seq_length=max_seq_length,
-                                 on_overflow=on_overflow.value, progress=progress)
+                                 on_overflow=on_overflow.value, template_args=template_args, train_on=train_on.value, progress=progress)
     report(result, as_json, strict)
     s = result.summary()
     o = s["overflow"]

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from ..trainers.config import TrainConfig, flag_of, presets
-from .common import JsonOpt, err, errors
+from .common import JsonOpt, TemplateArgsOpt, TrainOnArg, TrainOnOpt, err, errors
 
 _PANEL = "Training options (override the preset)"
 _TYPES: dict[Any, Any] = {int: int, float: float, bool: bool}
@@ -79,6 +79,8 @@ def train(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory (adapter, template, metrics).")],
     config: ConfigOpt = None,
     template: Annotated[Optional[str], typer.Option("--template", "-t", help="Template for records input (default: auto).")] = None,
+    template_args: TemplateArgsOpt = None,
+    train_on: TrainOnArg = TrainOnOpt.all,
     eval_data: Annotated[Optional[list[str]], typer.Option("--eval", help="Evaluation data, same formats as DATA.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in OUT_DIR.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous run in OUT_DIR.")] = False,
@@ -94,7 +96,8 @@ def train(
 
     _quiet_hf()
     with errors(), _progress(as_json) as progress:
-        result = api.train(data, model, output, config=config, template=template, eval_data=eval_data, resume=resume,
+        result = api.train(data, model, output, config=config, template=template, template_args=template_args,
+                           train_on=train_on.value, eval_data=eval_data, resume=resume,
                            overwrite=overwrite, progress=progress, **(overrides or {}))
     summary = {"command": "train", "output": str(result.out_dir), **result.metrics}
     if as_json:

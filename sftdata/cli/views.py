@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from .common import JsonOpt, err, errors, print_summary, progress_bar
+from .common import JsonOpt, TemplateArgsOpt, TrainOnArg, TrainOnOpt, err, errors, print_summary, progress_bar
 
 FilesArg = Annotated[list[str], typer.Argument(help="Records JSONL as convert writes it (instruction, chat or QA).")]
 TokenizerReq = Annotated[str, typer.Option("--tokenizer", help="Tokenizer directory, .gguf file or hub id.")]
@@ -31,6 +31,8 @@ def stats(
     tokenizer: TokenizerReq,
     template: TemplateAuto = None,
     max_seq_length: MaxLenOpt = None,
+    template_args: TemplateArgsOpt = None,
+    train_on: TrainOnArg = TrainOnOpt.all,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report (with the audit's findings).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -42,7 +44,7 @@ def stats(
 
     with errors(), progress_bar("reading", as_json) as progress:
         result = api.stats(inputs, tokenizer, template=template, max_seq_length=max_seq_length, report=report,
-                           progress=progress)
+                           template_args=template_args, train_on=train_on.value, progress=progress)
     summary = result.summary()
     _json(summary, as_json)
     print_summary(summary, result.examples)
@@ -92,6 +94,8 @@ def inspect_(
     inputs: FilesArg,
     tokenizer: TokenizerReq,
     template: TemplateAuto = None,
+    template_args: TemplateArgsOpt = None,
+    train_on: TrainOnArg = TrainOnOpt.all,
     n: Annotated[int, typer.Option("-n", help="How many samples.")] = 3,
     skip: Annotated[int, typer.Option("--skip", help="Skip this many samples first.")] = 0,
     ids: Annotated[bool, typer.Option("--ids", help="Show each token's id.")] = False,
@@ -105,7 +109,8 @@ def inspect_(
     from .. import api
 
     with errors():
-        inspection = api.inspect(inputs, tokenizer, template=template, n=n, skip=skip, ids=ids, pad_to=pad_to)
+        inspection = api.inspect(inputs, tokenizer, template=template, n=n, skip=skip, ids=ids, pad_to=pad_to,
+                                 template_args=template_args, train_on=train_on.value)
     shown = inspection.samples
     if as_json:
         _json({"command": "inspect", "samples": [s.as_dict() for s in shown]}, True)
@@ -136,6 +141,8 @@ def audit(
     tokenizer: TokenizerReq,
     template: TemplateAuto = None,
     max_seq_length: MaxLenOpt = None,
+    template_args: TemplateArgsOpt = None,
+    train_on: TrainOnArg = TrainOnOpt.all,
     trainer: Annotated[TrainerOpt, typer.Option("--trainer", help="generic: a collator that masks pad ids; trl (>= 1.0) and sftdata mask by position.")] = TrainerOpt.generic,
     eval_files: Annotated[Optional[list[str]], typer.Option("--eval", help="An eval set to check for overlap with.")] = None,
     lang: Annotated[Optional[str], typer.Option("--lang", help="Expected language (ko, zh, ja, en, ...) for the language-mix check.")] = None,
@@ -152,7 +159,7 @@ def audit(
     with errors(), progress_bar("auditing", as_json) as progress:
         result = api.audit(inputs, tokenizer, template=template, max_seq_length=max_seq_length,
                            trainer=trainer.value, eval_files=eval_files or (), lang=lang,
-                           min_lang_share=min_lang_share, threshold=threshold, progress=progress)
+                           min_lang_share=min_lang_share, threshold=threshold, template_args=template_args, train_on=train_on.value, progress=progress)
     summary = result.summary()
     _json(summary, as_json)
     print_summary(summary, result.examples)

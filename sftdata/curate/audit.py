@@ -28,7 +28,9 @@ from .samples import CurateResult, Progress, Sample, load, open_plan
 from ..schemas.records import RecordKind
 from .stats import LengthObserver, scan
 from .textquality import check_lang, mojibake, script_share
+from .thinking import ThinkingChecks
 from ..tokenize.encode import Encoder
+from ..rendering.plan import TemplateArgs, TrainOn
 
 FAMILIES = {"chatml": ("<|im_start|>", "<|im_end|>"), "llama3": ("<|start_header_id|>", "<|eot_id|>"),
             "gemma": ("<start_of_turn>", "<end_of_turn>")}
@@ -65,12 +67,14 @@ class Checks:
             read_references(self.eval_files, self.rows, Side.prompt)
             self.refs = len(self.rows.locators)
         self._pending: list[Mapped] = []
+        self.thinking = ThinkingChecks(self.tally)
+        self.plan: RenderPlan | None = None
 
     def tally(self, code: str, where: Any) -> None:
         self.tallies.setdefault(code, Tally()).add(where)
 
     def bind(self, plan: RenderPlan, encoder: Encoder) -> None:
-        self.encoder = encoder
+        self.encoder, self.plan = encoder, plan
 
     def sample(self, sample: Sample) -> None:
         assert self.encoder is not None and sample.tokenized is not None
@@ -79,8 +83,11 @@ class Checks:
         for problem in encoder.problems(tok):
             self.tally(problem.value, where)
         bos = encoder.specials.bos
-        if encoder.specials.adds_bos and bos and sample.rendered.text.startswith(bos):
+        if (self.trainer is not Trainer.sftdata and encoder.specials.adds_bos and bos
+                and sample.rendered.text.startswith(bos)):  # pretokenized data holds it once: nothing to report
             self.tally("bos_in_text", where)
+        if self.plan is not None and sample.record.kind == RecordKind.chat.value:
+            self.thinking.sample(sample.record, sample.rendered, self.plan.renderer_for(RecordKind.chat))
         self._truncation(tok, where)
         text = record_text(sample.record, Side.all)
         if mojibake(text):
@@ -113,6 +120,8 @@ class Checks:
     def reject(self, reject: Reject) -> None:
         if reject.reason == "eos_in_text":
             self.tally("eos_in_data", reject.locator)
+        elif reject.reason in ("special_token_in_text", "turn_not_located"):
+            self.tally(reject.reason, f"{reject.locator} ({reject.field or reject.message})")
         elif reject.reason == "blank" and _is_answer(reject.field):
             self.tally("empty_answer", reject.locator)
         else:
@@ -122,6 +131,7 @@ class Checks:
         self._flush()
         self._duplicates()
         self._tokenizer_checks(plan, encoder)
+        self.thinking.finish(list(plan.renderers.values()))
         out = [CHECKS[code].finding(code, tally.count, tally.examples, self.trainer)
                for code, tally in self.tallies.items() if tally.count]
         order = list(Severity)
@@ -180,16 +190,16 @@ def _family_of_template(source: str) -> str | None:
     return None
 
 
-def _chat_plan(template: str | None, tokenizer: Any, spec: str, checks: Checks) -> RenderPlan:
+def _chat_plan(template: str | None, tokenizer: Any, spec: str, checks: Checks, **options: Any) -> RenderPlan:
     """The plan to audit with. A tokenizer without a chat template cannot render chats with `chat`:
     that is reported (when chats are rendered) and the audit goes on with chatml."""
     try:
-        plan = open_plan(template, tokenizer, spec=spec)
+        plan = open_plan(template, tokenizer, spec=spec, **options)
     except TemplateError:
         if template != "chat":
             raise
         checks.missing_chat_template = True
-        return open_plan("chatml", tokenizer, spec=spec)
+        return open_plan("chatml", tokenizer, spec=spec, **options)
     if plan.template == AUTO and not getattr(tokenizer, "chat_template", None):
         checks.missing_chat_template = True
         plan.substitute("chat", "chatml")
@@ -197,6 +207,7 @@ def _chat_plan(template: str | None, tokenizer: Any, spec: str, checks: Checks) 
 
 
 def audit(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template: str | None = None,
+          template_args: TemplateArgs = None, train_on: TrainOn = "all",
           max_seq_length: int | None = None, trainer: Trainer = Trainer.generic,
           eval_files: Sequence[str | os.PathLike[str]] = (), lang: str | None = None, min_lang_share: float = 0.5,
           threshold: float = DEFAULT_THRESHOLD, progress: Progress | None = None) -> CurateResult:
@@ -206,7 +217,7 @@ def audit(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template:
                     threshold=threshold, eval_files=eval_files)
     lengths = LengthObserver(max_seq_length)
     tokenizer, spec = load(tokenizer)
-    plan = _chat_plan(template, tokenizer, spec, checks)
+    plan = _chat_plan(template, tokenizer, spec, checks, template_args=template_args, train_on=train_on)
     inputs_, plan, encoder = scan(inputs, plan, [checks, lengths], progress)
     if checks.missing_chat_template:
         if template == "chat" or RecordKind.chat.value in checks.kinds:

@@ -26,6 +26,7 @@ from .samples import (BATCH_CHARS, CurateResult, Progress, Sample, Ticker, batch
 from ..schemas.records import RecordKind
 from .textquality import check_lang, refusal, script_share
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
+from ..rendering.plan import TemplateArgs, TrainOn
 
 
 @dataclass(slots=True)
@@ -88,7 +89,7 @@ class RowFilter:
 
 
 def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], spec: FilterSpec, *,
-                   tokenizer: Any = None, template: str | None = None,
+                   tokenizer: Any = None, template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all",
                    progress: Progress | None = None) -> CurateResult:
     """Records JSONL → OUT (rows that pass), OUT.rejects.jsonl (invalid and dropped rows, with reasons)."""
     started = time.perf_counter()
@@ -98,7 +99,7 @@ def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pa
     rows = RowFilter(spec)
     inputs_ = open_inputs(inputs)
     counts = inputs_.counts
-    plan = open_plan(template, tokenizer) if spec.max_tokens is not None else None
+    plan = open_plan(template, tokenizer, template_args=template_args, train_on=train_on) if spec.max_tokens is not None else None
     encoder = encoder_for(plan) if plan is not None else None
     result = CurateResult("filter", counts, output, rejects_path(output))
     ticker = Ticker(progress)

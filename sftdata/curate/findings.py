@@ -149,6 +149,48 @@ CHECKS: dict[str, Check] = {
         "its markers are not special tokens of this tokenizer: each becomes several ordinary tokens the model has "
         "no prior for, and inference with the model's own format differs from training",
         "use --template chat (the tokenizer's own) or a template with the family's markers"),
+    "special_token_in_text": Check(
+        E, "special tokens of the tokenizer inside the data (rejected rows)",
+        "a literal <|im_start|>, <|endoftext|> or similar in a message is tokenized as the control token: the model "
+        "is trained to emit turn markers or stops in the middle of text",
+        "remove or escape those strings in the source (the rows are in OUT.rejects.jsonl with the field)"),
+    "turn_not_located": Check(
+        E, "assistant turns the chat template renders in a way sftdata cannot locate (rejected rows)",
+        "those rows are left out of training",
+        "check the template renders each assistant message's content; add {% generation %} blocks to say "
+        "exactly what is trained"),
+    "reasoning_dropped": Check(
+        E, "reasoning in the data that the template drops from a trained turn",
+        "the model is trained on answers without the reasoning it was given (DeepSeek-R1-Distill drops every "
+        "think block; EXAONE 4.0 does by default; Qwen3 drops it from earlier turns): it learns to answer "
+        "without thinking, or the reasoning data is wasted",
+        "EXAONE 4.0: --template-arg skip_think=false; Qwen3 multi-turn: --train-on last (or per-message "
+        "weight); DeepSeek-R1-Distill or any model: a template that keeps the think block "
+        "(--template chatml_think), or drop reasoning_content if answers alone are wanted"),
+    "history_differs": Check(
+        W, "earlier assistant turns trained in a different form than the template gives them as the last turn",
+        "with --train-on all, a turn is trained as the template renders it in history (Qwen3: without its think "
+        "block) while the model generates it as the last turn: training and inference disagree",
+        "--train-on last, or weight 0 on earlier turns (OpenAI's format), so each trained turn is rendered as at "
+        "inference; or split multi-turn rows into one row per turn"),
+    "reasoning_mixed": Check(
+        W, "a mix of rows with and without reasoning",
+        "the model learns both to think and not to think for the same kind of prompt; with a thinking template "
+        "the rows without reasoning train an empty think block",
+        "keep one policy per dataset: add reasoning, or strip it (and render with enable_thinking=false)"),
+    "empty_think_trained": Check(
+        I, "empty think blocks that carry a loss",
+        "the model is trained to open and close a think block with nothing in it",
+        "fine for hybrid-thinking models trained to skip thinking; else --template-arg enable_thinking=false "
+        "(the block becomes prompt, as at inference) or add reasoning"),
+    "unclosed_think": Check(
+        E, "a <think> without its </think> (or the reverse) in a message",
+        "the template cannot split reasoning from answer: the answer is trained as reasoning, or lost",
+        "repair the rows, or move the reasoning into reasoning_content"),
+    "template_reads_date": Check(
+        W, "the template writes the current date (strftime_now) and no date_string is pinned",
+        "the same data renders differently each day: content hashes, dedup and cached synth requests change",
+        "--template-arg date_string='26 Jul 2024' (any fixed date)"),
     "prompt_format_differs": Check(
         I, "instruction records rendered with a plain prompt while the tokenizer has a chat template",
         "an instruct model used through its chat template at inference sees a different format than in training",

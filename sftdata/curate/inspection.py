@@ -16,6 +16,7 @@ from typing import Any
 from ..items import Locator
 from .samples import Sample, encoder_for, open_inputs, open_plan, rendered, tokenized
 from ..tokenize.encode import Encoder, Tokenized, token_texts
+from ..rendering.plan import TemplateArgs, TrainOn
 
 
 class TokenKind(str, Enum):
@@ -66,9 +67,10 @@ def label(encoder: Encoder, tok: Tokenized, pad_to: int | None = None) -> list[S
 
 
 def inspect_samples(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template: str | None = None,
+                    template_args: TemplateArgs = None, train_on: TrainOn = "all",
                     n: int = 3, skip: int = 0, pad_to: int | None = None) -> tuple[list[Shown], Encoder]:
     """The first `n` samples (after `skip`) that render, labelled token by token."""
-    plan = open_plan(template, tokenizer)
+    plan = open_plan(template, tokenizer, template_args=template_args, train_on=train_on)
     encoder = encoder_for(plan)
     inputs_ = open_inputs(inputs)
     samples = (v for v in tokenized(rendered(inputs_.records(), plan), plan, encoder, batch=max(n, 1))

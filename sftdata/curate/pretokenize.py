@@ -33,6 +33,7 @@ from .samples import (CurateResult, Progress, Sample, Ticker, encoder_for, open_
 from ..schemas.records import RecordKind
 from ..tokenize.encode import Tokenized
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
+from ..rendering.plan import TemplateArgs, TrainOn
 
 
 class Overflow(str, Enum):
@@ -62,13 +63,14 @@ def mask_column(kind: RecordKind) -> str:
 
 def pretokenize(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, tokenizer: Any,
                 template: str, max_seq_length: int, on_overflow: Overflow = Overflow.drop,
+                template_args: TemplateArgs = None, train_on: TrainOn = "all",
                 progress: Progress | None = None) -> CurateResult:
     """Records JSONL → OUT (JSONL of input_ids + mask), OUT.rejects.jsonl, OUT.meta.json."""
     started = time.perf_counter()
     output = Path(output)
     if max_seq_length < 2:
         raise SftDataError(f"--max-seq-length must be at least 2, not {max_seq_length}")
-    plan = open_plan(template, tokenizer)
+    plan = open_plan(template, tokenizer, template_args=template_args, train_on=train_on)
     encoder = encoder_for(plan)
     inputs_ = open_inputs(inputs)
     counts = inputs_.counts

@@ -22,7 +22,7 @@ from ..tokenize.light import load_light
 from ..ingest.mapping import Mapped
 from ..ingest.records import RecordParser, _records, record_row
 from ..ingest.readers import expand_sources, read_items
-from ..rendering.plan import AUTO, RenderPlan
+from ..rendering.plan import AUTO, RenderPlan, TemplateArgs, TrainOn, parse_template_args
 from ..schemas.records import Record, RecordKind
 from ..tokenize.encode import MAX_SAMPLE_CHARS, Encoder, Tokenized
 from ..tokenize.load import load_tokenizer
@@ -90,11 +90,13 @@ def load(tokenizer: Any) -> tuple[Any, str]:
     return tokenizer, str(getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__)
 
 
-def open_plan(template: str | None, tokenizer: Any, spec: str | None = None) -> RenderPlan:
+def open_plan(template: str | None, tokenizer: Any, spec: str | None = None, *, template_args: TemplateArgs = None,
+              train_on: TrainOn = "all") -> RenderPlan:
     """A RenderPlan (text style, the tokenizer's EOS) for a tokenizer given as a path/hub id or loaded."""
     if spec is None:
         tokenizer, spec = load(tokenizer)
-    plan = RenderPlan(Style.text, template or AUTO, None, spec, tokenizer)
+    plan = RenderPlan(Style.text, template or AUTO, None, spec, tokenizer, template_args=parse_template_args(template_args),
+                      train_on=train_on)
     if plan.template != AUTO:
         plan.renderer_for(RecordKind.instruction)  # fail fast on a bad template, as make_plan does
     return plan

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..items import Reject
 from ..provenance import build_meta
-from ..rendering.plan import RenderPlan
+from ..rendering.plan import RenderPlan, TemplateArgs, TrainOn
 from .samples import (CurateResult, Inputs, Progress, Sample, Ticker, encoder_for, open_inputs, open_plan, rendered,
                       tokenized)
 from ..tokenize.encode import Encoder
@@ -146,6 +146,7 @@ class LengthObserver:
 
 
 def stats(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template: str | None = None,
+          template_args: TemplateArgs = None, train_on: TrainOn = "all",
           max_seq_length: int | None = None, report: str | os.PathLike[str] | None = None,
           progress: Progress | None = None) -> CurateResult:
     """Length statistics of records JSONL as a trainer would see them; with `report`, also runs the
@@ -159,7 +160,7 @@ def stats(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template:
 
         checks = Checks(max_seq_length=max_seq_length)
         observers.append(checks)
-    inputs_, plan, encoder = scan(inputs, open_plan(template, tokenizer), observers, progress)
+    inputs_, plan, encoder = scan(inputs, open_plan(template, tokenizer, template_args=template_args, train_on=train_on), observers, progress)
     result = CurateResult("stats", inputs_.counts)
     result.examples = lengths.rejects
     result.extra = {"stats": lengths.lengths.summary()}

@@ -2,16 +2,41 @@
 (--template, --tokenizer, --eos, --style) into renderers for each record kind."""
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 from ..errors import TemplateError
 from ..items import Locator, Reject, Rendered, Stage, Style
-from .templating import Renderer, Template, load_template, make_env
+from .chat import END_OF_TURN_MARKERS, ChatTemplate, stop_of
+from .templating import Renderer, Template, TrainOn, load_template, make_env
 from ..schemas.records import Record, RecordKind, convert_record
-from ..tokenize.load import chat_function, describe, load_tokenizer
+from ..tokenize.load import describe, load_tokenizer, special_tokens
 
 AUTO = "auto"
+
+TemplateArgs = Union[Mapping[str, Any], Sequence[str], None]
+"""Template arguments: a mapping, or ``KEY=VALUE`` strings as --template-arg takes them."""
+
+
+def parse_template_args(args: TemplateArgs) -> dict[str, Any]:
+    """``enable_thinking=false`` → {"enable_thinking": False}: values read as JSON where they parse
+    (``false``, ``3``, ``"x"``), otherwise kept as text (``date_string=26 Jul 2024``)."""
+    if args is None:
+        return {}
+    if isinstance(args, Mapping):
+        return dict(args)
+    out: dict[str, Any] = {}
+    for item in args:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise TemplateError(f"template argument {item!r} is not KEY=VALUE", hint="e.g. --template-arg enable_thinking=false")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
 
 
 @dataclass(slots=True)
@@ -24,6 +49,8 @@ class RenderPlan:
     tokenizer: str | None
     tokenizer_obj: Any = None
     renderers: dict[str, Renderer] = field(default_factory=dict)
+    template_args: dict[str, Any] = field(default_factory=dict)
+    train_on: TrainOn = "all"
 
     def renderer_for(self, kind: RecordKind) -> Renderer:
         name = self.template if self.template and self.template != AUTO else (
@@ -44,22 +71,33 @@ class RenderPlan:
         if name == "chat" and tok is not None and not chat_template:
             raise TemplateError(f"the tokenizer {self.tokenizer} has no chat_template",
                                 hint="pick a built-in chat format with --template chatml or --template llama3")
-        template = load_template(name, make_env(), chat_template=chat_template)
-        eos = self.eos or (describe(tok, self.tokenizer or "").eos if tok is not None else template.end_of_turn)
+        template = load_template(name, make_env(), chat_template=chat_template, args=self.template_args)
+        bos = (tok.bos_token or "") if tok is not None else ""
+        given = self.eos or (describe(tok, self.tokenizer or "").eos if tok is not None else template.end_of_turn)
+        variables = dict(tok.special_tokens_map) if tok is not None else None
+        controls = special_tokens(tok) if tok is not None else ()
+        eos = given
+        if template.kind is RecordKind.chat:  # the template's own end-of-turn marker, never a second EOS after it
+            probe = ChatTemplate(template.compiled, template.source,
+                                 {**(variables or {"bos_token": bos, "eos_token": given or ""}), **template.args})
+            eos = stop_of(probe, [*controls, *END_OF_TURN_MARKERS]) or given
         if not eos:
             raise TemplateError(f"template {template.name!r} needs an EOS token and none was given",
                                 hint="pass --tokenizer PATH (its EOS is used) or --eos TOKEN")
-        chat_fn = chat_function(tok) if template.origin == "tokenizer" else None
-        bos = (tok.bos_token or "") if tok is not None else ""
-        return Renderer(template, eos, chat_fn, bos=bos)
+        return Renderer(template, eos, bos, variables=variables, special_tokens=controls, train_on=self.train_on)
 
     def templates(self) -> list[dict[str, str]]:
         return [{**r.template.ref(), "eos": r.eos} for r in self.renderers.values()]
 
     def provenance(self) -> dict[str, Any]:
         """What the .meta.json sidecar records about rendering."""
-        return {"style": self.style.value, "template": self.templates(), "tokenizer": self.tokenizer,
-                "eos": sorted({r.eos for r in self.renderers.values()}) or self.eos}
+        out = {"style": self.style.value, "template": self.templates(), "tokenizer": self.tokenizer,
+               "eos": sorted({r.eos for r in self.renderers.values()}) or self.eos}
+        if self.template_args:
+            out["template_args"] = dict(self.template_args)
+        if self.train_on != "all":
+            out["train_on"] = self.train_on
+        return out
 
     def row(self, record: Record, locator: Locator) -> dict[str, Any] | Reject:
         """The output row for a record in this plan's style."""
@@ -84,14 +122,16 @@ def rendered_row(rendered: Rendered, style: Style) -> dict[str, Any]:
 
 
 def make_plan(template: str | None, tokenizer: str | None, eos: str | None, style: Style | None,
-              *, trust_remote_code: bool = False) -> RenderPlan | None:
+              *, trust_remote_code: bool = False, template_args: dict[str, Any] | None = None,
+              train_on: TrainOn = "all") -> RenderPlan | None:
     """None when nothing is rendered (records are written as they are)."""
     if template is None and style is None:
         if tokenizer or eos:
             raise TemplateError("--tokenizer/--eos only matter with --template or --style")
         return None
     tok = load_tokenizer(tokenizer, trust_remote_code=trust_remote_code) if tokenizer else None
-    plan = RenderPlan(style or Style.text, template or AUTO, eos, tokenizer, tok)
+    plan = RenderPlan(style or Style.text, template or AUTO, eos, tokenizer, tok, template_args=dict(template_args or {}),
+                      train_on=train_on)
     if plan.style is not Style.messages and plan.template != AUTO:
         plan.renderer_for(RecordKind.instruction)  # fail fast on a bad template or a missing EOS
     return plan

@@ -3,18 +3,19 @@
 Two kinds of template:
 - block templates (alpaca, alpaca_ko, qa_ko, user files with ``{% block prompt %}`` and
   ``{% block completion %}``) render the fields of an instruction or Q&A record;
-- chat templates (chatml, llama3, a tokenizer's chat_template, user files over ``messages``)
-  render a conversation; every assistant turn is a trained segment.
+- chat templates (chatml, chatml_think, llama3, a tokenizer's chat_template, user files over
+  ``messages``) render a conversation in Hugging Face's chat-template environment
+  (sftdata.rendering.chat); each trained assistant turn is a trained segment, found in the rendering
+  of the whole conversation and ending with the template's own end-of-turn marker.
 Record text is only ever passed as variables, so ``{{ name }}`` inside data renders literally.
 """
 from __future__ import annotations
 
 import hashlib
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 from jinja2 import meta, nodes
@@ -26,6 +27,7 @@ from .. import templates as registry
 from ..errors import TemplateError
 from ..items import Locator, Reject, Rendered, Segment, Stage
 from ..schemas.records import ChatRecord, Record, RecordKind, convert_record
+from .chat import ChatTemplate, TurnNotLocated, header_of, locate_turns, make_chat_env
 
 
 def make_env() -> ImmutableSandboxedEnvironment:
@@ -50,19 +52,29 @@ class Template:
     compiled: jinja2.Template
     origin: str  # file path or "tokenizer"
     end_of_turn: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)  # --template-arg KEY=VALUE, passed to every rendering
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.source.encode("utf-8")).hexdigest()
 
-    def ref(self) -> dict[str, str]:
-        return {"name": self.name, "sha256": self.sha256, "kind": self.kind.value}
+    def ref(self) -> dict[str, Any]:
+        ref: dict[str, Any] = {"name": self.name, "sha256": self.sha256, "kind": self.kind.value}
+        if self.args:
+            ref["args"] = dict(self.args)
+        return ref
 
 
 def load_template(name_or_path: str, env: ImmutableSandboxedEnvironment | None = None,
-                  chat_template: str | None = None) -> Template:
-    """A built-in name, ``chat`` (the tokenizer's chat_template when given), or a path to a .jinja file."""
-    env = env or make_env()
+                  chat_template: str | None = None, args: dict[str, Any] | None = None) -> Template:
+    """A built-in name, ``chat`` (the tokenizer's chat_template when given), or a path to a .jinja file;
+    `args` are the template arguments (``enable_thinking``, ``date_string``, …) every rendering gets."""
+    template = _load(name_or_path, env or make_env(), chat_template)
+    template.args = dict(args or {})
+    return template
+
+
+def _load(name_or_path: str, env: ImmutableSandboxedEnvironment, chat_template: str | None) -> Template:
     if name_or_path == registry.CHAT:
         if chat_template:
             return _compile(env, "chat", chat_template, "tokenizer", RecordKind.chat)
@@ -87,16 +99,22 @@ def load_template(name_or_path: str, env: ImmutableSandboxedEnvironment | None =
 def _compile(env: ImmutableSandboxedEnvironment, name: str, source: str, origin: str,
              kind: RecordKind | None) -> Template:
     try:
-        tree = env.parse(source, name=name, filename=origin)
-        # Compiled with the file name, so runtime errors can be traced to a template line.
-        code = env.compile(source, name=name, filename=origin)
-        compiled = env.template_class.from_code(env, code, env.make_globals(None))
+        # Parsed with the chat environment, whose syntax (loop controls, generation blocks) is a superset.
+        tree = make_chat_env().parse(source, name=name, filename=origin)
     except jinja2.TemplateSyntaxError as error:
         raise TemplateError(f"template syntax error: {error.message}", file=origin, line=error.lineno) from None
     blocks = {b.name for b in tree.find_all(nodes.Block)}
     variables = meta.find_undeclared_variables(tree)
     if kind is None:
         kind = _infer_kind(blocks, variables, origin)
+    if kind is RecordKind.chat:
+        env = make_chat_env()  # exactly as Hugging Face renders chat templates
+    try:
+        # Compiled with the file name, so runtime errors can be traced to a template line.
+        code = env.compile(source, name=name, filename=origin)
+        compiled = env.template_class.from_code(env, code, env.make_globals(None))
+    except jinja2.TemplateSyntaxError as error:
+        raise TemplateError(f"template syntax error: {error.message}", file=origin, line=error.lineno) from None
     if kind is not RecordKind.chat and not {"prompt", "completion"} <= blocks:
         raise TemplateError("a template for instruction or Q&A records needs {% block prompt %} and "
                             "{% block completion %}", file=origin)
@@ -129,18 +147,30 @@ def template_failure(error: Exception, template: Template) -> TemplateError:
     return TemplateError(f"{what}: {error}", file=template.origin, line=line)
 
 
-ChatFn = Callable[[list[dict[str, Any]], bool, list[dict[str, Any]] | None], str]
+TrainOn = Literal["all", "last"]
 
 
 class Renderer:
-    """Renders records with one template and one EOS; returns Rendered or a Reject per record."""
+    """Renders records with one template and one stop token; returns Rendered or a Reject per record.
 
-    def __init__(self, template: Template, eos: str, chat_fn: ChatFn | None = None, bos: str = "") -> None:
+    `eos` is the stop token that ends every trained span: for chat templates, the template's own
+    end-of-turn marker (worked out by sftdata.rendering.plan). `variables` are the tokenizer's special
+    tokens as Hugging Face passes them to chat templates; `special_tokens` are the tokenizer's control
+    tokens, which must not appear inside the data. `train_on` picks the assistant turns that carry a
+    loss (every one, or the last); a message's own `weight` (0 or 1) overrides it."""
+
+    def __init__(self, template: Template, eos: str, bos: str = "", *, variables: dict[str, Any] | None = None,
+                 special_tokens: tuple[str, ...] = (), train_on: TrainOn = "all") -> None:
         if not eos:
             raise TemplateError("an EOS token is required", hint="pass --tokenizer or --eos")
-        self.template, self.eos, self.bos = template, eos, bos
-        self.chat_fn = chat_fn or self._jinja_chat
+        self.template, self.eos, self.bos, self.train_on = template, eos, bos, train_on
+        self.special_tokens = tuple(t for t in special_tokens if t and t != eos)
         self._blocks = template.compiled.blocks
+        self.chat: ChatTemplate | None = None
+        if template.kind is RecordKind.chat:
+            base = {"bos_token": bos, "eos_token": eos} if variables is None else variables
+            self.chat = ChatTemplate(template.compiled, template.source, {**base, **template.args})
+        self._header: str | None = None
 
     def render(self, record: Record, locator: Locator) -> Rendered | Reject:
         try:
@@ -149,21 +179,29 @@ class Renderer:
             return Reject(Stage.render, "not_convertible",
                           f"a {record.kind} record cannot be rendered with the {self.template.kind.value} "
                           f"template {self.template.name!r}: {error}", locator, raw=_dump(record))
-        leaked = _eos_in(record, self.eos)
+        leaked = _token_in(record, (self.eos,))
         if leaked:
             return Reject(Stage.render, "eos_in_text", f"the EOS token {self.eos!r} appears inside the data; "
                           "remove it so the sample ends with exactly one EOS", locator, field=leaked,
                           raw=_dump(record))
+        leaked = _token_in(record, self.special_tokens)
+        if leaked:
+            return Reject(Stage.render, "special_token_in_text", "a special token of the tokenizer appears "
+                          "inside the data, where it would be tokenized as a control token and trained",
+                          locator, field=leaked, raw=_dump(record))
         try:
             if isinstance(record, ChatRecord):
                 segments = self._chat_segments(record)
             else:
                 segments = self._block_segments(record)
+        except TurnNotLocated as error:
+            return Reject(Stage.render, "turn_not_located", f"cannot locate a trained turn in what the chat "
+                          f"template {self.template.name!r} renders ({error})", locator, raw=_dump(record))
         except TemplateError:
             raise
         except (jinja2.TemplateError, SecurityError, TypeError, ValueError, AttributeError) as error:
             raise template_failure(error, self.template) from None
-        return Rendered(segments, locator)
+        return Rendered(segments, locator, whole=isinstance(record, ChatRecord))
 
     def _block_segments(self, record: Record) -> list[Segment]:
         context = self.template.compiled.new_context(self._variables(record))
@@ -174,42 +212,54 @@ class Renderer:
         return [Segment(prompt, False), Segment(completion, True)]
 
     def _variables(self, record: Record) -> dict[str, Any]:
-        return {**record.model_dump(exclude={"meta"}), "eos_token": self.eos, "bos_token": self.bos}
+        return {**self.template.args, **record.model_dump(exclude={"meta"}), "eos_token": self.eos,
+                "bos_token": self.bos}
 
-    def _jinja_chat(self, messages: list[dict[str, Any]], add_generation_prompt: bool,
-                    tools: list[dict[str, Any]] | None) -> str:
-        return self.template.compiled.render(messages=messages, add_generation_prompt=add_generation_prompt,
-                                             tools=tools, eos_token=self.eos, bos_token=self.bos)
+    def trained_turns(self, record: ChatRecord) -> list[int]:
+        """Indexes of the assistant messages that carry a loss."""
+        assistants = [i for i, m in enumerate(record.messages) if m.role.value == "assistant"]
+        chosen = assistants if self.train_on == "all" else assistants[-1:]
+        weights = {i: record.messages[i].weight for i in assistants if record.messages[i].weight is not None}
+        return [i for i in assistants if weights.get(i, 1 if i in chosen else 0) == 1]
+
+    def chat_messages(self, record: ChatRecord) -> list[dict[str, Any]]:
+        """The messages as the template sees them (the training-only `weight` left out)."""
+        return [m.model_dump(mode="json", exclude_none=True, exclude={"weight"}) for m in record.messages]
 
     def _chat_segments(self, record: ChatRecord) -> list[Segment]:
-        """Each assistant turn's span is found by rendering the conversation up to it, with and
-        without that turn; the span ends at its EOS (appended once if the format has none)."""
-        messages = [m.model_dump(mode="json", exclude_none=True) for m in record.messages]
-        full = self.chat_fn(messages, False, record.tools)
-        segments: list[Segment] = []
-        done = 0
-        for index, message in enumerate(messages):
-            if message["role"] != "assistant":
-                continue
-            before = self.chat_fn(messages[:index], True, record.tools)
-            upto = self.chat_fn(messages[: index + 1], False, record.tools)
-            if not (upto.startswith(before) and full.startswith(upto) and len(before) >= done):
-                raise TemplateError("the chat template does not render conversations incrementally, so turns "
-                                    "cannot be located", file=self.template.origin)
-            span = upto[len(before):]
-            cut = span.rfind(self.eos)
-            tail = ""
-            if cut < 0:
-                span += self.eos
-            else:
-                span, tail = span[: cut + len(self.eos)], span[cut + len(self.eos):]
-            segments += [Segment(full[done:len(before)], False), Segment(span, True)]
-            if tail:
-                segments.append(Segment(tail, False))
-            done = len(upto)
-        if done < len(full):
-            segments.append(Segment(full[done:], False))
-        return _merge(segments)
+        """The whole conversation rendered once; each trained turn located in it (sftdata.rendering.chat)."""
+        assert self.chat is not None
+        messages = self.chat_messages(record)
+        trained = self.trained_turns(record)
+        if self.chat.has_generation_blocks:
+            full, spans = self.chat.render_tracked(messages, record.tools)
+            assistants = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+            if len(spans) != len(assistants):
+                raise TurnNotLocated(f"{len(spans)} generation blocks for {len(assistants)} assistant turns")
+            picked = [span for i, span in zip(assistants, spans) if i in trained]
+            return _segments(full, [(a, b, full[:b].endswith(self.eos)) for a, b in picked], self.eos)
+        full = self.chat.render(messages, record.tools)
+        turns = locate_turns(self.chat, messages, record.tools, full, trained, self.eos, self._header_for())
+        return _segments(full, [(t.start, t.end, t.stop_found) for t in turns], self.eos)
+
+    def _header_for(self) -> str | None:
+        """The generation prompt's text, worked out once on a one-question conversation (None: per turn)."""
+        if self._header is None and self.chat is not None:
+            try:
+                self._header = header_of(self.chat, [{"role": "user", "content": "Hi"}], None)
+            except Exception:  # a template that wants another shape: worked out per conversation instead
+                self._header = ""
+        return self._header or None
+
+
+def _segments(full: str, spans: list[tuple[int, int, bool]], stop: str) -> list[Segment]:
+    segments: list[Segment] = []
+    done = 0
+    for start, end, has_stop in spans:
+        segments += [Segment(full[done:start], False), Segment(full[start:end] + ("" if has_stop else stop), True)]
+        done = end
+    segments.append(Segment(full[done:], False))
+    return _merge(segments)
 
 
 def _merge(segments: list[Segment]) -> list[Segment]:
@@ -228,13 +278,18 @@ def _dump(record: Record) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude_none=True)
 
 
-def _eos_in(record: Record, eos: str) -> str | None:
+def _token_in(record: Record, tokens: tuple[str, ...]) -> str | None:
+    """The first text field that holds one of `tokens`, as a path (``messages[1].content``)."""
+    if not tokens:
+        return None
     if isinstance(record, ChatRecord):
         for index, message in enumerate(record.messages):
-            if eos in message.content:
-                return f"messages[{index}].content"
+            for name in ("content", "reasoning_content"):
+                value = getattr(message, name)
+                if value and any(t in value for t in tokens):
+                    return f"messages[{index}].{name}"
         return None
     for name, value in record.model_dump(exclude={"meta", "id"}).items():
-        if isinstance(value, str) and eos in value:
+        if isinstance(value, str) and any(t in value for t in tokens):
             return name
     return None

@@ -130,6 +130,17 @@ class Encoder:
         else:
             self.multi_token_stops[text] = ids
 
+    def ends_with_stop(self, span: Sequence[int]) -> bool:
+        """A stop token, or the text of a stop that this tokenizer splits into several tokens (an
+        end-of-turn marker of another model family: `audit` reports that it is not one token)."""
+        if span and span[-1] in self.stop_ids:
+            return True
+        if not self.multi_token_stops:
+            return False
+        longest = max(len(ids) for ids in self.multi_token_stops.values())
+        tail = self.decode(span[-(longest + 2):])  # BPE may merge the marker's first piece with the text before
+        return any(tail.endswith(text) for text in self.multi_token_stops)
+
     @property
     def bound(self) -> TokenBound | None:
         """How few tokens a text can take with this tokenizer; None where no sound bound is known."""
@@ -143,7 +154,7 @@ class Encoder:
         bound = self.bound
         if bound is None:
             return None
-        if self.strategy is Strategy.offsets:  # tokenized whole
+        if self.strategy is Strategy.offsets or rendered.whole:  # tokenized whole
             return bound.min_tokens(sum(bound.covered_bytes(s.text) for s in rendered.segments))
         return sum(bound.min_tokens(bound.covered_bytes(s.text)) for s in rendered.segments)
 
@@ -163,15 +174,31 @@ class Encoder:
         return None
 
     def encode(self, batch: Sequence[Rendered]) -> list[Tokenized]:
-        if self.strategy is Strategy.offsets:
-            return [self._encode_whole(r) for r in batch]
-        texts = [s.text for r in batch for s in r.segments]
-        pieces = self._encode(texts)
-        out, at = [], 0
-        for rendered in batch:
+        """Instruction and Q&A samples piece by piece (the prompt as inference tokenizes it alone); chats
+        whole, as a conversation is tokenized, so the ids are transformers' own. A chat whose tokens would
+        straddle a turn boundary (end-of-turn markers that are not special tokens of this tokenizer) is
+        tokenized piece by piece instead, so its trained spans stay exact."""
+        whole = [r for r in batch if r.whole or self.strategy is Strategy.offsets]
+        done = {id(r): t for r, t in zip(whole, self._encode_wholes(whole)) if t is not None}
+        rest = [r for r in batch if id(r) not in done]
+        pieces = self._encode([s.text for r in rest for s in r.segments])
+        at = 0
+        for rendered in rest:
             n = len(rendered.segments)
-            out.append(self._assemble(rendered, pieces[at:at + n]))
+            done[id(rendered)] = self._assemble(rendered, pieces[at:at + n])
             at += n
+        return [done[id(r)] for r in batch]
+
+    def _encode_wholes(self, batch: list[Rendered]) -> list[Tokenized | None]:
+        if not batch:
+            return []
+        if self.backend is not None:
+            encoded = self.backend.encode_batch([r.text for r in batch], add_special_tokens=False)
+            return [self._encode_whole(r, e.ids, e.offsets) for r, e in zip(batch, encoded)]
+        out = []
+        for rendered in batch:
+            e = self.tokenizer(rendered.text, add_special_tokens=False, return_offsets_mapping=True)
+            out.append(self._encode_whole(rendered, list(e["input_ids"]), e["offset_mapping"]))
         return out
 
     def _assemble(self, rendered: Rendered, pieces: list[list[int]]) -> Tokenized:
@@ -194,20 +221,30 @@ class Encoder:
         first = next((p for p in pieces if p), [])
         return not (first and first[0] == self.specials.bos_id)
 
-    def _encode_whole(self, rendered: Rendered) -> Tokenized:
-        text = rendered.text
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids, offsets = list(encoded["input_ids"]), encoded["offset_mapping"]
+    def _encode_whole(self, rendered: Rendered, ids: list[int],
+                      offsets: Sequence[tuple[int, int]]) -> Tokenized | None:
+        ids = list(ids)
         ends, at = [], 0
+        trained_ranges = []
         for segment in rendered.segments:
+            if segment.train:
+                trained_ranges.append((at, at + len(segment.text)))
             at += len(segment.text)
             ends.append(at)
-        bounds, seg = [0] * len(ends), 0
+        if rendered.whole and self.strategy is Strategy.piecewise and _straddles(offsets, ends[:-1]):
+            return None
+        bounds, seg, span = [0] * len(ends), 0, 0
         mask: list[int] = []
-        for index, (start, _) in enumerate(offsets):
+        for index, (start, end) in enumerate(offsets):
             while seg < len(ends) - 1 and start >= ends[seg]:
                 seg += 1
-            mask.append(int(rendered.segments[seg].train))
+            if rendered.whole:  # trained when it overlaps a trained segment
+                while span < len(trained_ranges) and trained_ranges[span][1] <= start:
+                    span += 1
+                hit = span < len(trained_ranges) and trained_ranges[span][0] < max(end, start + 1)
+                mask.append(int(hit))
+            else:  # the segment it starts in
+                mask.append(int(rendered.segments[seg].train))
             bounds[seg] = index + 1
         for i in range(1, len(bounds)):
             bounds[i] = max(bounds[i], bounds[i - 1])
@@ -243,7 +280,7 @@ class Encoder:
             found.append(Problem.nothing_trained)
         ids = tokenized.input_ids
         for start, end in spans:
-            if ids[end - 1] not in self.stop_ids:
+            if not self.ends_with_stop(ids[start:end]):
                 found.append(Problem.eos_missing)
             if any(i in self.stop_ids for i in ids[start:end - 1]):
                 found.append(Problem.eos_doubled)
@@ -251,6 +288,17 @@ class Encoder:
         if bos is not None and len(ids) > 1 and ids[0] == bos and ids[1] == bos:
             found.append(Problem.bos_doubled)
         return sorted(set(found), key=list(Problem).index)
+
+
+def _straddles(offsets: Sequence[tuple[int, int]], cuts: list[int]) -> bool:
+    """Whether a token spans one of the character positions `cuts` (sorted)."""
+    cut = 0
+    for start, end in offsets:
+        while cut < len(cuts) and cuts[cut] <= start:
+            cut += 1
+        if cut < len(cuts) and start < cuts[cut] < end:
+            return True
+    return False
 
 
 def _specials(tokenizer: Any) -> Specials:

@@ -81,11 +81,10 @@ def describe(tokenizer: Any, spec: str) -> TokenizerInfo:
     return TokenizerInfo(spec, eos, tokenizer.bos_token, tokenizer.pad_token, bool(tokenizer.chat_template))
 
 
-def chat_function(tokenizer: Any):
-    """The tokenizer's own chat template as a renderer function (messages, add_generation_prompt, tools)."""
-
-    def render(messages: list[dict[str, Any]], add_generation_prompt: bool, tools: list[dict[str, Any]] | None) -> str:
-        return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
-                                             add_generation_prompt=add_generation_prompt)
-
-    return render
+def special_tokens(tokenizer: Any) -> tuple[str, ...]:
+    """The tokenizer's control tokens (special tokens and added tokens marked special), longest first."""
+    found = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(token, "special", False):
+            found.add(str(token.content if hasattr(token, "content") else token))
+    return tuple(sorted((t for t in found if t), key=lambda t: (-len(t), t)))

@@ -1,0 +1,92 @@
+"""Audit checks for reasoning data and chat templates that treat turns differently.
+
+What a thinking template does to training data is easy to get silently wrong: DeepSeek-R1-Distill and
+EXAONE 4.0 (with its default skip_think=true) drop the reasoning from every trained turn; Qwen3 renders
+earlier assistant turns without their think block, so with --train-on all those turns are trained in a
+shape the model never sees them in later; an empty think block may carry loss; a row may open a
+<think> it never closes; Llama 3.x templates write today's date unless date_string is pinned.
+`ThinkingChecks` tallies each per row (audit.Checks feeds it); the codes are explained in findings.py.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from ..items import Rendered
+from ..rendering.templating import Renderer
+from ..schemas.records import ChatRecord, Record
+
+EMPTY_THINK = re.compile(r"<think>\s*</think>")
+Tally = Callable[[str, Any], None]
+
+
+def reasoning_of(message: Any) -> str | None:
+    """A message's reasoning: its reasoning_content, or an inline <think>…</think> at the start."""
+    if message.reasoning_content:
+        return message.reasoning_content
+    content = message.content or ""
+    if content.lstrip().startswith("<think>") and "</think>" in content:
+        inner = content.split("</think>", 1)[0].split("<think>", 1)[1].strip()
+        return inner or None
+    return None
+
+
+class ThinkingChecks:
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+        self.with_reasoning = 0
+        self.without_reasoning = 0
+        self.first: dict[bool, Any] = {}
+
+    def sample(self, record: Record, rendered: Rendered, renderer: Renderer) -> None:
+        if not isinstance(record, ChatRecord):
+            return
+        where = rendered.locator
+        trained_turns = renderer.trained_turns(record)
+        trained = [s.text for s in rendered.segments if s.train]
+        for text in trained:
+            if EMPTY_THINK.search(text):
+                self.tally("empty_think_trained", where)
+                break
+        for message in record.messages:
+            content = message.content or ""
+            if content.count("<think>") != content.count("</think>"):
+                self.tally("unclosed_think", where)
+                break
+        has = [reasoning_of(record.messages[i]) for i in trained_turns]
+        if any(has):
+            self.with_reasoning += 1
+            self.first.setdefault(True, where)
+        else:
+            self.without_reasoning += 1
+            self.first.setdefault(False, where)
+        for index, reasoning, text in zip(trained_turns, has, trained):
+            if reasoning and _first_words(reasoning) not in text:
+                self.tally("reasoning_dropped", f"{where} (message {index})")
+        self._history(record, renderer, trained_turns, trained, where)
+
+    def _history(self, record: ChatRecord, renderer: Renderer, turns: list[int], trained: list[str],
+                 where: Any) -> None:
+        """Each trained earlier turn compared with how the template renders it as the last turn."""
+        for index, text in zip(turns[:-1], trained[:-1]):
+            alone = ChatRecord(messages=record.messages[: index + 1], tools=record.tools)
+            out = renderer.render(alone, where)
+            if isinstance(out, Rendered):
+                last = [s.text for s in out.segments if s.train]
+                if last and last[-1] != text:
+                    self.tally("history_differs", f"{where} (message {index})")
+                    return
+
+    def finish(self, renderers: list[Renderer]) -> None:
+        if self.with_reasoning and self.without_reasoning:
+            self.tally("reasoning_mixed", f"{self.with_reasoning:,} rows with reasoning (e.g. {self.first[True]}), "
+                                          f"{self.without_reasoning:,} without (e.g. {self.first[False]})")
+        for renderer in renderers:
+            template = renderer.template
+            if "strftime_now" in template.source and "date_string" not in template.args:
+                self.tally("template_reads_date", f"template {template.name}")
+
+
+def _first_words(text: str, size: int = 40) -> str:
+    return text.strip()[:size]
