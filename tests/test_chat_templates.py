@@ -364,3 +364,35 @@ def test_a_turn_the_template_does_not_render_is_a_per_row_reject(tokenizers, tmp
     s = result.summary()
     assert (s["written"], s["rejected"], s["by_reason"]) == (1, 1, {"turn_not_located": 1})
     assert "drops_tools" in result.examples[0].message
+
+
+def test_reasoning_is_read_split_and_exported_in_each_targets_convention(tmp_path):
+    import orjson
+
+    import sftdata
+
+    rows = [{"messages": [U1, {"role": "assistant", "content": f"<think>\n{THINK}\n</think>\n\n{A1['content']}"}]},
+            {"messages": [U2, {"role": "assistant", "content": A2["content"], "thinking": THINK}]},
+            {"messages": [U1, A1]}]
+    source = tmp_path / "trl.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    records = tmp_path / "records.jsonl"
+    assert sftdata.convert([source], records, preset="trl", split_thinking=True).summary()["written"] == 3
+    got = [orjson.loads(line)["messages"][1] for line in records.read_bytes().splitlines()]
+    assert got[0] == {"role": "assistant", "content": A1["content"], "reasoning_content": THINK}
+    assert got[1] == {"role": "assistant", "content": A2["content"], "reasoning_content": THINK}
+    assert "reasoning_content" not in got[2]
+    kept = tmp_path / "kept.jsonl"  # without --split-thinking the inline block stays in the content
+    sftdata.convert([source], kept, preset="trl")
+    assert orjson.loads(kept.read_bytes().splitlines()[0])["messages"][1]["content"].startswith("<think>")
+
+    trl = sftdata.export(records, tmp_path / "trl_out.jsonl", "trl")
+    assert trl.dropped == {} and orjson.loads((tmp_path / "trl_out.jsonl").read_bytes().splitlines()[0])[
+        "messages"][1]["reasoning_content"] == THINK
+    openai = sftdata.export(records, tmp_path / "openai.jsonl", "openai")
+    assert openai.dropped == {"reasoning_content": 2} and openai.summary()["written"] == 3
+    lf = sftdata.export(records, tmp_path / "lf", "llamafactory")
+    assert lf.converted == {"reasoning_content→<think> in content": 2}
+    [data] = [p for p in (tmp_path / "lf").glob("*.json") if p.name != "dataset_info.json"]
+    first = orjson.loads(data.read_bytes())[0]["conversations"][1]["value"]
+    assert first == f"<think>\n{THINK}\n</think>\n\n{A1['content']}"

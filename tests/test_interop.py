@@ -233,7 +233,7 @@ def test_openai_import_then_export_gives_the_same_lines(tmp_path):
     records = tmp_path / "records.jsonl"
     assert sftdata.convert([source], records, preset="openai").summary()["written"] == 3
     first = _lines(records)[0]
-    assert "tool_call_id" not in json.dumps(first) and first["meta"] == {"openai": {"weights": {"4": 1}}}
+    assert "tool_call_id" not in json.dumps(first) and "meta" not in first and first["messages"][4]["weight"] == 1
     back = tmp_path / "back.jsonl"
     result = sftdata.export(records, back, "openai")
     assert result.summary()["written"] == 3 and result.dropped == {}

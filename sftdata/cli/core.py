@@ -37,6 +37,7 @@ def convert(
     style: Annotated[Optional[StyleOpt], typer.Option("--style", help="text, prompt-completion or messages.")] = None,
     template_args: TemplateArgsOpt = None,
     train_on: TrainOnArg = TrainOnOpt.all,
+    split_thinking: Annotated[bool, typer.Option("--split-thinking", help="Move a leading <think>…</think> in assistant content into reasoning_content.")] = False,
     dataset_info: Annotated[Optional[Path], typer.Option("--dataset-info", help="LLaMA-Factory dataset_info.json (--preset llamafactory).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="The dataset_info entry to use (default: the one whose file_name is the input).")] = None,
     strict: StrictOpt = False,
@@ -55,7 +56,8 @@ def convert(
             inputs, output, preset=preset.value if preset else None, mapping=mapping,
             to=RecordKind(to.value) if to else None, encoding=encoding, records_path=records_path,
             template=template, tokenizer=tokenizer, eos=eos, style=Style(style.value) if style else None,
-            template_args=template_args, train_on=train_on.value, dataset_info=dataset_info, name=name, progress=progress)
+            template_args=template_args, train_on=train_on.value, split_thinking=split_thinking,
+            dataset_info=dataset_info, name=name, progress=progress)
     report(result, as_json, strict)
 
 
@@ -69,6 +71,7 @@ def render(
     kind: Annotated[Optional[Kind], typer.Option("--as", help="Record kind (default: from each row's keys).")] = None,
     template_args: TemplateArgsOpt = None,
     train_on: TrainOnArg = TrainOnOpt.all,
+    split_thinking: Annotated[bool, typer.Option("--split-thinking", help="Move a leading <think>…</think> in assistant content into reasoning_content.")] = False,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -83,7 +86,8 @@ def render(
     with errors(), progress_bar("rendering", as_json) as progress:
         result = pipeline.render(inputs, output, template=template, tokenizer=tokenizer, eos=eos,
                                  style=Style(style.value), kind=RecordKind(kind.value) if kind else None,
-                                 template_args=template_args, train_on=train_on.value, progress=progress)
+                                 template_args=template_args, train_on=train_on.value,
+                                 split_thinking=split_thinking, progress=progress)
     report(result, as_json, strict)
 
 

@@ -52,6 +52,9 @@ class Profile:
                 self.present.add("system")
             if message.get("name") is not None:
                 self.present.add("name")
+            for key in ("reasoning_content", "weight"):
+                if message.get(key) is not None:
+                    self.present.add(key)
             for call in message.get("tool_calls") or []:
                 self.present.add("tool_calls")
                 if not is_canonical_call(call):
@@ -79,6 +82,10 @@ def hf_schema(kind: RecordKind, profile: Profile) -> dict[str, pl.DataType]:
             message["tool_calls"] = S if profile.odd_calls else pl.List(pl.Struct(call))
         if has("name"):
             message["name"] = S
+        if has("reasoning_content"):
+            message["reasoning_content"] = S
+        if has("weight"):
+            message["weight"] = pl.Int64
         schema = {"messages": pl.List(pl.Struct(message)), **({"tools": S} if has("tools") else {})}
     if profile.id_types:
         schema["id"] = pl.Int64 if profile.id_types == {"int"} else S

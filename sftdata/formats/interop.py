@@ -147,6 +147,9 @@ def _messages(value: Any, field: str) -> list[dict[str, Any]]:
         if not isinstance(message, dict):
             raise RowError("wrong_type", f"{field}[{index}]: expected an object", f"{field}[{index}]")
         message = _drop_none(message)  # Arrow fills absent struct fields with nulls
+        for alias in ("thinking", "reasoning"):  # other names reasoning is stored under
+            if alias in message and "reasoning_content" not in message and message.get("role") == "assistant":
+                message["reasoning_content"] = message.pop(alias)
         if isinstance(message.get("tool_calls"), str):
             message["tool_calls"] = json_value(message["tool_calls"], f"{field}[{index}].tool_calls")
         if isinstance(message.get("tool_calls"), list):

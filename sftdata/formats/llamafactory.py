@@ -270,7 +270,10 @@ def sharegpt_row(record: ChatRecord) -> tuple[dict[str, Any], bool]:
             turns.append({"from": TAGS["function_tag"], "value": text})
             continue
         tag = {Role.user: "user_tag", Role.assistant: "assistant_tag", Role.tool: "observation_tag"}[message.role]
-        turns.append({"from": TAGS[tag], "value": message.content})
+        value = message.content
+        if message.reasoning_content:  # LLaMA-Factory's convention: the think block inside the content
+            value = f"<think>\n{message.reasoning_content}\n</think>\n\n{value}"
+        turns.append({"from": TAGS[tag], "value": value})
     row = {"conversations": turns, **row}
     if record.tools:
         row["tools"] = orjson.dumps(record.tools).decode()

@@ -143,7 +143,9 @@ def encode_openai(record: ChatRecord) -> tuple[dict[str, Any], bool]:
                                     f"messages[{index}]")
             open_calls.remove(call_id)
             out["tool_call_id"] = call_id
-        if str(index) in weights:
+        if message.weight is not None:
+            out["weight"] = message.weight
+        elif str(index) in weights:  # records written before weight was a message field
             out["weight"] = weights[str(index)]
         messages.append(out)
     line: dict[str, Any] = {"messages": messages}
@@ -176,14 +178,12 @@ class OpenAIImporter(Importer):
         for index, message in enumerate(raw):
             if not isinstance(message, dict):
                 raise RowError("message_data_type", f"message {index}: expected an object", f"messages[{index}]")
-            out = {k: v for k, v in message.items() if k not in ("weight", "tool_call_id")}
+            out = {k: v for k, v in message.items() if k != "tool_call_id"}
             if message.get("content") is None and message.get("tool_calls"):
                 out["content"] = ""
             elif not isinstance(message.get("content"), str) and "content" in message:
                 raise RowError("unsupported_content", f"message {index}: content must be text",
                                f"messages[{index}].content")
-            if "weight" in message:
-                extra.setdefault("weights", {})[str(index)] = message["weight"]
             if isinstance(message.get("tool_calls"), list):
                 calls, open_calls = [], []
                 for call in message["tool_calls"]:

@@ -94,8 +94,12 @@ class Layout:
         return row
 
 
-def _messages(chat: ChatRecord) -> list[dict[str, Any]]:
-    return [m.model_dump(mode="json", exclude_none=True) for m in chat.messages]
+def _messages(chat: ChatRecord, tally: Tally) -> list[dict[str, Any]]:
+    """Messages as TRL and axolotl read them: reasoning_content is their own field; a per-message
+    weight is OpenAI's and neither reads it (counted as dropped)."""
+    if any(m.weight is not None for m in chat.messages):
+        tally.dropped["weight"] += 1
+    return [m.model_dump(mode="json", exclude_none=True, exclude={"weight"}) for m in chat.messages]
 
 
 class TrlLayout(Layout):
@@ -112,7 +116,7 @@ class TrlLayout(Layout):
     def encode(self, record: Record) -> dict[str, Any]:
         if self.shape == "messages":
             chat = self.chat(record)
-            row: dict[str, Any] = {"messages": _messages(chat)}
+            row: dict[str, Any] = {"messages": _messages(chat, self.tally)}
             if chat.tools:
                 row["tools"] = orjson.dumps(chat.tools).decode()
             return self.common(record, row)
@@ -130,7 +134,10 @@ class OpenAILayout(Layout):
         self.carry_id = False  # no key beside messages/tools is allowed
 
     def encode(self, record: Record) -> dict[str, Any]:
-        line, wrapped = encode_openai(self.chat(record))
+        chat = self.chat(record)
+        if any(m.reasoning_content for m in chat.messages):  # OpenAI's format has no place for it
+            self.tally.dropped["reasoning_content"] += 1
+        line, wrapped = encode_openai(chat)
         if wrapped:
             self.tally.converted["tools→openai_function_wrapper"] += 1
         errors = check_openai_line(line)
@@ -157,7 +164,12 @@ class LlamaFactoryLayout(Layout):
     def encode(self, record: Record) -> dict[str, Any]:
         if self.formatting == "alpaca":
             return self.common(record, alpaca_row(self.instruction(record)))
-        row, dropped_ids = sharegpt_row(self.chat(record))
+        chat = self.chat(record)
+        if any(m.reasoning_content for m in chat.messages):  # LLaMA-Factory reads <think> inside the content
+            self.tally.converted["reasoning_content→<think> in content"] += 1
+        if any(m.weight is not None for m in chat.messages):
+            self.tally.dropped["weight"] += 1
+        row, dropped_ids = sharegpt_row(chat)
         if dropped_ids:
             self.tally.dropped["tool_call_ids"] += 1
         return self.common(record, row)
@@ -191,7 +203,7 @@ class AxolotlLayout(Layout):
             inst = self.instruction(record)
             return self.common(record, {"instruction": inst.instruction, "input": inst.input, "output": inst.output})
         chat = self.chat(record)
-        row: dict[str, Any] = {"messages": _messages(chat)}
+        row: dict[str, Any] = {"messages": _messages(chat, self.tally)}
         if chat.tools:
             row["tools"] = chat.tools  # axolotl wants a list of tool schemas
         return self.common(record, row)

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from ..items import Counts, RawItem, Reject, Stage
 from .mapping import Mapped, Mapper
-from ..schemas.records import Record, RecordKind, convert_record, record_model
+from ..schemas.records import ChatRecord, Record, RecordKind, Role, convert_record, record_model
 from .validation import reject_from_validation
 
 
@@ -32,8 +32,28 @@ class RecordParser:
             yield reject_from_validation(error, item.locator, data)
 
 
+def split_thinking(record: Record) -> Record:
+    """An assistant content that opens with <think>…</think> (LLaMA-Factory's and DeepSeek's way of
+    storing reasoning) → reasoning_content + the answer after the block. Anything else is left as is
+    (an unclosed <think> included: `audit` reports it)."""
+    if not isinstance(record, ChatRecord):
+        return record
+    messages, changed = [], False
+    for message in record.messages:
+        content = message.content
+        if (message.role is Role.assistant and message.reasoning_content is None
+                and content.lstrip().startswith("<think>") and "</think>" in content):
+            head, _, answer = content.partition("</think>")
+            reasoning = head.split("<think>", 1)[1].strip("\n")
+            message = message.model_copy(update={"reasoning_content": reasoning or None,
+                                                 "content": answer.lstrip("\n")})
+            changed = True
+        messages.append(message)
+    return record.model_copy(update={"messages": messages}) if changed else record
+
+
 def _records(items: Iterable[RawItem | Reject], mapper: Mapper | RecordParser, counts: Counts,
-             to: RecordKind | None) -> Iterator[Mapped | Reject]:
+             to: RecordKind | None, split_think: bool = False) -> Iterator[Mapped | Reject]:
     for item in items:
         if isinstance(item, Reject):
             counts.file(item.locator.file).read += 1
@@ -47,6 +67,8 @@ def _records(items: Iterable[RawItem | Reject], mapper: Mapper | RecordParser, c
                 except Exception as error:  # pydantic custom errors from a conversion that cannot hold
                     mapped = Reject(Stage.validate, "not_convertible", f"cannot convert to {to.value}: {error}",
                                     mapped.locator, raw=mapped.record.model_dump(mode="json", exclude_none=True))
+            if split_think and isinstance(mapped, Mapped):
+                mapped = Mapped(split_thinking(mapped.record), mapped.locator)
             yield mapped
 
 
