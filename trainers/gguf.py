@@ -179,6 +179,10 @@ def export_gguf(run_dir: str | os.PathLike[str], output: str | os.PathLike[str],
                      "way; prompts must be rendered with it (sftdata serve-check does) and sent to /v1/completions")
     if fmt.eos_id is None:
         notes.append(f"the stop token {fmt.eos!r} is not one token: pass it as a stop string")
+    if fmt.renderer.template.args:
+        notes.append(f"trained with template arguments {fmt.renderer.template.args}: a chat endpoint must get the "
+                     "same ones (chat_template_kwargs), or send prompts rendered by sftdata to /v1/completions "
+                     "(serve-check does)")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     _clear_staging(out)
@@ -214,7 +218,8 @@ def export_gguf(run_dir: str | os.PathLike[str], output: str | os.PathLike[str],
                         fmt.eos, fmt.eos_id, chat_template is not None, None if merge else base_gguf, mf,
                         sidecar_path(out), str(tree.root), tree.gguf_version, notes)
     write_json(result.sidecar, {"sftdata_export": 1, **result.as_dict(), "gguf": out.name,
-                                "template_sha256": fmt.sha256, "merged_base_gguf": base_gguf if merge else None,
+                                "template_sha256": fmt.sha256, "template_args": dict(fmt.renderer.template.args),
+                                "train_on": fmt.renderer.train_on, "merged_base_gguf": base_gguf if merge else None,
                                 "chat_template_file": str(template_file) if template_file else None})
     return result
 

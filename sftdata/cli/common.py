@@ -37,7 +37,7 @@ class StyleOpt(str, Enum):
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one compact JSON summary line on stdout.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 1 if any row was rejected.")]
-TemplateOpt = Annotated[Optional[str], typer.Option("--template", "-t", help="alpaca, alpaca_ko, qa_ko, chat, chatml, llama3, or a .jinja file.")]
+TemplateOpt = Annotated[Optional[str], typer.Option("--template", "-t", help="alpaca, alpaca_ko, qa_ko, chat, chatml, chatml_think, llama3, or a .jinja file.")]
 TokenizerOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="Tokenizer directory, .gguf file or hub id; its EOS is used.")]
 EosOpt = Annotated[Optional[str], typer.Option("--eos", help="EOS token text, when no tokenizer is given.")]
 

@@ -109,7 +109,7 @@ def pretokenize(
     inputs: FilesArg,
     output: OutOpt,
     tokenizer: Annotated[str, typer.Option("--tokenizer", help="Tokenizer directory, .gguf file or hub id.")],
-    template: Annotated[str, typer.Option("--template", "-t", help="alpaca, alpaca_ko, qa_ko, chat, chatml, llama3, or a .jinja file.")],
+    template: Annotated[str, typer.Option("--template", "-t", help="alpaca, alpaca_ko, qa_ko, chat, chatml, chatml_think, llama3, or a .jinja file.")],
     max_seq_length: Annotated[int, typer.Option("--max-seq-length", help="No written sample is longer.")],
     template_args: TemplateArgsOpt = None,
     train_on: TrainOnArg = TrainOnOpt.all,
