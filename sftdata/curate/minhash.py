@@ -245,60 +245,65 @@ class Matches:
 
 
 def find_duplicates(sk: Sketches, threshold: float, refs: int = 0) -> Matches:
-    """Cluster rows that are exact or near (estimated Jaccard >= threshold) duplicates.
+    """Exact and near (estimated Jaccard >= threshold) duplicates, kept or dropped in input order.
 
-    Rows [0, refs) are references (`--against` files): never kept or dropped themselves, but any
-    later row in their cluster is dropped. Otherwise the first row of each cluster is kept and every
-    other row points to it. Empty texts are never duplicates."""
+    The rule: a row is dropped only as a duplicate of a row that is *kept* (or of a reference), and only
+    when that pair was verified on the signatures at or above the threshold. So a chain A~B~C where C is
+    far from A keeps C, the dupes file never names a similarity below the threshold, and no two kept rows
+    that the index put side by side are near duplicates. Rows [0, refs) are references (`--against`
+    files): never kept or dropped themselves; a later row that duplicates one is dropped. Empty texts are
+    never duplicates. `cluster` is the kept row (or reference) each row belongs with: itself when kept."""
     n = len(sk)
     valid = np.flatnonzero(~sk.empty)
     edges = [_group_edges(sk.exact[valid], valid)]
     for band in range(sk.bands.shape[1]):
         edges.append(_group_edges(sk.bands[valid, band], valid))
+        edges.append(_group_edges(sk.bands[valid, band], valid, previous=True))
     pairs = np.unique(np.concatenate(edges), axis=0) if edges else np.zeros((0, 2), np.int64)
+    score = np.zeros(0, dtype=np.float32)
     if len(pairs):
         same = sk.exact[pairs[:, 0]] == sk.exact[pairs[:, 1]]
-        keep = same | (estimate(sk.sig, pairs[:, 0], pairs[:, 1]) >= threshold)
-        pairs = pairs[keep]
-    cluster = _components(n, pairs)
-    dup_of = np.where(cluster != np.arange(n), cluster, -1)
-    dup_of[:refs] = -1
+        near = estimate(sk.sig, pairs[:, 0], pairs[:, 1])
+        keep = same | (near >= threshold)
+        pairs, score = pairs[keep], np.where(same[keep], 2.0, near[keep]).astype(np.float32)
+    dup_of = _attach(n, pairs, score, refs)
     dropped = np.flatnonzero(dup_of >= 0)
     exact = np.zeros(n, dtype=bool)
     similarity = np.zeros(n, dtype=np.float32)
     exact[dropped] = sk.exact[dropped] == sk.exact[dup_of[dropped]]
     similarity[dropped] = np.where(exact[dropped], 1.0, estimate(sk.sig, dropped, dup_of[dropped]))
+    cluster = np.where(dup_of >= 0, dup_of, np.arange(n))
     return Matches(dup_of, exact, similarity, cluster)
 
 
-def _group_edges(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """(member, first) pairs for every group of equal keys; `first` is the group's lowest row."""
+def _attach(n: int, pairs: np.ndarray, score: np.ndarray, refs: int) -> np.ndarray:
+    """For each row, the earlier kept row (or reference) it duplicates, or -1 when it is kept.
+
+    Verified pairs are visited by their later row in input order, best match first (exact, then the
+    highest similarity), so when a row's turn comes every earlier row's fate is already settled."""
+    dup_of = np.full(n, -1, dtype=np.int64)
+    if len(pairs) == 0:
+        return dup_of
+    low, high = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
+    order = np.lexsort((low, -score, high))
+    for later, earlier in zip(high[order].tolist(), low[order].tolist()):
+        if later < refs or dup_of[later] >= 0 or dup_of[earlier] >= 0:
+            continue  # a reference is never dropped; a settled row stays; a dropped row keeps nothing out
+        dup_of[later] = earlier
+    return dup_of
+
+
+def _group_edges(keys: np.ndarray, rows: np.ndarray, previous: bool = False) -> np.ndarray:
+    """Pairs within every group of equal keys: (member, the group's lowest row), or with `previous`,
+    (member, the member just before it), so chains inside a bucket are compared link by link."""
     if len(keys) == 0:
         return np.zeros((0, 2), np.int64)
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     new = np.concatenate(([True], ordered[1:] != ordered[:-1]))
-    group_first = rows[order][np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))]
     members = rows[order]
     mask = ~new
+    if previous:
+        return np.stack([members[1:][mask[1:]], members[:-1][mask[1:]]], axis=1).astype(np.int64)
+    group_first = members[np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))]
     return np.stack([members[mask], group_first[mask]], axis=1).astype(np.int64)
-
-
-def _components(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Connected components by min-label propagation with pointer jumping: label = lowest row index."""
-    label = np.arange(n, dtype=np.int64)
-    if len(pairs) == 0:
-        return label
-    left, right = pairs[:, 0], pairs[:, 1]
-    while True:
-        low = np.minimum(label[left], label[right])
-        before = label.copy()
-        np.minimum.at(label, left, low)
-        np.minimum.at(label, right, low)
-        while True:
-            jumped = label[label]
-            if np.array_equal(jumped, label):
-                break
-            label = jumped
-        if np.array_equal(label, before):
-            return label
