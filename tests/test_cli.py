@@ -122,14 +122,15 @@ def test_cp949_csv_from_the_command_line(tmp_path):
     assert done.returncode == 0 and summary_line(done)["written"] == 1
     assert orjson.loads((tmp_path / "out.jsonl").read_bytes())["instruction"] == "안녕하세요"
     done = sftdata("convert", "k.csv", "-o", "out.jsonl", "--json", "--encoding", "utf-8", "--strict", cwd=tmp_path)
-    assert done.returncode == 1 and summary_line(done)["by_reason"] == {"undecodable": 1}
+    assert done.returncode == 4 and summary_line(done)["by_reason"] == {"undecodable": 1}  # nothing written
+    assert "--encoding auto" in summary_line(done)["nothing_written"] and "nothing written" in done.stderr
 
 
 def test_text_from_files_and_data_is_never_read_as_console_markup(tmp_path):
     # Llama-style tags in the data and brackets in file names used to crash rich's markup parser.
     (tmp_path / "q[_i].jsonl").write_bytes(GOOD + b'{"conversations": [{"from": "[/INST]", "value": "x"}]}\n')
     done = sftdata("convert", "q[_i].jsonl", "-o", "out.jsonl", "--preset", "sharegpt", cwd=tmp_path)
-    assert done.returncode == 0
+    assert done.returncode == 4  # every row rejected: nothing written
     assert "q[_i].jsonl:2" in done.stderr and "unknown role tag '[/INST]'" in done.stderr
     done = sftdata("convert", "gone[/bold].jsonl", "-o", "out.jsonl", cwd=tmp_path)
     assert done.returncode == 2 and "gone[/bold].jsonl" in done.stderr
@@ -238,7 +239,7 @@ def test_names_and_data_with_console_markup_print_literally_in_every_command(tmp
     for name, args in runs.items():
         result = runner.invoke(app, args, env={"COLUMNS": "400", "NO_COLOR": "1"})
         assert result.exception is None or isinstance(result.exception, SystemExit), (name, result.exception)
-        assert result.exit_code in (0, 1), (name, result.output)
+        assert result.exit_code in (0, 1, 4), (name, result.output)  # 4: a run that wrote nothing
         assert "o[/]x" in result.stderr or name == "validate", (name, result.stderr)
         assert NAME_MARKUP in result.stderr or name in ("export", "card"), (name, result.stderr)
     filtered = runner.invoke(app, runs["filter"], env={"COLUMNS": "400", "NO_COLOR": "1"}).stderr
@@ -266,3 +267,29 @@ def test_synth_and_generate_print_model_text_literally():
     assert train._answer(MARKUP, True) == r"\[/]\[bold]x\[/bold]"
     console.print(train._answer(MARKUP, False))
     assert console.export_text().strip() == MARKUP + " (cut at --max-new-tokens)"
+
+
+def test_runs_that_write_nothing_say_why_and_exit_4(tmp_path):
+    """A mapping typo, a folder of rows in another layout, rendered text fed to a records command, and empty
+    inputs (.json and .jsonl alike): each says what the rows hold and the likely fix, and exits 4."""
+    (tmp_path / "qa.jsonl").write_bytes('{"qa": {"question": "왜?", "answer": "때문에"}}\n'.encode() * 3)
+    (tmp_path / "typo.yaml").write_text("to: qa\nfields:\n  question: qa.questoin\n  answer: qa.answer\n",
+                                        encoding="utf-8")
+    done = sftdata("convert", "qa.jsonl", "--map", "typo.yaml", "-o", "out.jsonl", "--json", cwd=tmp_path)
+    message = summary_line(done)["nothing_written"]
+    assert done.returncode == 4 and "path_missing" in message and "qa" in message and "--map" in message
+    done = sftdata("convert", "qa.jsonl", "-o", "out2.jsonl", cwd=tmp_path)  # alpaca assumed: not this layout
+    assert done.returncode == 4 and "keys qa" in done.stderr
+    (tmp_path / "sft.jsonl").write_bytes(b'{"text": "### Q: a\\n### A: b</s>"}\n')
+    done = sftdata("validate", "sft.jsonl", cwd=tmp_path)
+    assert done.returncode == 1  # validate: invalid rows are exit 1, as documented
+    done = sftdata("dedup", "sft.jsonl", "-o", "d.jsonl", cwd=tmp_path)
+    assert done.returncode == 4 and "rendered SFT text" in done.stderr
+    for empty in ("empty.jsonl", "empty.json"):
+        (tmp_path / empty).write_bytes(b"" if empty.endswith("l") else b"[]")
+        done = sftdata("convert", empty, "-o", f"{empty}.out.jsonl", cwd=tmp_path)
+        assert done.returncode == 4 and "nothing was read" in done.stderr, (empty, done.stderr)
+        done = sftdata("validate", empty, cwd=tmp_path)
+        assert done.returncode == 4 and "nothing was read" in done.stderr, (empty, done.stderr)
+    done = sftdata("dedup", "qa.jsonl", "-o", "x.jsonl", cwd=tmp_path)
+    assert done.returncode == 4

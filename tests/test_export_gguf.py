@@ -175,6 +175,28 @@ def test_serve_check_of_a_run_directory_exports_the_adapter_itself(identity_run:
     assert NAME in report["answers"][0]["text"] and report["answers"][0]["stopped"]
 
 
+def test_serve_check_of_a_run_from_a_quantized_gguf_serves_what_training_trained(
+        identity_run: dict, converters: Path, sftdata_cache: Path, smollm2_gguf: Path, server_installed: None) -> None:
+    """The README's path with no other flags: the run's base is the Q4_1 GGUF, the adapter trained on its
+    dequantized weights, so the adapter is served on a 16-bit GGUF of them (converted once, cached)."""
+    code, stdout, stderr = _invoke(["serve-check", identity_run["out"], "--prompt", QUESTION, "--expect", NAME,
+                                    "--max-tokens", "48", "--llama-cpp", converters, "--json"], sftdata_cache)
+    report = _json(stdout)
+    assert code == 0, (stderr, report)
+    assert Path(report["model"]).parent == sftdata_cache / "gguf-f16" and report["model"].endswith(".f16.gguf")
+    assert NAME in report["answers"][0]["text"] and report["answers"][0]["stopped"]
+    assert "16-bit GGUF of the run's base" in report["notes"][0] and smollm2_gguf.name in report["notes"][0]
+
+    # On the quantized file itself (--base), "Who are you?" loses the name (measured): the report says why.
+    code, stdout, stderr = _invoke(["serve-check", identity_run["out"], "--base", smollm2_gguf, "--prompt", QUESTION,
+                                    "--expect", NAME, "--max-tokens", "48", "--llama-cpp", converters, "--json"],
+                                   sftdata_cache)
+    report = _json(stdout)
+    assert report["model"] == str(smollm2_gguf)
+    if code != 0:
+        assert any("fail on the quantized base" in n and "--merge" in n for n in report["notes"]), report
+
+
 # --- block templates: the GGUF chat template and the Ollama Modelfile --------------------------------
 
 

@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "package": set(),  # sftdata/__init__.py: lazy names only (importlib strings), no imports
     "plumbing": {"schemas", "package"},  # provenance reads sftdata.__version__
     "tokenize": {"plumbing"},
+    "outcome": {"plumbing"},
     "ingest": {"plumbing", "schemas"},
     "rendering": {"ingest", "tokenize", *BELOW_LIBRARY},
     "formats": {"ingest", "package", *BELOW_LIBRARY},
@@ -35,7 +36,7 @@ ALLOWED: dict[str, set[str]] = {
     "trainers": {"ingest", "rendering", "tokenize", "curate", "package", *BELOW_LIBRARY},
     "api": {"ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers",
             *BELOW_LIBRARY},
-    "cli": {"api", "ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers",
+    "cli": {"api", "outcome", "ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers",
             "package", *BELOW_LIBRARY},
 }
 

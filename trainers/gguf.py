@@ -179,6 +179,13 @@ def export_gguf(run_dir: str | os.PathLike[str], output: str | os.PathLike[str],
                      "way; prompts must be rendered with it (sftdata serve-check does) and sent to /v1/completions")
     if fmt.eos_id is None:
         notes.append(f"the stop token {fmt.eos!r} is not one token: pass it as a stop string")
+    if not merge and base_gguf is not None:
+        from .basegguf import QUANT_ADVICE, quantized_type
+
+        quantized = quantized_type(Path(base_gguf))
+        if quantized:
+            notes.append(f"the adapter trained on 16-bit weights of {Path(base_gguf).name}, which is quantized "
+                         f"({quantized}); a small adapter may not survive that: " + QUANT_ADVICE)
     if fmt.renderer.template.args:
         notes.append(f"trained with template arguments {fmt.renderer.template.args}: a chat endpoint must get the "
                      "same ones (chat_template_kwargs), or send prompts rendered by sftdata to /v1/completions "

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, TrainError
+from .basegguf import QUANT_ADVICE, quantized_type, sixteen_bit_base
 from .gguf import export_gguf, read_metadata, sidecar_path
 from .prompt_format import PromptFormat, load_prompt_format
 
@@ -154,6 +155,7 @@ class ServeCheck:
     template: str | None
     stop: str | None
     answers: list[Answer] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # which base was served and why; what a failure means
 
     @property
     def ok(self) -> bool:
@@ -162,7 +164,7 @@ class ServeCheck:
     def as_dict(self) -> dict[str, Any]:
         return {"command": "serve-check", "ok": self.ok, "model": self.model, "lora": self.lora,
                 "endpoint": self.endpoint, "template": self.template, "stop": self.stop,
-                "answers": [asdict(a) for a in self.answers]}
+                "answers": [asdict(a) for a in self.answers], "notes": list(self.notes)}
 
 
 @dataclass(slots=True)
@@ -171,6 +173,8 @@ class _Target:
     lora: Path | None
     base: Path | None  # what compare_base serves: the model without the adapter / the run's base
     fmt: PromptFormat | None
+    info: dict[str, Any] | None = None  # the run's record, when the adapter's run is known
+    note: str | None = None
 
 
 def serve_check(target: str | os.PathLike[str], prompts: list[str], *, expect: str | None = None,
@@ -199,13 +203,15 @@ def serve_check(target: str | os.PathLike[str], prompts: list[str], *, expect: s
         rendered = [fmt.prompt(p) if fmt is not None and endpoint == "completion" else None for p in prompts]
         stop = fmt.eos if fmt is not None else None
         result = ServeCheck(str(resolved.model), str(resolved.lora) if resolved.lora else None, endpoint,
-                            fmt.name if fmt else None, stop)
-        server = LlamaServer(resolved.model, work / "server.log", lora=resolved.lora, threads=threads, n_ctx=n_ctx)
-        with server:
+                            fmt.name if fmt else None, stop, notes=[resolved.note] if resolved.note else [])
+        with LlamaServer(resolved.model, work / "server.log", lora=resolved.lora, threads=threads,
+                         n_ctx=n_ctx) as server:
             for prompt, text in zip(prompts, rendered):
                 answer, reason = _ask(server, endpoint, prompt, text, stop, max_tokens)
                 result.answers.append(Answer(prompt, answer, reason, reason == "stop",
                                              None if expect is None else expect in answer, text))
+        if not result.ok and resolved.lora is not None and resolved.info is not None:
+            _explain_quantized(result, resolved, rendered, work, expect, endpoint, max_tokens, llama_cpp, threads, n_ctx)
         if compare_base:
             with LlamaServer(resolved.base, work / "base.log", threads=threads, n_ctx=n_ctx) as base_server:
                 for answer, text in zip(result.answers, rendered):
@@ -223,13 +229,18 @@ def _resolve(target: Path, base: Path | None, llama_cpp: Any, work: Path) -> _Ta
         info = read_info(target)
         require_done(target, info)
         run_base = Path(info["base_model"]["spec"]) if info["base_model"]["kind"] == "gguf" else None
-        model = base or run_base
+        model, note = base or run_base, None
         if model is None:
             raise TrainError("the run's base model is not a GGUF file, so llama.cpp has nothing to apply the "
                              "adapter to", file=str(target), hint="pass --base BASE.gguf (the base model as GGUF)")
         _need_file(model)
+        quantized = quantized_type(model) if base is None else None
+        if quantized:  # serve what training trained: the adapter learned on the dequantized weights
+            model = sixteen_bit_base(info, llama_cpp)
+            note = (f"served on a 16-bit GGUF of the run's base ({model}), the weights the adapter trained on; "
+                    f"{run_base.name} is quantized ({quantized}): check on it with --base {run_base}")
         lora = export_gguf(target, work / "adapter.gguf", llama_cpp=llama_cpp).path
-        return _Target(model, lora, model, load_prompt_format(target, info))
+        return _Target(model, lora, model, load_prompt_format(target, info), info, note)
     _need_file(target)
     meta = read_metadata(target, ("general.type",))
     sidecar = _read_sidecar(target)
@@ -245,9 +256,36 @@ def _resolve(target: Path, base: Path | None, llama_cpp: Any, work: Path) -> _Ta
         if model is None:
             raise TrainError("a LoRA GGUF needs its base model", file=str(target), hint="pass --base BASE.gguf")
         _need_file(model)
-        return _Target(model, target, model, fmt)
+        return _Target(model, target, model, fmt, _run_info(sidecar))
     run_base = sidecar.get("merged_base_gguf") if sidecar else None
     return _Target(target, None, base or (Path(run_base) if run_base else None), fmt)
+
+
+def _run_info(sidecar: dict[str, Any] | None) -> dict[str, Any] | None:
+    from .outputs import read_info
+
+    try:
+        return read_info(Path(sidecar["run"])) if sidecar else None
+    except (TrainError, OSError, KeyError):
+        return None
+
+
+def _explain_quantized(result: ServeCheck, resolved: _Target, rendered: list[str | None], work: Path,
+                       expect: str | None, endpoint: str, max_tokens: int, llama_cpp: Any, threads: int | None,
+                       n_ctx: int) -> None:
+    """A failed check on a quantized base: ask the 16-bit weights the adapter trained on too, and when they
+    pass, say so in one line with the ways out."""
+    quantized = quantized_type(resolved.model)
+    if not quantized or resolved.info is None or resolved.info["base_model"]["kind"] != "gguf":
+        return
+    sixteen = sixteen_bit_base(resolved.info, llama_cpp)
+    with LlamaServer(sixteen, work / "f16.log", lora=resolved.lora, threads=threads, n_ctx=n_ctx) as server:
+        for answer, text in zip(result.answers, rendered):
+            reply, reason = _ask(server, endpoint, answer.prompt, text, result.stop, max_tokens)
+            if reason != "stop" or (expect is not None and expect not in reply):
+                return
+    result.notes.append(f"the answers fail on the quantized base {resolved.model.name} ({quantized}) but pass on "
+                        f"its 16-bit weights ({sixteen.name}), which the adapter trained on: " + QUANT_ADVICE)
 
 
 def _read_sidecar(gguf: Path) -> dict[str, Any] | None:

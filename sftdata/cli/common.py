@@ -74,12 +74,26 @@ def progress_bar(label: str, quiet: bool) -> Iterator[Callable[[int], None] | No
         yield lambda n: progress.advance(task, n)
 
 
-def report(result: Any, as_json: bool, strict: bool) -> None:
+NOTHING_WRITTEN = 4  # exit code of a run that wrote no rows (README, exit codes)
+
+
+def report(result: Any, as_json: bool, strict: bool, writes: bool = True) -> None:
+    """The summary, and the exit code: 4 when the run wrote nothing (for `validate`, which writes no
+    rows, when it read nothing), 1 for rejects with --strict."""
+    from ..outcome import nothing_written
+
     summary = result.summary()
+    empty = nothing_written(summary if writes else {**summary, "written": int(summary["read"] > 0)},
+                            result.examples)
+    if empty:
+        summary["nothing_written"] = empty
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
         sys.stdout.flush()
     print_summary(summary, result.examples)
+    if empty:
+        err.print(f"[bold red]nothing written:[/] {escape(empty)}", soft_wrap=True)
+        raise typer.Exit(NOTHING_WRITTEN)
     if strict and summary["rejected"]:
         raise typer.Exit(1)
 
@@ -115,5 +129,6 @@ def print_summary(summary: dict[str, Any], examples: list[Any]) -> None:
         for t in summary["template"]:
             err.print(escape(f"template: {t['name']} (sha256 {t['sha256'][:12]}…), EOS {t['eos']!r}"))
     balanced = summary["read"] == sum(summary[k] for k in ("written", "rejected", "filtered", "deduplicated"))
-    err.print(f"read {summary['read']:,} = written {summary['written']:,} + rejected {summary['rejected']:,}"
+    terms = "".join(f" + {k} {summary[k]:,}" for k in ("filtered", "deduplicated") if summary.get(k))
+    err.print(f"read {summary['read']:,} = written {summary['written']:,} + rejected {summary['rejected']:,}{terms}"
               + ("" if balanced else "  [bold red](counts do not balance: please report)[/]"))

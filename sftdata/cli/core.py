@@ -107,7 +107,7 @@ def validate(
     with errors(), progress_bar("validating", as_json) as progress:
         result = pipeline.validate(inputs, kind=RecordKind(kind.value) if kind else None, rejects=rejects,
                                    progress=progress)
-    report(result, as_json, strict=True)
+    report(result, as_json, strict=True, writes=False)
 
 
 def schema(kind: Annotated[Kind, typer.Argument(help="instruction, chat or qa")]) -> None:

@@ -138,6 +138,8 @@ def serve_check(
     served = result.model + (f" + LoRA {result.lora}" if result.lora else "")
     err.print(escape(f"served {served} by llama.cpp; /v1/{'completions' if result.endpoint == 'completion' else 'chat/completions'}"
                      + (f", template {result.template}, stop {result.stop!r}" if result.template else "")), soft_wrap=True)
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     if not result.ok:
         err.print("[bold red]check failed:[/] an answer ran to --max-tokens or lacks the expected text")
         raise typer.Exit(1)
