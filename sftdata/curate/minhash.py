@@ -250,7 +250,7 @@ def find_duplicates(sk: Sketches, threshold: float, refs: int = 0) -> Matches:
     The rule: a row is dropped only as a duplicate of a row that is *kept* (or of a reference), and only
     when that pair was verified on the signatures at or above the threshold. So a chain A~B~C where C is
     far from A keeps C, the dupes file never names a similarity below the threshold, and no two kept rows
-    that the index put side by side are near duplicates. Rows [0, refs) are references (`--against`
+    that the index compared are near duplicates. Rows [0, refs) are references (`--against`
     files): never kept or dropped themselves; a later row that duplicates one is dropped. Empty texts are
     never duplicates. `cluster` is the kept row (or reference) each row belongs with: itself when kept."""
     n = len(sk)
@@ -258,8 +258,7 @@ def find_duplicates(sk: Sketches, threshold: float, refs: int = 0) -> Matches:
     edges = [_group_edges(sk.exact[valid], valid)]
     for band in range(sk.bands.shape[1]):
         edges.append(_group_edges(sk.bands[valid, band], valid))
-        edges.append(_group_edges(sk.bands[valid, band], valid, previous=True))
-    pairs = np.unique(np.concatenate(edges), axis=0) if edges else np.zeros((0, 2), np.int64)
+    pairs = _unique_pairs(edges)
     score = np.zeros(0, dtype=np.float32)
     if len(pairs):
         same = sk.exact[pairs[:, 0]] == sk.exact[pairs[:, 1]]
@@ -276,34 +275,79 @@ def find_duplicates(sk: Sketches, threshold: float, refs: int = 0) -> Matches:
     return Matches(dup_of, exact, similarity, cluster)
 
 
-def _attach(n: int, pairs: np.ndarray, score: np.ndarray, refs: int) -> np.ndarray:
+def _unique_pairs(edges: list[np.ndarray]) -> np.ndarray:
+    """The distinct (later, earlier) row pairs among the edges (each edge is (member, the bucket's first
+    row), so member > first), packed into one int64 key each for a 1-D sort."""
+    if not edges or not sum(len(e) for e in edges):
+        return np.zeros((0, 2), np.int64)
+    keys = np.concatenate([(e[:, 0] << 32) | e[:, 1] for e in edges])
+    keys = np.unique(keys)
+    out = np.empty((len(keys), 2), dtype=np.int64)
+    np.right_shift(keys, 32, out=out[:, 0])
+    np.bitwise_and(keys, 0xFFFFFFFF, out=out[:, 1])
+    return out
+
+
+def _attach(n: int, pairs: np.ndarray, score: np.ndarray, refs: int, rounds: int = 64) -> np.ndarray:
     """For each row, the earlier kept row (or reference) it duplicates, or -1 when it is kept.
 
-    Verified pairs are visited by their later row in input order, best match first (exact, then the
-    highest similarity), so when a row's turn comes every earlier row's fate is already settled."""
+    In input order, a row is dropped when a verified earlier partner is kept, and kept when every earlier
+    partner is dropped. That is settled in vectorised rounds (a row whose earlier partners are all
+    settled is settled in the next round); a long chain left after `rounds` rounds is finished row by
+    row. Each dropped row then names its best kept partner: exact first, then the most similar."""
     dup_of = np.full(n, -1, dtype=np.int64)
     if len(pairs) == 0:
         return dup_of
-    low, high = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
-    order = np.lexsort((low, -score, high))
-    for later, earlier in zip(high[order].tolist(), low[order].tolist()):
-        if later < refs or dup_of[later] >= 0 or dup_of[earlier] >= 0:
-            continue  # a reference is never dropped; a settled row stays; a dropped row keeps nothing out
-        dup_of[later] = earlier
+    later, earlier = pairs[:, 0], pairs[:, 1]
+    keep = later >= refs  # a reference is never dropped
+    later, earlier, score = later[keep], earlier[keep], score[keep]
+    state = np.zeros(n, dtype=np.int8)  # 0 unsettled, 1 kept, 2 dropped
+    partnered = np.zeros(n, dtype=bool)
+    partnered[later] = True
+    state[~partnered] = 1
+    for _ in range(rounds):
+        if not (state[later] == 0).any():
+            break
+        known = state[earlier]
+        drop = np.zeros(n, dtype=bool)
+        drop[later[known == 1]] = True
+        wait = np.zeros(n, dtype=bool)
+        wait[later[known == 0]] = True
+        open_ = state == 0
+        state[open_ & drop] = 2
+        state[open_ & ~drop & ~wait] = 1
+    else:
+        _settle_in_order(state, later, earlier)
+    dropped = state[later] == 2
+    chosen = dropped & (state[earlier] == 1)
+    l, e, sc = later[chosen], earlier[chosen], score[chosen]
+    order = np.lexsort((e, -sc, l))
+    first = np.concatenate(([True], l[order][1:] != l[order][:-1]))
+    dup_of[l[order][first]] = e[order][first]
     return dup_of
 
 
-def _group_edges(keys: np.ndarray, rows: np.ndarray, previous: bool = False) -> np.ndarray:
-    """Pairs within every group of equal keys: (member, the group's lowest row), or with `previous`,
-    (member, the member just before it), so chains inside a bucket are compared link by link."""
+def _settle_in_order(state: np.ndarray, later: np.ndarray, earlier: np.ndarray) -> None:
+    """The rows a long chain left unsettled, one by one in input order."""
+    rows = np.flatnonzero(state[later] == 0)
+    order = np.lexsort((earlier[rows], later[rows]))
+    for j, i in zip(later[rows][order].tolist(), earlier[rows][order].tolist()):
+        if state[j] == 2:
+            continue
+        if state[i] == 1:
+            state[j] = 2
+    open_ = np.flatnonzero(state == 0)
+    state[open_] = 1
+
+
+def _group_edges(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(member, first) pairs for every group of equal keys; `first` is the group's lowest row."""
     if len(keys) == 0:
         return np.zeros((0, 2), np.int64)
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     new = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    group_first = rows[order][np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))]
     members = rows[order]
     mask = ~new
-    if previous:
-        return np.stack([members[1:][mask[1:]], members[:-1][mask[1:]]], axis=1).astype(np.int64)
-    group_first = members[np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))]
     return np.stack([members[mask], group_first[mask]], axis=1).astype(np.int64)
