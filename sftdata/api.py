@@ -99,13 +99,15 @@ def dedup(inputs: Files, output: PathLike, *, threshold: float = 0.7, against: F
 
 
 def filter(inputs: Files, output: PathLike, *, min_chars: int | None = None,  # noqa: A001 - the command's name
-           max_chars: int | None = None, max_tokens: int | None = None, tokenizer: str | None = None,
+           max_chars: int | None = None, max_tokens: int | None = None, max_reasoning_tokens: int | None = None,
+           tokenizer: str | None = None,
            template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all", deny: Sequence[str] = (), lang: str | None = None,
            min_lang_share: float = 0.5, drop_refusals: bool = False, progress: Progress | None = None) -> CurateResult:
     """Drop rows by length, tokens, patterns, language mix or refusals (`sftdata filter`)."""
     from .curate.filters import FilterSpec, filter_records
 
-    spec = FilterSpec(min_chars=min_chars, max_chars=max_chars, max_tokens=max_tokens, deny=list(deny), lang=lang,
+    spec = FilterSpec(min_chars=min_chars, max_chars=max_chars, max_tokens=max_tokens,
+                      max_reasoning_tokens=max_reasoning_tokens, deny=list(deny), lang=lang,
                       min_lang_share=min_lang_share, drop_refusals=drop_refusals)
     return filter_records(inputs, output, spec, tokenizer=tokenizer, template=template, template_args=template_args,
                           train_on=train_on, progress=progress)

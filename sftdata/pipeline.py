@@ -93,14 +93,16 @@ def convert(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str]
             to: RecordKind | None = None, encoding: Encoding = "auto", records_path: str | None = None,
             template: str | None = None, tokenizer: str | None = None, eos: str | None = None,
             style: Style | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all",
-            split_thinking: bool = False, dataset_info: str | os.PathLike[str] | None = None,
+            split_thinking: bool = False, split_turns: bool = False, dataset_info: str | os.PathLike[str] | None = None,
             name: str | None = None, progress: Progress | None = None) -> RunResult:
     """Raw data → records JSONL (or rendered SFT JSONL with a template), plus rejects and meta files.
 
     `mapping` may also be an Importer (sftdata.formats.interop), as the openai/trl/hf/llamafactory presets use;
     `dataset_info` and `name` pick a LLaMA-Factory dataset_info.json entry (implying preset="llamafactory");
-    `split_thinking` moves an assistant content's leading <think>…</think> into reasoning_content."""
+    `split_thinking` moves an assistant content's leading <think>…</think> into reasoning_content;
+    `split_turns` writes one chat per trained assistant turn, ending at it (counted as rows read)."""
     started = time.perf_counter()
+    style, to = Style(style) if style is not None else None, RecordKind(to) if to is not None else None
     if (dataset_info is not None or preset == "llamafactory" or name is not None) and not isinstance(mapping, Importer):
         mapping, preset = llamafactory_importer(dataset_info, inputs, name, mapping=mapping), "llamafactory"
     sources = expand_sources(inputs)
@@ -110,13 +112,14 @@ def convert(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str]
     counts = Counts()
     for source in sources:
         counts.file(source.name)
-    fast = {s.name: fast_plan(s, spec, plan, to, encoding) if spec and not split_thinking else None for s in sources}
+    plain = not (split_thinking or split_turns)
+    fast = {s.name: fast_plan(s, spec, plan, to, encoding) if spec and plain else None for s in sources}
     stream = _convert_stream(sources, fast, importer or Mapper(spec), counts, to, encoding, records_path,
-                             split_thinking)
+                             split_thinking, split_turns)
     result = _run("convert", stream, counts, Path(output), plan, progress)
     mapping_desc: Any = preset or (str(mapping) if mapping and not isinstance(mapping, (MappingSpec, Importer)) else None)
     described = importer.describe() if importer else spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-    extra = {"preset": preset, "mapping": mapping_desc, "mapping_spec": described, "split_thinking": split_thinking,
+    extra = {"preset": preset, "mapping": mapping_desc, "mapping_spec": described, "split_thinking": split_thinking, "split_turns": split_turns,
              "to": (to or (importer or spec).to).value, "encoding": encoding, "fast_path": {k: v is not None for k, v in fast.items()}}
     return _finish(result, [s.path for s in sources], extra, plan, started)
 
@@ -141,10 +144,10 @@ def fast_plan(source: Source, spec: MappingSpec, plan: RenderPlan | None, to: Re
 
 def _convert_stream(sources: list[Source], fast: dict[str, FastPlan | None], mapper: Mapper | Importer,
                     counts: Counts, to: RecordKind | None, encoding: Encoding,
-                    records_path: str | None, split_think: bool = False) -> Iterator[Any]:
+                    records_path: str | None, split_think: bool = False, split_turn: bool = False) -> Iterator[Any]:
     """Per source: the columnar path where it gives the same bytes (sftdata.rendering.columnar), else the per-row loop."""
     def per_row(items: Iterable[RawItem | Reject]) -> Iterator[Mapped | Reject]:
-        return _records(items, mapper, counts, to, split_think)
+        return _records(items, mapper, counts, to, split_think, split_turn)
 
     for source in sources:
         plan = fast[source.name]
@@ -159,16 +162,18 @@ def _convert_stream(sources: list[Source], fast: dict[str, FastPlan | None], map
 def render(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str], *,
            template: str | None = "auto", tokenizer: str | None = None, eos: str | None = None,
            style: Style = Style.text, kind: RecordKind | None = None, template_args: TemplateArgs = None,
-           train_on: TrainOn = "all", split_thinking: bool = False, progress: Progress | None = None) -> RunResult:
+           train_on: TrainOn = "all", split_thinking: bool = False, split_turns: bool = False,
+           progress: Progress | None = None) -> RunResult:
     """Records JSONL → SFT JSONL in the given style, with exactly one EOS per trained span."""
     started = time.perf_counter()
+    style, kind = Style(style), RecordKind(kind) if kind is not None else None  # the CLI's words work too
     sources = expand_sources(inputs)
     plan = make_plan(template or "auto", tokenizer, eos, style, template_args=parse_template_args(template_args),
                      train_on=train_on)
     counts = Counts()
     for source in sources:
         counts.file(source.name)
-    stream = _records(read_items(sources), RecordParser(kind), counts, None, split_thinking)
+    stream = _records(read_items(sources), RecordParser(kind), counts, None, split_thinking, split_turns)
     result = _run("render", stream, counts, Path(output), plan, progress)
     return _finish(result, [s.path for s in sources], {}, plan, started)
 

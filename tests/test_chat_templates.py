@@ -396,3 +396,43 @@ def test_reasoning_is_read_split_and_exported_in_each_targets_convention(tmp_pat
     [data] = [p for p in (tmp_path / "lf").glob("*.json") if p.name != "dataset_info.json"]
     first = orjson.loads(data.read_bytes())[0]["conversations"][1]["value"]
     assert first == f"<think>\n{THINK}\n</think>\n\n{A1['content']}"
+
+
+def test_split_turns_renders_every_trained_turn_as_the_last_one(tokenizers, tmp_path):
+    import orjson
+
+    import sftdata
+
+    rows = [{"messages": CONVERSATIONS["reasoning_field"]}, {"messages": CONVERSATIONS["single"]}]
+    source = tmp_path / "multi.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    split = tmp_path / "split.jsonl"
+    s = sftdata.convert([source], split, preset="trl", split_turns=True).summary()
+    assert (s["read"], s["written"]) == (3, 3)  # the two-turn row became two rows, counted as read
+    parts = [orjson.loads(line)["messages"] for line in split.read_bytes().splitlines()]
+    assert [len(p) for p in parts] == [2, 4, 2] and parts[1][1]["weight"] == 0 and parts[1][3]["weight"] == 1
+    found = _codes("qwen3", parts[:2], tokenizers, tmp_path)
+    assert "history_differs" not in found and "reasoning_dropped" not in found
+    tok_dir, template_file, _, _ = _setup("qwen3", tokenizers, tmp_path)
+    out = tmp_path / "rendered.jsonl"
+    sftdata.render([split], out, template=str(template_file), tokenizer=str(tok_dir), style="prompt-completion")
+    completions = [orjson.loads(line)["completion"] for line in out.read_bytes().splitlines()]
+    assert completions[:2] == [f"<think>\n{THINK}\n</think>\n\n{m['content']}<|im_end|>" for m in (A1, A2)]
+
+
+def test_stats_counts_reasoning_and_answer_tokens_and_filter_drops_long_reasoning(tokenizers, tmp_path):
+    import orjson
+
+    import sftdata
+
+    tok_dir, template_file, _, oracle = _setup("qwen3", tokenizers, tmp_path)
+    long_think = "생각을 아주 길게 한다. " * 40
+    rows = [[U1, {**A1, "reasoning_content": THINK}], [U2, {**A2, "reasoning_content": long_think}], [U1, A1]]
+    data = _records_file(tmp_path / "r.jsonl", rows)
+    stats = sftdata.stats([data], str(tok_dir), template=str(template_file)).summary()["stats"]["reasoning"]
+    think_tokens = [len(oracle(t, add_special_tokens=False)["input_ids"]) for t in (THINK, long_think)]
+    assert stats["rows"] == 2 and stats["reasoning_tokens"]["max"] == max(think_tokens)
+    kept = sftdata.filter([data], tmp_path / "kept.jsonl", tokenizer=str(tok_dir), max_reasoning_tokens=100)
+    s = kept.summary()
+    assert (s["written"], s["filtered"], s["by_reason"]) == (2, 1, {"reasoning_too_long": 1})
+    assert orjson.loads((tmp_path / "kept.rejects.jsonl").read_bytes())["line"] == 2

@@ -38,6 +38,7 @@ def convert(
     template_args: TemplateArgsOpt = None,
     train_on: TrainOnArg = TrainOnOpt.all,
     split_thinking: Annotated[bool, typer.Option("--split-thinking", help="Move a leading <think>…</think> in assistant content into reasoning_content.")] = False,
+    split_turns: Annotated[bool, typer.Option("--split-turns", help="One chat per trained assistant turn, ending at it, so each turn is rendered as the last one (faithful for templates that render history differently).")] = False,
     dataset_info: Annotated[Optional[Path], typer.Option("--dataset-info", help="LLaMA-Factory dataset_info.json (--preset llamafactory).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="The dataset_info entry to use (default: the one whose file_name is the input).")] = None,
     strict: StrictOpt = False,
@@ -57,7 +58,7 @@ def convert(
             to=RecordKind(to.value) if to else None, encoding=encoding, records_path=records_path,
             template=template, tokenizer=tokenizer, eos=eos, style=Style(style.value) if style else None,
             template_args=template_args, train_on=train_on.value, split_thinking=split_thinking,
-            dataset_info=dataset_info, name=name, progress=progress)
+            split_turns=split_turns, dataset_info=dataset_info, name=name, progress=progress)
     report(result, as_json, strict)
 
 
@@ -72,6 +73,7 @@ def render(
     template_args: TemplateArgsOpt = None,
     train_on: TrainOnArg = TrainOnOpt.all,
     split_thinking: Annotated[bool, typer.Option("--split-thinking", help="Move a leading <think>…</think> in assistant content into reasoning_content.")] = False,
+    split_turns: Annotated[bool, typer.Option("--split-turns", help="One chat per trained assistant turn, ending at it, so each turn is rendered as the last one (faithful for templates that render history differently).")] = False,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -87,7 +89,7 @@ def render(
         result = pipeline.render(inputs, output, template=template, tokenizer=tokenizer, eos=eos,
                                  style=Style(style.value), kind=RecordKind(kind.value) if kind else None,
                                  template_args=template_args, train_on=train_on.value,
-                                 split_thinking=split_thinking, progress=progress)
+                                 split_thinking=split_thinking, split_turns=split_turns, progress=progress)
     report(result, as_json, strict)
 
 

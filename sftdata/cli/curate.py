@@ -52,6 +52,7 @@ def filter_(
     min_chars: Annotated[Optional[int], typer.Option("--min-chars", help="Drop rows whose text (prompt + answer) is shorter.")] = None,
     max_chars: Annotated[Optional[int], typer.Option("--max-chars", help="Drop rows whose text is longer.")] = None,
     max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Drop samples longer than this many tokens (needs --tokenizer).")] = None,
+    max_reasoning_tokens: Annotated[Optional[int], typer.Option("--max-reasoning-tokens", help="Drop chats whose reasoning (reasoning_content or a leading <think> block) is longer (needs --tokenizer).")] = None,
     tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Tokenizer directory, .gguf file or hub id.")] = None,
     template: Annotated[Optional[str], typer.Option("--template", "-t", help="Template for --max-tokens (default: chat for chats, alpaca otherwise).")] = None,
     template_args: TemplateArgsOpt = None,
@@ -71,6 +72,7 @@ def filter_(
 
     with errors(), progress_bar("filtering", as_json) as progress:
         result = api.filter(inputs, output, min_chars=min_chars, max_chars=max_chars, max_tokens=max_tokens,
+                            max_reasoning_tokens=max_reasoning_tokens,
                             tokenizer=tokenizer, template=template, template_args=template_args, train_on=train_on.value, deny=deny or (), lang=lang,
                             min_lang_share=min_lang_share, drop_refusals=drop_refusals, progress=progress)
     report(result, as_json, strict)

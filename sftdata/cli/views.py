@@ -65,6 +65,11 @@ def _print_lengths(stats: dict[str, Any]) -> None:
     for name, values in stats["lengths"].items():
         table.add_row(name.replace("_", " "), *("–" if v is None else f"{v:,}" for v in values.values()))
     err.print(table)
+    reasoning = stats.get("reasoning")
+    if reasoning:
+        r, a = reasoning["reasoning_tokens"], reasoning["answer_tokens"]
+        err.print(f"reasoning in {reasoning['rows']:,} samples: reasoning tokens p50 {r['p50']:,} max {r['max']:,}; "
+                  f"answer tokens p50 {a['p50']:,} max {a['max']:,} (`filter --max-reasoning-tokens N` drops long ones)")
     cut = stats.get("max_seq_length")
     _print_histogram(stats["histograms"]["total_tokens"], cut["limit"] if cut else None)
     if cut:

@@ -34,6 +34,7 @@ class FilterSpec:
     min_chars: int | None = None
     max_chars: int | None = None
     max_tokens: int | None = None
+    max_reasoning_tokens: int | None = None
     deny: list[str] = field(default_factory=list)
     lang: str | None = None
     min_lang_share: float = 0.5
@@ -94,20 +95,23 @@ def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pa
     """Records JSONL → OUT (rows that pass), OUT.rejects.jsonl (invalid and dropped rows, with reasons)."""
     started = time.perf_counter()
     output = Path(output)
-    if spec.max_tokens is not None and tokenizer is None:
-        raise SftDataError("--max-tokens needs --tokenizer")
+    if (spec.max_tokens is not None or spec.max_reasoning_tokens is not None) and tokenizer is None:
+        raise SftDataError("--max-tokens and --max-reasoning-tokens need --tokenizer")
     rows = RowFilter(spec)
     inputs_ = open_inputs(inputs)
     counts = inputs_.counts
-    plan = open_plan(template, tokenizer, template_args=template_args, train_on=train_on) if spec.max_tokens is not None else None
+    tokens = spec.max_tokens is not None or spec.max_reasoning_tokens is not None
+    plan = open_plan(template, tokenizer, template_args=template_args, train_on=train_on) if tokens else None
     encoder = encoder_for(plan) if plan is not None else None
     result = CurateResult("filter", counts, output, rejects_path(output))
     ticker = Ticker(progress)
     with AtomicFile(output) as out, AtomicFile(rejects_path(output)) as rej:
         for batch in batches(inputs_.records(), 1024):
             verdicts: list[Mapped | Reject] = [v if isinstance(v, Reject) else (rows.check(v) or v) for v in batch]
-            if plan is not None and encoder is not None:
-                verdicts = _token_check(verdicts, plan, encoder, spec.max_tokens)  # type: ignore[arg-type]
+            if encoder is not None and spec.max_reasoning_tokens is not None:
+                verdicts = _reasoning_check(verdicts, encoder, spec.max_reasoning_tokens)
+            if plan is not None and encoder is not None and spec.max_tokens is not None:
+                verdicts = _token_check(verdicts, plan, encoder, spec.max_tokens)
             for value in verdicts:
                 if isinstance(value, Mapped):
                     counts.file(value.locator.file).written += 1
@@ -129,6 +133,19 @@ def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pa
     result.meta = build_meta("filter", inputs_.paths, counts, output, result.rejects, extra, started)
     write_json(meta_path(output), result.meta)
     return result
+
+
+def _reasoning_check(values: list[Mapped | Reject], encoder: Any, limit: int) -> list[Mapped | Reject]:
+    """Drop chats whose longest reasoning (reasoning_content or a leading <think> block) is over `limit` tokens."""
+    from .thinking import reasoning_tokens
+
+    out: list[Mapped | Reject] = []
+    for value in values:
+        count = reasoning_tokens(value.record, encoder) if isinstance(value, Mapped) else 0
+        out.append(value if count <= limit else Reject(
+            Stage.filter, "reasoning_too_long", f"reasoning of {count:,} tokens, more than --max-reasoning-tokens "
+            f"{limit}", value.locator, raw=record_row(value.record)))
+    return out
 
 
 def _token_check(values: list[Mapped | Reject], plan: Any, encoder: Any, limit: int) -> list[Mapped | Reject]:

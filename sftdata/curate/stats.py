@@ -152,8 +152,11 @@ def stats(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template:
     """Length statistics of records JSONL as a trainer would see them; with `report`, also runs the
     audit in the same pass and writes a self-contained HTML page (and its .meta.json)."""
     started = time.perf_counter()
+    from .thinking import ReasoningLengths
+
     lengths = LengthObserver(max_seq_length)
-    observers: list[Any] = [lengths]
+    reasoning = ReasoningLengths()
+    observers: list[Any] = [lengths, reasoning]
     checks = None
     if report is not None:
         from .audit import Checks
@@ -164,6 +167,8 @@ def stats(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template:
     result = CurateResult("stats", inputs_.counts)
     result.examples = lengths.rejects
     result.extra = {"stats": lengths.lengths.summary()}
+    if reasoning.summary() is not None:
+        result.extra["stats"]["reasoning"] = reasoning.summary()
     result.meta = plan.provenance()  # the summary takes template, EOS and tokenizer from here
     if report is not None and checks is not None:
         from .report import write_report

@@ -90,3 +90,48 @@ class ThinkingChecks:
 
 def _first_words(text: str, size: int = 40) -> str:
     return text.strip()[:size]
+
+
+class ReasoningLengths:
+    """Reasoning and answer tokens of the trained turns that carry reasoning (for `stats`)."""
+
+    def __init__(self) -> None:
+        self.encoder: Any = None
+        self.reasoning: list[int] = []
+        self.answer: list[int] = []
+
+    def bind(self, plan: Any, encoder: Any) -> None:
+        self.encoder = encoder
+
+    def sample(self, sample: Any) -> None:
+        record, tok = sample.record, sample.tokenized
+        if not isinstance(record, ChatRecord) or tok is None or self.encoder is None:
+            return
+        trained = "".join(s.text for s in sample.rendered.segments if s.train)
+        texts = [r for r in (reasoning_of(m) for m in record.messages if m.role.value == "assistant")
+                 if r and _first_words(r) in trained]
+        if texts:
+            count = sum(len(ids) for ids in self.encoder.token_ids(texts))
+            self.reasoning.append(count)
+            self.answer.append(max(tok.trained_tokens - count, 0))
+
+    def reject(self, reject: Any) -> None:
+        pass
+
+    def summary(self) -> dict[str, Any] | None:
+        from .stats import describe
+
+        if not self.reasoning:
+            return None
+        import numpy as np
+
+        return {"rows": len(self.reasoning), "reasoning_tokens": describe(np.array(self.reasoning)),
+                "answer_tokens": describe(np.array(self.answer))}
+
+
+def reasoning_tokens(record: Record, encoder: Any) -> int:
+    """Tokens of the longest reasoning among a chat's assistant turns (0 without reasoning)."""
+    if not isinstance(record, ChatRecord):
+        return 0
+    texts = [r for r in (reasoning_of(m) for m in record.messages if m.role.value == "assistant") if r]
+    return max((len(ids) for ids in encoder.token_ids(texts)), default=0)

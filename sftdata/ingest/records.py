@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -52,8 +53,26 @@ def split_thinking(record: Record) -> Record:
     return record.model_copy(update={"messages": messages}) if changed else record
 
 
+def split_turns(record: Record) -> list[Record]:
+    """One chat per trained assistant turn, each ending at that turn with only it trained (weight 1, the
+    earlier assistant turns weight 0), so a template renders every turn as it does the last one: the
+    faithful choice for templates that render history differently (Qwen3 drops earlier reasoning)."""
+    if not isinstance(record, ChatRecord):
+        return [record]
+    ends = [i for i, m in enumerate(record.messages) if m.role is Role.assistant and m.weight != 0]
+    if len(ends) <= 1:
+        return [record]
+    out: list[Record] = []
+    for end in ends:
+        messages = [m.model_copy(update={"weight": 1 if i == end else 0}) if m.role is Role.assistant else m
+                    for i, m in enumerate(record.messages[: end + 1])]
+        out.append(record.model_copy(update={"messages": messages}))
+    return out
+
+
 def _records(items: Iterable[RawItem | Reject], mapper: Mapper | RecordParser, counts: Counts,
-             to: RecordKind | None, split_think: bool = False) -> Iterator[Mapped | Reject]:
+             to: RecordKind | None, split_think: bool = False,
+             split_turn: bool = False) -> Iterator[Mapped | Reject]:
     for item in items:
         if isinstance(item, Reject):
             counts.file(item.locator.file).read += 1
@@ -69,6 +88,13 @@ def _records(items: Iterable[RawItem | Reject], mapper: Mapper | RecordParser, c
                                     mapped.locator, raw=mapped.record.model_dump(mode="json", exclude_none=True))
             if split_think and isinstance(mapped, Mapped):
                 mapped = Mapped(split_thinking(mapped.record), mapped.locator)
+            if split_turn and isinstance(mapped, Mapped):
+                parts = split_turns(mapped.record)
+                if len(parts) > 1:  # each part is a row of its own: read counts it, as for exploded lists
+                    counts.file(item.locator.file).read += len(parts) - 1
+                    for k, part in enumerate(parts):
+                        yield Mapped(part, replace(mapped.locator, element=k))
+                    continue
             yield mapped
 
 

@@ -264,6 +264,10 @@ class Encoder:
         ids = [i for piece in self._encode(_PROBE) for i in piece]
         return self.decode(ids) == "".join(_PROBE)
 
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Each text's ids, without special tokens (token counts of parts of a sample)."""
+        return self._encode(texts)
+
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
