@@ -43,7 +43,7 @@ def _keys(examples: list[Reject]) -> list[str] | None:
 
 def _fix(reason: str, keys: list[str] | None, summary: dict[str, Any]) -> str:
     held = set(keys or ())
-    if held and any(held <= shape | {"id"} and shape <= held for shape in _RENDERED):
+    if reason == "rendered_text" or (held and any(held - {"id", "meta"} == shape for shape in _RENDERED)):
         return ("this is rendered SFT text (what `convert --template` writes), not records: commands over records "
                 "need what `sftdata convert` writes without --template")
     if reason == "path_missing":

@@ -285,6 +285,8 @@ def test_runs_that_write_nothing_say_why_and_exit_4(tmp_path):
     assert done.returncode == 1  # validate: invalid rows are exit 1, as documented
     done = sftdata("dedup", "sft.jsonl", "-o", "d.jsonl", cwd=tmp_path)
     assert done.returncode == 4 and "rendered SFT text" in done.stderr
+    done = sftdata("stats", "sft.jsonl", "--tokenizer", smollm2_tokenizer_dir, cwd=tmp_path)
+    assert done.returncode == 4 and "nothing to measure" in done.stderr and "rendered SFT text" in done.stderr
     for empty in ("empty.jsonl", "empty.json"):
         (tmp_path / empty).write_bytes(b"" if empty.endswith("l") else b"[]")
         done = sftdata("convert", empty, "-o", f"{empty}.out.jsonl", cwd=tmp_path)
@@ -293,3 +295,15 @@ def test_runs_that_write_nothing_say_why_and_exit_4(tmp_path):
         assert done.returncode == 4 and "nothing was read" in done.stderr, (empty, done.stderr)
     done = sftdata("dedup", "qa.jsonl", "-o", "x.jsonl", cwd=tmp_path)
     assert done.returncode == 4
+
+
+def test_rendered_text_fed_to_record_commands_says_what_the_file_is(tmp_path, smollm2_tokenizer_dir):
+    """README command 1 writes {"text": ...}; stats, validate and dedup on it name the file's kind and the fix."""
+    (tmp_path / "sft.jsonl").write_bytes(b'{"text": "### Q: a\\n### A: b</s>"}\n' * 2)
+    done = sftdata("validate", "sft.jsonl", "--json", cwd=tmp_path)
+    assert done.returncode == 1 and summary_line(done)["by_reason"] == {"rendered_text": 2}
+    assert "convert" in done.stderr and "without --template" in done.stderr
+    done = sftdata("dedup", "sft.jsonl", "-o", "d.jsonl", cwd=tmp_path)
+    assert done.returncode == 4 and "rendered SFT text" in done.stderr
+    done = sftdata("stats", "sft.jsonl", "--tokenizer", smollm2_tokenizer_dir, cwd=tmp_path)
+    assert done.returncode == 4 and "nothing to measure" in done.stderr and "rendered SFT text" in done.stderr

@@ -46,6 +46,9 @@ class TrainConfig(BaseModel):
         "--attn")
     trust_remote_code: bool = _f(False, "Run Python code shipped with a hub model. Off: only architectures "
                                         "transformers knows are loaded.")
+    cpu_threads: int | None = _f(None, "Threads for training on the CPU; default: half the cores this process may "
+                                       "use, at least 1 (on 2 shared cores, oversubscribed threads ran 3-4x slower).",
+                                 ge=1)
 
     # LoRA
     lora_r: int = _f(16, "LoRA rank.", gt=0)

@@ -131,10 +131,14 @@ def write_final(out: Path, info: dict[str, Any], log_history: list[dict[str, Any
     """metrics.json, loss.png, README.md, and the finished sftdata_train.json; returns the summary."""
     curve = curves(log_history)
     train = curve["train"]
+    counts = (info.get("data") or {}).get("counts") or {}
     summary = {"steps": max((e["step"] for e in log_history), default=0), "seconds": round(seconds, 1),
-               "first_loss": train[0]["loss"] if train else None, "final_loss": train[-1]["loss"] if train else None,
-               "final_eval_loss": curve["eval"][-1]["eval_loss"] if curve["eval"] else None,
-               "tokens": train[-1]["num_tokens"] if train else None}
+               "first_loss": _round(train[0]["loss"]) if train else None,
+               "final_loss": _round(train[-1]["loss"]) if train else None,
+               "final_eval_loss": _round(curve["eval"][-1]["eval_loss"]) if curve["eval"] else None,
+               "tokens": train[-1]["num_tokens"] if train else None,
+               "samples": (info.get("data") or {}).get("samples"), "dropped_too_long": counts.get("too_long", 0),
+               "cpu_threads": info.get("cpu_threads")}
     write_json(out / "metrics.json", {"summary": summary, **curve, "log_history": log_history})
     loss_png(out / "loss.png", [([(e["step"], e["loss"]) for e in train], BLUE),
                                 ([(e["step"], e["eval_loss"]) for e in curve["eval"]], ORANGE)])
@@ -143,6 +147,14 @@ def write_final(out: Path, info: dict[str, Any], log_history: list[dict[str, Any
     with AtomicFile(out / "README.md") as handle:
         handle.write(model_card(info).encode("utf-8"))
     return summary
+
+
+def write_interrupted(out: Path, info: dict[str, Any], step: int) -> None:
+    write_json(out / INFO, {**info, "status": "interrupted", "interrupted_at_step": step, "finished": _now()})
+
+
+def _round(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def _now() -> str:

@@ -68,6 +68,17 @@ def pick_device(config: TrainConfig) -> tuple[str, str]:
     return ("cuda" if cuda else "cpu"), precision
 
 
+def cpu_threads(config: TrainConfig) -> int:
+    """Set torch's CPU thread count for training and return it (see TrainConfig.cpu_threads)."""
+    import torch
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = config.cpu_threads or max(1, usable // 2)
+    torch.set_num_threads(threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenizer threads would compete with torch's
+    return threads
+
+
 def _device_map(device: str) -> dict[str, Any]:
     if device == "cpu":
         return {"": "cpu"}
@@ -93,6 +104,8 @@ def train(data: list[str | os.PathLike[str]], model: str | os.PathLike[str], out
     eval_set = preparer.load(eval_data) if eval_data else None
     _, distinct = choose_pad(tokenizer, train_data.eos)
     info = _run_info(out, source, config, train_data, eval_set, tokenizer, device, precision, distinct)
+    if device == "cpu":
+        info["cpu_threads"] = cpu_threads(config)
     if checkpoint:
         outputs.check_resume(out, info)
     if _is_main():
@@ -106,8 +119,13 @@ def train(data: list[str | os.PathLike[str]], model: str | os.PathLike[str], out
         check_no_leakage(base, tokenizer, "--packing" if config.packing else "--padding-free")
     trainer = build_trainer(base, tokenizer, train_data, eval_set, config, out, precision, device, progress)
     verify_labels(trainer, train_data.masks, _stop_ids(tokenizer, train_data), config.packing)
-    with oom_hint():
-        trainer.train(resume_from_checkpoint=checkpoint)
+    try:
+        with oom_hint():
+            trainer.train(resume_from_checkpoint=checkpoint)
+    except KeyboardInterrupt:  # the run directory says so, rather than "running" for ever
+        if _is_main():
+            outputs.write_interrupted(out, info, trainer.state.global_step)
+        raise
     metrics: dict[str, Any] = {}
     if trainer.is_world_process_zero():
         trainer.model.save_pretrained(out)  # adapter only, safetensors

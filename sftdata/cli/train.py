@@ -5,6 +5,7 @@ Every TrainConfig field is an option of `train` and `plan` (`--lora-r 16 --lr 2e
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import sys
@@ -95,7 +96,9 @@ def train(
     from .. import api
 
     _quiet_hf()
-    with errors(), _progress(as_json) as progress:
+    # transformers prints its log dicts on stdout; with --json, stdout holds only the summary line
+    quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    with errors(), quiet, _progress(as_json) as progress:
         result = api.train(data, model, output, config=config, template=template, template_args=template_args,
                            train_on=train_on.value, eval_data=eval_data, resume=resume,
                            overwrite=overwrite, progress=progress, **(overrides or {}))
@@ -104,6 +107,11 @@ def train(
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     err.print(f"trained {result.steps} steps: loss {summary.get('first_loss')} → {summary.get('final_loss')}; "
               f"adapter in {result.out_dir}", markup=False)
+    if summary.get("dropped_too_long"):
+        err.print(f"{summary['dropped_too_long']:,} samples longer than --max-length were left out (--overlong "
+                  "truncate keeps them cut)", markup=False)
+    if summary.get("cpu_threads"):
+        err.print(f"trained on the CPU with {summary['cpu_threads']} thread(s) (--cpu-threads N)", markup=False)
 
 
 class _progress:

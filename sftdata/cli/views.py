@@ -48,7 +48,19 @@ def stats(
     summary = result.summary()
     _json(summary, as_json)
     print_summary(summary, result.examples)
+    _nothing_rendered(summary, result.examples)
     _print_lengths(summary["stats"])
+
+
+def _nothing_rendered(summary: dict[str, Any], examples: list[Any]) -> None:
+    """No sample rendered (an empty file, rendered text, rows of another layout): say why, exit 4."""
+    from ..outcome import nothing_written
+    from .common import NOTHING_WRITTEN
+
+    empty = nothing_written(summary, examples)
+    if empty:
+        err.print(f"[bold red]nothing to measure:[/] {escape(empty)}", soft_wrap=True)
+        raise typer.Exit(NOTHING_WRITTEN)
 
 
 def _json(summary: dict[str, Any], as_json: bool) -> None:
@@ -168,6 +180,7 @@ def audit(
     summary = result.summary()
     _json(summary, as_json)
     print_summary(summary, result.examples)
+    _nothing_rendered(summary, result.examples)
     colours = {"error": "bold red", "warning": "yellow", "info": "cyan"}
     for f in summary["findings"]:
         err.print(f"[{colours[f['severity']]}]{f['severity'].upper()}[/] [bold]{escape(f['title'])}[/] "

@@ -25,6 +25,12 @@ class RecordParser:
             yield Reject(Stage.map, "not_an_object", f"expected a JSON object, found {type(data).__name__}",
                          item.locator, raw=data)
             return
+        keys = set(data) - {"id", "meta"}
+        if keys in ({"text"}, {"prompt", "completion"}) and isinstance(data.get("text", data.get("prompt")), str):
+            yield Reject(Stage.map, "rendered_text", "this row is rendered SFT text (what `convert --template` "
+                         "writes), not a record: commands over records need what `sftdata convert` writes without "
+                         "--template", item.locator, raw=data)
+            return
         kind = self.kind or (RecordKind.chat if "messages" in data else
                              RecordKind.qa if "question" in data else RecordKind.instruction)
         try:
