@@ -35,6 +35,8 @@ class FieldSource(BaseModel):
     join: list[str] | None = Field(None, description="Paths whose values are joined with sep (missing ones skipped).")
     sep: str = Field("\n", description="Separator for join.")
     required: bool = Field(True, description="A missing path rejects the row; if false the field is left out.")
+    as_text: bool = Field(False, description="Write a number or true/false found at the path as text (1446 → "
+                                             "\"1446\"); lists and objects are still rejected.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> FieldSource:

@@ -307,3 +307,13 @@ def test_rendered_text_fed_to_record_commands_says_what_the_file_is(tmp_path, sm
     assert done.returncode == 4 and "rendered SFT text" in done.stderr
     done = sftdata("stats", "sft.jsonl", "--tokenizer", smollm2_tokenizer_dir, cwd=tmp_path)
     assert done.returncode == 4 and "nothing to measure" in done.stderr and "rendered SFT text" in done.stderr
+
+
+def test_tokenizer_errors_point_the_right_way(tmp_path):
+    (tmp_path / "r.jsonl").write_bytes(b'{"instruction": "a", "output": "b"}\n')
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "config.json").write_text("{}", encoding="utf-8")
+    for given, said in (("./tokenizer/", "no such tokenizer directory"), ("cfg", "has no tokenizer files"),
+                        ("someone/no-such-model", "not in the local cache")):
+        done = sftdata("stats", "r.jsonl", "--tokenizer", given, cwd=tmp_path)
+        assert done.returncode == 2 and said in done.stderr and "Repo id" not in done.stderr, done.stderr

@@ -177,3 +177,31 @@ def test_paths_round_trip_and_resolve_or_say_which_step(row, steps):
         resolve(row, steps)
     except PathNotFound as error:
         assert any(str(error).startswith(format_path(steps[:n]) + ": ") for n in range(1, len(steps) + 1)), error
+
+
+def test_numbers_map_as_text_when_asked_and_a_wrong_as_name_is_named(tmp_path):
+    import orjson
+
+    import sftdata
+
+    rows = [{"q": "몇 년?", "answer": 1446}, {"q": "참?", "answer": True}, {"q": "목록?", "answer": [1, 2]}]
+    source = tmp_path / "n.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("to: qa\nfields:\n  question: q\n  answer: {path: answer, as_text: true}\n", encoding="utf-8")
+    result = sftdata.convert([source], tmp_path / "out.jsonl", mapping=mapping)
+    s = result.summary()
+    assert (s["written"], s["rejected"]) == (2, 1)  # a list is still not text
+    assert [orjson.loads(x)["answer"] for x in (tmp_path / "out.jsonl").read_bytes().splitlines()] == ["1446", "true"]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("to: qa\nfields:\n  question: q\n  answer: answer\n", encoding="utf-8")
+    assert sftdata.convert([source], tmp_path / "o2.jsonl", mapping=plain).summary()["written"] == 0
+
+    nested = tmp_path / "nested.jsonl"
+    nested.write_bytes(orjson.dumps({"qa": [{"question": "왜?", "answer": "때문에"}]}) + b"\n")
+    wrong_as = tmp_path / "as.yaml"
+    wrong_as.write_text("to: qa\nexplode: qa\nas: pair\nfields:\n  question: qa.question\n  answer: qa.answer\n",
+                        encoding="utf-8")
+    result = sftdata.convert([nested], tmp_path / "o3.jsonl", mapping=wrong_as)
+    assert result.summary()["by_reason"] == {"path_missing": 1}
+    assert "named 'pair' by `as:`" in result.examples[0].message

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,14 +116,24 @@ class Mapper:
             return resolve(element, steps[1:]) if len(steps) > 1 else element
         return resolve(data, steps)
 
+    def _as_hint(self, path: str, element: Any) -> str:
+        """A path that misses on an exploded element probably should start with the `as:` name."""
+        if element is None or not self.spec.explode or path.split(".")[0].split("[")[0] == self.spec.as_:
+            return ""
+        return (f" (each element of {self.spec.explode} is named {self.spec.as_!r} by `as:`: write "
+                f"{self.spec.as_}.… for its fields)")
+
     def _value(self, data: dict[str, Any], element: Any, src: FieldSource, paths: list[tuple[Step, ...]]) -> Any:
         if src.const is not None:
             return src.const
         if src.path is not None:
             try:
-                return self._get(data, element, paths[0])
+                value = self._get(data, element, paths[0])
             except PathNotFound as error:
-                raise _Missing(src.path, str(error)) from None
+                raise _Missing(src.path, str(error) + self._as_hint(src.path, element)) from None
+            if src.as_text and isinstance(value, (bool, int, float)):
+                return json.dumps(value)  # 1446 → "1446", True → "true"
+            return value
         parts = []
         for text, steps in zip(src.join or [], paths):
             try:

@@ -101,6 +101,8 @@ def _columns(spec: MappingSpec) -> tuple[Column, ...] | None:
                 return None
             columns.append(Column(name, None, src.const, src.required))
             continue
+        if src.as_text:
+            return None  # numbers written as text: the per-row mapper
         try:
             steps = parse_path(src.path) if src.path is not None else ()
         except PathSyntaxError:

@@ -5,6 +5,7 @@ A tokenizer built from a GGUF file is cached as a saved directory, since buildin
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -46,11 +47,60 @@ def load_tokenizer(spec: str | os.PathLike[str], *, trust_remote_code: bool = Fa
             return AutoTokenizer.from_pretrained(_gguf_tokenizer_dir(path))
         if path.exists() and not path.is_dir():
             raise TokenizerError("expected a tokenizer directory, a .gguf file or a hub id", file=text)
+        if path.is_dir():
+            _check_tokenizer_dir(path)
+        elif _looks_like_path(text):
+            raise TokenizerError("no such tokenizer directory", file=text,
+                                 hint="give a folder with tokenizer files, a .gguf file, or a hub id like org/name")
+        else:
+            return AutoTokenizer.from_pretrained(text, trust_remote_code=trust_remote_code, **_hub_options(text))
         return AutoTokenizer.from_pretrained(text, trust_remote_code=trust_remote_code)
     except TokenizerError:
         raise
     except Exception as error:  # transformers raises many unrelated types for a bad tokenizer
+        if not path.exists() and not _looks_like_path(text) and _hub_options(text):
+            raise TokenizerError(f"the hub id {text!r} is not in the local cache and the hub cannot be reached "
+                                 "(offline)", file=text, hint="download it where there is a network, or give a local "
+                                 "tokenizer folder or .gguf file") from None
         raise TokenizerError(f"cannot load tokenizer: {type(error).__name__}: {error}", file=text) from None
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.tiktoken")
+
+
+def _check_tokenizer_dir(path: Path) -> None:
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise TokenizerError("the folder has no tokenizer files", file=str(path),
+                             hint=f"a tokenizer folder holds one of {', '.join(TOKENIZER_FILES[:4])}, …; "
+                                  "save one with tokenizer.save_pretrained(DIR), or pass the .gguf file")
+
+
+def _looks_like_path(text: str) -> bool:
+    """A hub id is org/name; ./x, ../x, /x, ~/x, x/ or more than one slash name a path."""
+    return (text.startswith((".", "/", "~")) or text.endswith(("/", os.sep)) or text.count("/") != 1
+            or os.sep != "/" and os.sep in text)
+
+
+def _hub_options(repo: str) -> dict[str, Any]:
+    """Offline (HF_HUB_OFFLINE, or the hub not reachable within ~1.5 s): read the local cache only, so a
+    missing model fails in about a second instead of after five retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or not _hub_reachable():
+        return {"local_files_only": True}
+    return {}
+
+
+@functools.lru_cache(maxsize=1)
+def _hub_reachable(timeout: float = 1.5) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def _gguf_tokenizer_dir(path: Path) -> Path:
