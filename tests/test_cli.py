@@ -269,7 +269,7 @@ def test_synth_and_generate_print_model_text_literally():
     assert console.export_text().strip() == MARKUP + " (cut at --max-new-tokens)"
 
 
-def test_runs_that_write_nothing_say_why_and_exit_4(tmp_path):
+def test_runs_that_write_nothing_say_why_and_exit_4(tmp_path, smollm2_tokenizer_dir):
     """A mapping typo, a folder of rows in another layout, rendered text fed to a records command, and empty
     inputs (.json and .jsonl alike): each says what the rows hold and the likely fix, and exits 4."""
     (tmp_path / "qa.jsonl").write_bytes('{"qa": {"question": "왜?", "answer": "때문에"}}\n'.encode() * 3)

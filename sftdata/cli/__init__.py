@@ -59,9 +59,20 @@ def __getattr__(name: str) -> Any:  # `from sftdata.cli import app`: the full ap
     raise AttributeError(name)
 
 
+def _quiet_flags(command: Any) -> None:
+    """No `<bool>` type column beside on/off flags in --help: the flag says it all."""
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _quiet_flags(sub)
+
+
 def main() -> None:
     try:
-        build_app(_requested(sys.argv[1:]))()
+        command = typer.main.get_command(build_app(_requested(sys.argv[1:])))
+        _quiet_flags(command)
+        command(prog_name="sftdata")
     except SftDataError as error:  # raised outside a command body, e.g. while parsing
         err.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
         sys.exit(error.exit_code)

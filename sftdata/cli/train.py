@@ -11,7 +11,8 @@ import os
 import sys
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from enum import Enum
+from typing import Annotated, Any, Callable, Literal, Optional
 
 import orjson
 import typer
@@ -32,12 +33,19 @@ def _option(name: str, field: Any) -> inspect.Parameter:
     if field.annotation is bool:
         kind: Any = Optional[bool]
         decls = [f"{flag}/--no-{flag[2:]}"]
+    elif typing.get_origin(field.annotation) is Literal:  # fixed choices: listed in --help and checked
+        choices = typing.get_args(field.annotation)
+        kind, decls = Optional[Enum(name, {str(c): str(c) for c in choices}, type=str)], [flag]  # type: ignore[misc]
     else:
         base = field.annotation if field.annotation in _TYPES else next(
             (t for t in getattr(field.annotation, "__args__", ()) if t in (int, float)), str)
         kind, decls = Optional[base], [flag]
     option = typer.Option(*decls, help=field.description, rich_help_panel=_PANEL, show_default=False)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind, option])
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
 
 
 def _with_config_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -48,7 +56,7 @@ def _with_config_options(command: Callable[..., None]) -> Callable[..., None]:
     own = [p.replace(annotation=hints[p.name]) for p in signature.parameters.values() if p.name != "overrides"]
 
     def wrapper(**kwargs: Any) -> None:
-        overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in fields and kwargs[k] is not None}
+        overrides = {k: _plain(kwargs.pop(k)) for k in list(kwargs) if k in fields and kwargs[k] is not None}
         for k in fields:
             kwargs.pop(k, None)
         if isinstance(overrides.get("target_modules"), str) and overrides["target_modules"] != "all-linear":
