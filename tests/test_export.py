@@ -85,10 +85,7 @@ def test_round_trip(records, tmp_path, source, fmt):
     summary = result.summary()
     assert result.counts.balanced() and summary["read"] == len(rows)
     rejected = {r["line"] for r in _lines(result.rejects)}
-    if fmt == "openai" and source == "glaive":  # tool results after plain-text calls: no tool_call to answer
-        assert summary["by_reason"] == {"tool_result_without_call": 153}
-    else:
-        assert not rejected
+    assert not rejected  # --preset sharegpt keeps function_call turns as tool calls, so every tool result answers one
     kept = [row for number, row in enumerate(rows, 1) if number not in rejected]
     back = _lines(_convert_back(fmt, out, result, tmp_path))
     assert back == [_expected(fmt, row) for row in kept]
@@ -256,15 +253,20 @@ def test_folders_are_replaced_atomically_and_never_clobbered(records, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
 
 
-def test_cli_export(records, tmp_path):
+def test_cli_export(tmp_path):
+    source = tmp_path / "calls.jsonl"  # the second row's tool result answers no tool call: OpenAI cannot take it
+    rows = [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]},
+            {"messages": [{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": "Checking."},
+                          {"role": "tool", "content": "21C"}, {"role": "assistant", "content": "21C."}]}]
+    source.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     out = tmp_path / "o.jsonl"
-    result = subprocess.run([sys.executable, str(REPO / "cli.py"), "export", str(records["glaive"]), "--to", "openai",
+    result = subprocess.run([sys.executable, str(REPO / "cli.py"), "export", str(source), "--to", "openai",
                              "-o", str(out), "--json"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert (summary["written"], summary["rejected"], summary["to"]) == (147, 153, "openai")
+    assert (summary["written"], summary["rejected"], summary["to"]) == (1, 1, "openai")
     assert "tool_result_without_call" in result.stderr
-    result = subprocess.run([sys.executable, str(REPO / "cli.py"), "export", str(records["glaive"]), "--to", "openai",
+    result = subprocess.run([sys.executable, str(REPO / "cli.py"), "export", str(source), "--to", "openai",
                              "-o", str(out), "--strict"], capture_output=True, text=True)
     assert result.returncode == 1
 

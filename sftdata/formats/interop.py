@@ -153,11 +153,21 @@ def _messages(value: Any, field: str) -> list[dict[str, Any]]:
         if isinstance(message.get("tool_calls"), str):
             message["tool_calls"] = json_value(message["tool_calls"], f"{field}[{index}].tool_calls")
         if isinstance(message.get("tool_calls"), list):
-            message["tool_calls"] = [_drop_none(c) if isinstance(c, dict) else c for c in message["tool_calls"]]
+            message["tool_calls"] = [_canonical_arguments(_drop_none(c)) if isinstance(c, dict) else c
+                                     for c in message["tool_calls"]]
         if message.get("role") == "assistant" and message.get("tool_calls") and "content" not in message:
             message["content"] = ""
         out.append(message)
     return out
+
+
+def _canonical_arguments(call: dict[str, Any]) -> dict[str, Any]:
+    """Arguments written as JSON text (as the exports write them, one type in every row) read back as the
+    object they hold, as every other importer keeps them."""
+    function = call.get("function")
+    if isinstance(function, dict) and "arguments" in function:
+        call = {**call, "function": {**function, "arguments": parse_arguments(function["arguments"])}}
+    return call
 
 
 def _tools(row: dict[str, Any]) -> dict[str, Any]:
@@ -237,7 +247,14 @@ def _openai() -> Importer:
     return OpenAIImporter()
 
 
-IMPORT_PRESETS: dict[str, Callable[[], Importer]] = {"openai": _openai, "trl": TrlImporter, "hf": HfImporter}
+def _sharegpt() -> Importer:
+    from .llamafactory import ShareGptImporter
+
+    return ShareGptImporter()
+
+
+IMPORT_PRESETS: dict[str, Callable[[], Importer]] = {"openai": _openai, "trl": TrlImporter, "hf": HfImporter,
+                                                     "sharegpt": _sharegpt}
 
 
 def importer_for(preset: str | None, mapping: Any) -> Importer | None:

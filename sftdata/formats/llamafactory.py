@@ -135,6 +135,7 @@ def llamafactory_importer(dataset_info: str | os.PathLike[str] | None, data_file
 
 class LlamaFactoryImporter(Importer):
     name = "llamafactory"
+    role_aliases: dict[str, str] = {}
 
     def __init__(self, entry: DatasetEntry, dataset_info: str = "") -> None:
         self.entry, self.dataset_info = entry, dataset_info
@@ -191,8 +192,8 @@ class LlamaFactoryImporter(Importer):
         turns = row.get(column)
         if not isinstance(turns, list) or not turns:
             raise RowError("wrong_type", f"{column}: expected a non-empty list of turns", column)
-        roles = {tags["user_tag"]: "user", tags["assistant_tag"]: "assistant", tags["observation_tag"]: "tool",
-                 tags["function_tag"]: "call"}
+        roles = {**self.role_aliases, tags["user_tag"]: "user", tags["assistant_tag"]: "assistant",
+                 tags["observation_tag"]: "tool", tags["function_tag"]: "call"}
         messages: list[dict[str, Any]] = []
         system = self._column(row, "system")
         for index, turn in enumerate(turns):
@@ -216,6 +217,24 @@ class LlamaFactoryImporter(Importer):
         if isinstance(system, str) and system:
             messages.insert(0, {"role": "system", "content": system})
         return {"messages": messages, **self._tools(row)}
+
+
+class ShareGptImporter(LlamaFactoryImporter):
+    """`--preset sharegpt`: ShareGPT rows (`conversations` of from/value turns, optional `system` and
+    `tools` columns) read as LLaMA-Factory reads them, so `function_call` turns become assistant tool
+    calls and `observation` turns tool results; the role names other ShareGPT dumps use (user,
+    assistant, tool) are read too. A call that does not parse is a reject with the reason."""
+
+    name = "sharegpt"
+    role_aliases = {"user": "user", "assistant": "assistant", "tool": "tool", "function": "tool"}
+
+    def __init__(self) -> None:
+        entry = DatasetEntry.parse("sharegpt", {"formatting": "sharegpt", "columns": {
+            "messages": "conversations", "system": "system", "tools": "tools"}}, "--preset sharegpt")
+        super().__init__(entry)
+
+    def describe(self) -> dict[str, Any]:
+        return {"importer": self.name, "entry": self.entry.raw}
 
 
 def _calls(content: Any, where: str) -> list[dict[str, Any]]:

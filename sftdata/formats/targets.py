@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import polars as pl
 import yaml
 
 from .card import CardData, Stats, pipeline_steps, render_card
@@ -99,7 +100,13 @@ def _messages(chat: ChatRecord, tally: Tally) -> list[dict[str, Any]]:
     weight is OpenAI's and neither reads it (counted as dropped)."""
     if any(m.weight is not None for m in chat.messages):
         tally.dropped["weight"] += 1
-    return [m.model_dump(mode="json", exclude_none=True, exclude={"weight"}) for m in chat.messages]
+    out = [m.model_dump(mode="json", exclude_none=True, exclude={"weight"}) for m in chat.messages]
+    for message in out:  # one type for arguments in every row (JSON text), or datasets' JSON reader fails
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and not isinstance(function.get("arguments"), (str, type(None))):
+                function["arguments"] = orjson.dumps(function["arguments"]).decode()
+    return out
 
 
 class TrlLayout(Layout):
@@ -117,8 +124,8 @@ class TrlLayout(Layout):
         if self.shape == "messages":
             chat = self.chat(record)
             row: dict[str, Any] = {"messages": _messages(chat, self.tally)}
-            if chat.tools:
-                row["tools"] = orjson.dumps(chat.tools).decode()
+            if chat.tools or "tools" in self.profile.present:  # the same keys in every row (null where absent)
+                row["tools"] = orjson.dumps(chat.tools).decode() if chat.tools else None
             return self.common(record, row)
         self.joined(record)
         inst = self.instruction(record)
@@ -204,8 +211,8 @@ class AxolotlLayout(Layout):
             return self.common(record, {"instruction": inst.instruction, "input": inst.input, "output": inst.output})
         chat = self.chat(record)
         row: dict[str, Any] = {"messages": _messages(chat, self.tally)}
-        if chat.tools:
-            row["tools"] = chat.tools  # axolotl wants a list of tool schemas
+        if chat.tools or "tools" in self.profile.present:  # the same keys in every row (null where absent)
+            row["tools"] = chat.tools or None  # axolotl wants a list of tool schemas
         return self.common(record, row)
 
     def entry(self, path: Path) -> dict[str, Any]:
@@ -253,7 +260,11 @@ class HfLayout(Layout):
         return hf_row(record, self.schema)
 
     def finish(self, root: Path, stats: dict[str, Stats], meta: dict[str, Any]) -> None:
-        info = {"features": features_yaml(self.schema), "splits": self.splits,
+        # Lists are written as Parquet large_list (polars); a `list` feature declared over them fails to cast
+        # on datasets 4.0-4.8 when a row's list is null (tool_calls), so list columns are left to be read
+        # from the files themselves, which every datasets version does.
+        lists = any(isinstance(t, pl.List) for t in self.schema.values())
+        info = {**({} if lists else {"features": features_yaml(self.schema)}), "splits": self.splits,
                 "download_size": sum(p.stat().st_size for p in self.files),
                 "dataset_size": sum(s["num_bytes"] for s in self.splits)}
         steps: list[dict[str, Any]] = []
