@@ -194,11 +194,13 @@ def merge(run: PathLike, output: PathLike, *, overwrite: bool = False) -> Path:
 
 
 def generate(run: PathLike, prompt: Sequence[str], *, max_new_tokens: int = 128,
-             compare_base: bool = False) -> list[Generation]:
-    """Answer prompts with the tuned model, rendered with the training template (`sftdata generate`)."""
+             compare_base: bool = False, progress: Any = None) -> list[Generation]:
+    """Answer prompts with the tuned model, rendered with the training template (`sftdata generate`);
+    `progress` gets a `Generated` event (model, tokens, seconds) after each answer."""
     from .trainers.infer import generate as run_generate
 
-    return run_generate(run, list(prompt), max_new_tokens=max_new_tokens, compare_base=compare_base)
+    return run_generate(run, list(prompt), max_new_tokens=max_new_tokens, compare_base=compare_base,
+                        progress=progress)
 
 
 def export_gguf(run: PathLike, output: PathLike, *, merge: bool = False, outtype: str = "f16",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,20 +68,45 @@ def load_tuned(out_dir: str | os.PathLike[str]) -> Tuned:
     return Tuned(model, tokenizer, renderer, encoder_for(plan), stop_ids, info)
 
 
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """Progress of `generate`: one answer done (which model, how many tokens, how fast)."""
+
+    done: int
+    total: int
+    model: str  # "tuned" or "base"
+    tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
 def generate(out_dir: str | os.PathLike[str] | Tuned, prompts: list[str], *, max_new_tokens: int = 128,
-             compare_base: bool = False) -> list[Generation]:
+             compare_base: bool = False, progress: Callable[[Generated], None] | None = None) -> list[Generation]:
     """Greedy answers of the tuned model (and of the base, with compare_base) to each prompt."""
     tuned = out_dir if isinstance(out_dir, Tuned) else load_tuned(out_dir)
     results = []
-    for prompt in prompts:
+    for index, prompt in enumerate(prompts, 1):
         text, ids = render_prompt(tuned, prompt)
-        answer, stopped = _complete(tuned, tuned.model, ids, max_new_tokens)
+        answer, stopped = _timed(tuned, ids, max_new_tokens, progress, index, len(prompts), "tuned")
         result = Generation(prompt, text, answer, stopped)
         if compare_base:
             with tuned.model.disable_adapter():
-                result.base, result.base_stopped = _complete(tuned, tuned.model, ids, max_new_tokens)
+                result.base, result.base_stopped = _timed(tuned, ids, max_new_tokens, progress, index, len(prompts),
+                                                          "base")
         results.append(result)
     return results
+
+
+def _timed(tuned: Tuned, ids: list[int], max_new_tokens: int, progress: Callable[[Generated], None] | None,
+           index: int, total: int, which: str) -> tuple[str, bool]:
+    started = time.perf_counter()
+    answer, stopped, count = _complete(tuned, tuned.model, ids, max_new_tokens)
+    if progress is not None:
+        progress(Generated(index, total, which, count, time.perf_counter() - started))
+    return answer, stopped
 
 
 def render_prompt(tuned: Tuned, prompt: str) -> tuple[str, list[int]]:
@@ -96,7 +123,7 @@ def render_prompt(tuned: Tuned, prompt: str) -> tuple[str, list[int]]:
     return text, ids
 
 
-def _complete(tuned: Tuned, model: Any, ids: list[int], max_new_tokens: int) -> tuple[str, bool]:
+def _complete(tuned: Tuned, model: Any, ids: list[int], max_new_tokens: int) -> tuple[str, bool, int]:
     import torch
 
     device = next(model.parameters()).device
@@ -106,10 +133,11 @@ def _complete(tuned: Tuned, model: Any, ids: list[int], max_new_tokens: int) -> 
                                 max_new_tokens=max_new_tokens, eos_token_id=tuned.stop_ids,
                                 pad_token_id=tuned.tokenizer.pad_token_id)
     new = output[0, len(ids):].tolist()
+    count = len(new)
     stopped = bool(new) and new[-1] in tuned.stop_ids
     if stopped:
         new = new[:-1]
-    return tuned.tokenizer.decode(new, skip_special_tokens=False), stopped
+    return tuned.tokenizer.decode(new, skip_special_tokens=False), stopped, count
 
 
 def merge(out_dir: str | os.PathLike[str], merged_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:

@@ -144,9 +144,14 @@ def build_trainer(model: Any, tokenizer: Any, data: TrainData, eval_set: TrainDa
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=config.target_modules, bias="none", task_type="CAUSAL_LM")
     callbacks = [progress_callback(progress)] if progress else []
-    return SFTTrainer(model=model, args=args, train_dataset=data.dataset(),
-                      eval_dataset=eval_set.dataset() if eval_set else None, processing_class=tokenizer,
-                      peft_config=lora, callbacks=callbacks)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data.dataset(),
+                         eval_dataset=eval_set.dataset() if eval_set else None, processing_class=tokenizer,
+                         peft_config=lora, callbacks=callbacks)
+    if progress:  # our bar shows steps, loss and ETA; transformers' printed log dicts would interleave with it
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def sft_arguments(config: TrainConfig, out: Path, precision: str, device: str, has_eval: bool,

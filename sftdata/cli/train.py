@@ -221,7 +221,8 @@ def generate(
 
     _quiet_hf()
     with errors():
-        results = api.generate(run, prompt, max_new_tokens=max_new_tokens, compare_base=compare_base)
+        results = api.generate(run, prompt, max_new_tokens=max_new_tokens, compare_base=compare_base,
+                               progress=_generated)
     if as_json:
         for r in results:
             sys.stdout.write(orjson.dumps({"prompt": r.prompt, "tuned": r.tuned, "tuned_stopped": r.tuned_stopped,
@@ -236,6 +237,11 @@ def generate(
         cells = [escape(r.prompt)] + ([_answer(r.base, r.base_stopped)] if compare_base else []) + [_answer(r.tuned, r.tuned_stopped)]
         table.add_row(*cells)
     Console(highlight=False).print(table)  # the answers are the command's output: stdout
+
+
+def _generated(event: Any) -> None:
+    err.print(f"prompt {event.done}/{event.total} ({event.model}): {event.tokens} tokens in {event.seconds:.1f} s, "
+              f"{event.tokens_per_s:.1f} tokens/s", markup=False)
 
 
 def _answer(text: str | None, stopped: bool | None, limit: str = "--max-new-tokens") -> str:
