@@ -137,11 +137,12 @@ def synth(seeds: PathLike, output: PathLike, *, count: int,
           mode: Literal["self-instruct", "answer", "evolve"] = "self-instruct", model: str | None = None,
           base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
           rpm: float | None = None, tpm: float | None = None, template: str | None = None,
-          lang: Literal["ko", "en"] = "en", seed: int = 0, max_requests: int | None = None,
+          lang: Literal["ko", "en"] | None = None, seed: int = 0, max_requests: int | None = None,
           response_format: Literal["auto", "json_schema", "json_object", "none"] = "auto", max_tokens: int = 1024,
           temperature: float = 0.7, top_p: float = 1.0, few_shot: int = 3, per_request: int = 3,
           timeout: float = 120.0, retries: int = 6, backoff: float = 1.0, novelty: float = 0.5,
-          check_lang: bool = False, deny_list: PathLike | None = None, price_in: float | None = None,
+          check_lang: bool | None = None, min_output_chars: int = 2, deny_list: PathLike | None = None,
+          price_in: float | None = None,
           price_out: float | None = None, progress: Any = None) -> SynthResult:
     """Generate records from seeds with an LLM: self-instruct, answer or evolve (`sftdata synth`).
 
@@ -155,7 +156,8 @@ def synth(seeds: PathLike, output: PathLike, *, count: int,
         rpm=rpm, tpm=tpm, template=template, lang=lang, seed=seed, max_requests=max_requests,
         response_format=response_format, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
         few_shot=few_shot, per_request=per_request, timeout=timeout, retries=retries, backoff=backoff,
-        novelty=novelty, check_lang=check_lang, deny_list=str(deny_list) if deny_list else None,
+        novelty=novelty, check_lang=check_lang, min_output_chars=min_output_chars,
+        deny_list=str(deny_list) if deny_list else None,
         price_in=price_in, price_out=price_out)
     return run(seeds, output, options, progress=progress)
 

@@ -215,3 +215,16 @@ def test_core_does_not_import_openai():
             "print(any(m in sys.modules for m in ('openai', 'torch', 'transformers')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"
+
+
+def test_gates_reject_answers_without_letters_echoes_and_too_short_ones_in_the_asked_language():
+    """`synth --mode answer --lang ko` used to accept "..." and "🌟" as Korean answers."""
+    gates = Gates(lang="ko", min_output_chars=2)
+    ask = "한국의 수도는 어디인가요?"
+    verdicts = {answer: gates.check(InstructionRecord(instruction=ask, output=answer))
+                for answer in ("...", "🌟", "네", ask, "  한국의 수도는   어디인가요? ", "Seoul is the capital.",
+                               "서울입니다.")}
+    reasons = {answer: v.reason if v else None for answer, v in verdicts.items()}
+    assert reasons == {"...": "no_letters", "🌟": "too_short", "네": "too_short", ask: "repeats_question",
+                       "  한국의 수도는   어디인가요? ": "repeats_question", "Seoul is the capital.": "wrong_language",
+                       "서울입니다.": None}

@@ -46,7 +46,7 @@ def synth(
     rpm: Annotated[Optional[float], typer.Option("--rpm", help="Requests per minute limit.")] = None,
     tpm: Annotated[Optional[float], typer.Option("--tpm", help="Tokens per minute limit.")] = None,
     template: Annotated[Optional[str], typer.Option("--template", "-t", help="A synth template name or .jinja file (default: synth_MODE_LANG).")] = None,
-    lang: Annotated[LangOpt, typer.Option("--lang", help="Language of the prompts (and of --check-lang).")] = LangOpt.en,
+    lang: Annotated[Optional[LangOpt], typer.Option("--lang", help="Language of the prompts (default en); given, records not written in it are rejected (see --check-lang).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the plan (few-shot sampling, sampling seeds).")] = 0,
     max_requests: Annotated[Optional[int], typer.Option("--max-requests", help="Stop (exit 1) after this many requests; default 10 x COUNT.")] = None,
     response_format: Annotated[FormatOpt, typer.Option("--response-format", help="auto tries json_schema, json_object, none.")] = FormatOpt.auto,
@@ -59,7 +59,8 @@ def synth(
     retries: Annotated[int, typer.Option("--retries", help="Retries of a request on 429/5xx/timeouts/connection errors.")] = 6,
     backoff: Annotated[float, typer.Option("--backoff", help="First retry delay in seconds (doubles each time).")] = 1.0,
     novelty: Annotated[float, typer.Option("--novelty", help="Reject instructions at least this similar (character n-grams) to a seed or an accepted one.")] = 0.5,
-    check_lang: Annotated[bool, typer.Option("--check-lang", help="Reject records not written in --lang.")] = False,
+    check_lang: Annotated[Optional[bool], typer.Option("--check-lang/--no-check-lang", help="Reject records not written in --lang (default: on when --lang is given).")] = None,
+    min_output_chars: Annotated[int, typer.Option("--min-output-chars", help="Reject outputs shorter than this (after trimming).")] = 2,
     deny_list: Annotated[Optional[Path], typer.Option("--deny-list", help="File of denied phrases, one per line (replaces the default list).")] = None,
     price_in: Annotated[Optional[float], typer.Option("--price-in", help="Price per 1M prompt tokens, for the cost line.")] = None,
     price_out: Annotated[Optional[float], typer.Option("--price-out", help="Price per 1M completion tokens.")] = None,
@@ -75,10 +76,10 @@ def synth(
         try:
             result = api.synth(
                 seeds, output, count=count, mode=mode.value, model=model, base_url=base_url, api_key_env=api_key_env,
-                concurrency=concurrency, rpm=rpm, tpm=tpm, template=template, lang=lang.value, seed=seed,
+                concurrency=concurrency, rpm=rpm, tpm=tpm, template=template, lang=lang.value if lang else None, seed=seed,
                 max_requests=max_requests, response_format=response_format.value, max_tokens=max_tokens,
                 temperature=temperature, top_p=top_p, few_shot=few_shot, per_request=per_request, timeout=timeout,
-                retries=retries, backoff=backoff, novelty=novelty, check_lang=check_lang, deny_list=deny_list,
+                retries=retries, backoff=backoff, novelty=novelty, check_lang=check_lang, min_output_chars=min_output_chars, deny_list=deny_list,
                 price_in=price_in, price_out=price_out, progress=progress)
         except KeyboardInterrupt:
             err.print(f"interrupted: every record accepted so far is in {output}; re-run the same command "

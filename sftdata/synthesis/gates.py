@@ -51,7 +51,7 @@ def _latin(char: str) -> bool:
 def script_share(text: str, lang: str) -> float | None:
     """Share of the letters that belong to the language's script (None when there are too few letters)."""
     letters = [c for c in text if c.isalpha()]
-    if len(letters) < 8:
+    if not letters:
         return None
     test = _hangul if lang == "ko" else _latin
     return sum(map(test, letters)) / len(letters)
@@ -88,6 +88,11 @@ class Gates:
                 return Verdict("too_short", f"{name} has {size} characters, fewer than {low}")
             if size > high:
                 return Verdict("too_long", f"{name} has {size} characters, more than {high}")
+        if not any(c.isalpha() for c in record.output):
+            return Verdict("no_letters", f"the output has no letters ({record.output.strip()[:20]!r})")
+        answer = normalise(record.output)
+        if answer in {normalise(record.instruction), normalise(record.input or "")} - {""}:
+            return Verdict("repeats_question", "the output only repeats the instruction or its input")
         text = normalise(record.instruction + "\n" + record.input)
         for word, pattern in self._deny_res:
             if pattern.search(text):

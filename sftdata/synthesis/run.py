@@ -43,7 +43,7 @@ class SynthOptions:
     rpm: float | None = None
     tpm: float | None = None
     template: str | None = None
-    lang: str = "en"
+    lang: str | None = None  # the prompts' language (en when None); given, answers are checked to be in it
     seed: int = 0
     max_requests: int | None = None  # default 10 x count
     response_format: str = "auto"
@@ -56,9 +56,10 @@ class SynthOptions:
     retries: int = 6
     backoff: float = 1.0
     novelty: float = 0.5
-    check_lang: bool = False
+    check_lang: bool | None = None  # None: check when lang was given
     deny_list: str | None = None
     min_instruction_chars: int = 5
+    min_output_chars: int = 2
     max_output_chars: int = 10000
     price_in: float | None = None  # per 1M prompt tokens
     price_out: float | None = None  # per 1M completion tokens
@@ -126,6 +127,8 @@ class _Run:
             raise InputError(f"unknown mode {o.mode!r}", hint=f"use one of {', '.join(MODES)}")
         if o.count < 1 or o.concurrency < 1 or o.per_request < 1 or o.max_tokens < 1:
             raise InputError("count, concurrency, per-request and max-tokens must be at least 1")
+        self.lang_given = o.lang is not None
+        o.lang = o.lang or "en"
         if o.lang not in ("en", "ko"):
             raise InputError(f"unknown language {o.lang!r}", hint="use en or ko")
         self.seeds_path, self.output, self.progress = seeds, output, progress
@@ -200,8 +203,10 @@ class _Run:
                 novelty.add(f"{row['instruction']}\n{extra}" if extra else row["instruction"], f"output line {number}")
             if synth.get("mode") == "answer" and synth.get("seed_ids"):
                 answered.add(synth["seed_ids"][0])
-        self.gates = Gates(deny=load_deny_list(o.deny_list), lang=o.lang if o.check_lang else None,
+        check = self.lang_given if o.check_lang is None else o.check_lang
+        self.gates = Gates(deny=load_deny_list(o.deny_list), lang=o.lang if check else None,
                            novelty=novelty, min_instruction_chars=o.min_instruction_chars,
+                           min_output_chars=o.min_output_chars,
                            max_output_chars=o.max_output_chars)
         self.state.accepted = self.state.resumed = len(store.rows)
         if o.mode == "answer":
