@@ -95,8 +95,10 @@ def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pa
     """Records JSONL → OUT (rows that pass), OUT.rejects.jsonl (invalid and dropped rows, with reasons)."""
     started = time.perf_counter()
     output = Path(output)
-    if (spec.max_tokens is not None or spec.max_reasoning_tokens is not None) and tokenizer is None:
-        raise SftDataError("--max-tokens and --max-reasoning-tokens need --tokenizer")
+    counted = [f for f, v in (("--max-tokens", spec.max_tokens), ("--max-reasoning-tokens", spec.max_reasoning_tokens))
+               if v is not None]
+    if counted and tokenizer is None:
+        raise SftDataError(f"{' and '.join(counted)} need{'s' if len(counted) == 1 else ''} --tokenizer")
     rows = RowFilter(spec)
     inputs_ = open_inputs(inputs)
     counts = inputs_.counts
