@@ -16,7 +16,7 @@ from .formats.interop import Importer, importer_for
 from .formats.llamafactory import llamafactory_importer
 from .items import Counts, Progress, RawItem, Reject, RunResult, Style, Written
 from .ingest.mapping import Mapped, Mapper, resolve_spec
-from .ingest.readers import Encoding, Source, expand_sources, read_items
+from .ingest.readers import Encoding, Format, Source, detect_encoding, expand_sources, read_items
 from .rendering.plan import RenderPlan, TemplateArgs, TrainOn, make_plan, parse_template_args
 from .schemas.mapping import MappingSpec
 from .ingest.records import RecordParser, _records, record_row
@@ -119,9 +119,24 @@ def convert(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str]
     result = _run("convert", stream, counts, Path(output), plan, progress)
     mapping_desc: Any = preset or (str(mapping) if mapping and not isinstance(mapping, (MappingSpec, Importer)) else None)
     described = importer.describe() if importer else spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-    extra = {"preset": preset, "mapping": mapping_desc, "mapping_spec": described, "split_thinking": split_thinking, "split_turns": split_turns,
-             "to": (to or (importer or spec).to).value, "encoding": encoding, "fast_path": {k: v is not None for k, v in fast.items()}}
+    extra = {"preset": preset, "mapping": mapping_desc, "mapping_spec": described, "split_thinking": split_thinking,
+             "split_turns": split_turns, "to": (to or (importer or spec).to).value, "encoding": encoding,
+             "encodings": _encodings(sources, encoding, fast), "fast_path": {k: v is not None for k, v in fast.items()}}
     return _finish(result, [s.path for s in sources], extra, plan, started)
+
+
+def _encodings(sources: list[Source], encoding: Encoding, fast: dict[str, FastPlan | None]) -> dict[str, str | None]:
+    """The codec each text file was read with (what --encoding auto detected), for the sidecar."""
+    out: dict[str, str | None] = {}
+    for source in sources:
+        plan = fast.get(source.name)
+        if source.format is Format.parquet:
+            continue
+        try:
+            out[source.name] = plan.codec if plan is not None else detect_encoding(source.path, encoding)
+        except (OSError, SftDataError):
+            out[source.name] = None
+    return out
 
 
 # Below this size a file goes the per-row way: importing polars for the columnar path costs more

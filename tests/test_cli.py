@@ -121,6 +121,7 @@ def test_cp949_csv_from_the_command_line(tmp_path):
     done = sftdata("convert", "k.csv", "-o", "out.jsonl", "--json", cwd=tmp_path)
     assert done.returncode == 0 and summary_line(done)["written"] == 1
     assert orjson.loads((tmp_path / "out.jsonl").read_bytes())["instruction"] == "안녕하세요"
+    assert orjson.loads((tmp_path / "out.meta.json").read_bytes())["encodings"] == {"k.csv": "cp949"}  # detected
     done = sftdata("convert", "k.csv", "-o", "out.jsonl", "--json", "--encoding", "utf-8", "--strict", cwd=tmp_path)
     assert done.returncode == 4 and summary_line(done)["by_reason"] == {"undecodable": 1}  # nothing written
     assert "--encoding auto" in summary_line(done)["nothing_written"] and "nothing written" in done.stderr

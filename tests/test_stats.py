@@ -34,7 +34,8 @@ def test_lengths_agree_with_pretokenize(toks, records, tmp_path) -> None:
     cut = s["max_seq_length"]
     assert cut["over"] == sum(1 for n in lengths if n > 256) == cut["eos_lost"]  # instruction: EOS is last
     assert cut["completion_lost"] == sum(1 for r in rows if r["completion_mask"].index(1) >= 256)
-    assert sum(s["histograms"]["total_tokens"]["counts"]) == 999
+    total = s["histograms"]["total_tokens"]
+    assert sum(total["counts"]) + total["overflow"] == 999 and 0 < total["overflow"] <= 10  # past p99
     assert s["lengths"]["prompt_chars"]["min"] > 0 and s["lengths"]["completion_tokens"]["min"] >= 2  # text + EOS
 
 

@@ -95,12 +95,15 @@ def _print_histogram(hist: dict[str, list[int]], limit: int | None, width: int =
     if not hist["counts"]:
         return
     err.print("tokens per sample")
-    peak = max(hist["counts"]) or 1
+    peak = max(*hist["counts"], hist.get("overflow") or 0) or 1
     edges = hist["edges"]
     for i, count in enumerate(hist["counts"]):
         over = limit is not None and edges[i + 1] > limit
         bar = "█" * max(1 if count else 0, round(width * count / peak))
         err.print(f"  {edges[i]:>7,}–{edges[i + 1] - 1:<7,} [{'red' if over else 'cyan'}]{bar}[/] {count:,}")
+    if hist.get("overflow"):
+        bar = "█" * max(1, round(width * hist["overflow"] / peak))
+        err.print(f"  {'≥' + format(edges[-1], ','):>15} [red]{bar}[/] {hist['overflow']:,} (past the 99th percentile)")
 
 
 _STYLES = {"bos": "bold cyan", "prompt": "grey50 on grey15", "trained": "green", "eos": "bold white on magenta",

@@ -33,11 +33,21 @@ def svg_histogram(title: str, hist: dict[str, list[int]], limit: int | None = No
     left, bottom, top, right = 48, 36, 24, 12
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max(counts) or 1
-    span = edges[-1] - edges[0] or 1
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
              f"aria-label='{html.escape(title)}'>",
              f"<text x='{left}' y='16' font-size='13' font-weight='600'>{html.escape(title)}</text>"]
-    bar_w = plot_w / len(counts)
+    overflow = int(hist.get("overflow") or 0)
+    bars = len(counts) + (1 if overflow else 0)
+    peak = max(peak, overflow)
+    bar_w = plot_w / bars
+    if overflow:  # the samples past the last edge (the axis stops at the 99th percentile or the limit)
+        h = plot_h * overflow / peak
+        x = left + len(counts) * bar_w
+        parts.append(f"<rect x='{x:.1f}' y='{top + plot_h - h:.1f}' width='{max(bar_w - 1, 1):.1f}' height='{h:.1f}' "
+                     f"fill='#b00020'><title>≥ {edges[-1]}: {overflow}</title></rect>"
+                     f"<text x='{x + bar_w / 2:.1f}' y='{top + plot_h + 26}' font-size='10' text-anchor='middle' "
+                     f"fill='#b00020'>≥{edges[-1]}</text>")
+    span = (edges[-1] - edges[0] or 1) * bars / len(counts)
     for i, count in enumerate(counts):
         h = plot_h * count / peak
         x, y = left + i * bar_w, top + plot_h - h

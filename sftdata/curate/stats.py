@@ -97,15 +97,19 @@ def describe(values: np.ndarray) -> dict[str, float | int | None]:
             "mean": round(float(values.mean()), 1)}
 
 
-def histogram(values: np.ndarray, limit: int | None = None, bins: int = 24) -> dict[str, list[int]]:
-    """Equal-width integer bins from 0 past the max (and past the limit, when one is given)."""
+def histogram(values: np.ndarray, limit: int | None = None, bins: int = 24) -> dict[str, Any]:
+    """Equal-width integer bins from 0 past the 99th percentile (and past the limit, when one is given);
+    the samples beyond the last edge are counted as `overflow`, so one outlier of 8,700 tokens does not
+    squeeze every other sample into the first bar."""
     if len(values) == 0:
-        return {"edges": [], "counts": []}
-    top = max(int(values.max()), limit or 0)
+        return {"edges": [], "counts": [], "overflow": 0}
+    p99 = int(np.percentile(values, 99, method="nearest"))
+    top = max(p99, limit or 0)
     width = max(1, -(-(top + 1) // bins))
     edges = list(range(0, top + width + 1, width))
-    counts, _ = np.histogram(values, bins=edges)
-    return {"edges": edges, "counts": [int(c) for c in counts]}
+    inside = values[values < edges[-1]]
+    counts, _ = np.histogram(inside, bins=edges)
+    return {"edges": edges, "counts": [int(c) for c in counts], "overflow": int(len(values) - len(inside))}
 
 
 def scan(inputs: Sequence[str | os.PathLike[str]], plan: RenderPlan, observers: Sequence[Any],
