@@ -89,3 +89,19 @@ def test_card_of_an_exported_hf_folder_and_the_cli(shared_data, tmp_path):
     after = _matter((folder / "README.md").read_text(encoding="utf-8"))
     assert after["license"] == "cc-by-4.0" and after["dataset_info"] == before["dataset_info"]
     assert after["configs"] == before["configs"]
+
+
+def test_card_names_sources_by_relative_path_lists_a_split_once_and_no_template_for_a_token_count(
+        tmp_path, smollm2_tokenizer_dir):
+    import sftdata
+
+    repo = Path(__file__).resolve().parents[1]
+    records = tmp_path / "records.jsonl"
+    sftdata.convert([repo / "examples" / "ko_qa" / "labels"], records, mapping=repo / "examples" / "ko_qa" / "mapping.yaml")
+    kept = tmp_path / "kept.jsonl"  # counts tokens with a template, renders nothing
+    sftdata.filter([records], kept, max_tokens=512, tokenizer=str(smollm2_tokenizer_dir), template="qa_ko")
+    sftdata.split([kept], tmp_path / "split", eval_ratio=0.3, seed=1)
+    card = sftdata.card(tmp_path / "split").output.read_text(encoding="utf-8")
+    assert card.count("**split**") == 1
+    assert "life/LIFE_0001.json" in card and "science/SCI_0001.json" in card  # AI-Hub repeats bare names
+    assert "Records, not rendered text" in card

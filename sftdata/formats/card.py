@@ -9,6 +9,7 @@ character weighing as 3-4 Latin letters); lengths are counted in characters.
 """
 from __future__ import annotations
 
+import os
 import re
 from array import array
 from collections import Counter
@@ -182,14 +183,37 @@ def step_summary(meta: dict[str, Any]) -> dict[str, Any]:
         if len(orjson.dumps(value)) <= 400:
             params[key] = value
     return {"command": meta.get("command", "?"), "created": meta.get("created"),
-            "sources": [Path(s.get("path", "?")).name for s in meta.get("sources") or [] if isinstance(s, dict)],
+            "sources": source_names(meta),
             "counts": {k: counts[k] for k in ("read", "written", "rejected", "filtered", "deduplicated") if k in counts},
             "by_reason": counts.get("by_reason") or {}, "params": params}
 
 
+def source_names(meta: dict[str, Any]) -> list[str]:
+    """A step's inputs as paths relative to their common folder: AI-Hub repeats file names across
+    category folders (life/LIFE_0001.json, science/…), so bare names would not tell them apart."""
+    paths = [str(s.get("path", "?")) for s in meta.get("sources") or [] if isinstance(s, dict)]
+    if len(paths) <= 1:
+        return [Path(p).name for p in paths]
+    try:
+        root = os.path.commonpath([os.path.dirname(p) or "." for p in paths])
+    except ValueError:  # relative and absolute paths mixed
+        return paths
+    return [Path(os.path.relpath(p, root)).as_posix() for p in paths]
+
+
+def step_key(meta: dict[str, Any]) -> str:
+    """Steps that are one run written to several files (split's train and eval sidecars) share a key."""
+    shared = {k: v for k, v in meta.items() if k not in ("outputs", "side", "seconds")}
+    return orjson.dumps(shared, option=orjson.OPT_SORT_KEYS, default=str).decode()
+
+
+RENDERING = ("convert", "render", "pretokenize", "export")
+
+
 def templates_used(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The templates the data was rendered with (a filter that only counted tokens renders nothing)."""
     for meta in reversed(steps):
-        if meta.get("template"):
+        if meta.get("template") and meta.get("command") in RENDERING:
             return [t for t in meta["template"] if isinstance(t, dict)]
     return []
 
@@ -278,9 +302,10 @@ def body(data: CardData) -> str:
                          + ", ".join(f"{r} {n:,}" for r, n in step["by_reason"].items()))
     sources = [s for meta in data.steps[:1] for s in meta.get("sources") or [] if isinstance(s, dict)]
     if sources:
+        names = source_names(data.steps[0])
         parts += ["", "## Sources", "", _table(["file", "bytes", "sha256"],
-                                                [[Path(s.get("path", "?")).name, f"{s.get('bytes', 0):,}",
-                                                  f"`{s.get('sha256', '')}`"] for s in sources])]
+                                                [[name, f"{s.get('bytes', 0):,}", f"`{s.get('sha256', '')}`"]
+                                                 for name, s in zip(names, sources)])]
     parts += [""] + [f"> {note}" for note in data.notes] if data.notes else []
     parts.append(END)
     return "\n".join(parts) + "\n"
@@ -344,9 +369,11 @@ def make_card(path: str | Path, output: str | Path | None = None, *, license: st
         raise InputError("no split files (.jsonl, or data/*.parquet) in this folder", file=str(path))
     splits = {split: stats_of(read_rows(paths)) for split, paths in files.items()}
     steps: list[dict[str, Any]] = []
+    keys: set[str] = set()
     for data in [path] + [p for paths in files.values() for p in paths]:
         for meta in pipeline_steps(data):
-            if meta not in steps:
+            if step_key(meta) not in keys:
+                keys.add(step_key(meta))
                 steps.append(meta)
     out = Path(output) if output else (path if path.is_dir() else path.parent) / "README.md"
     existing = out.read_text(encoding="utf-8") if out.is_file() else None
