@@ -131,7 +131,8 @@ def pretokenize(
     report(result, as_json, strict)
     s = result.summary()
     o = s["overflow"]
-    err.print(f"{s['tokens']:,} tokens in columns {', '.join(s['columns']) or '-'}; over {max_seq_length:,}: "
+    err.print(f"{s['written']:,} samples, {s['tokens']:,} tokens (columns input_ids, {', '.join(s['columns']) or '-'}); "
+              f"over {max_seq_length:,}: "
               f"{o['over']:,} ({o['policy']}: {o['dropped']:,} dropped, {o['truncated']:,} truncated)")
     if "completion_mask" in s["columns"]:
         err.print("TRL: pass SFTConfig(completion_only_loss=True) so SFTTrainer applies completion_mask")

@@ -42,7 +42,7 @@ def stats(
     """
     from .. import api
 
-    with errors(), progress_bar("reading", as_json) as progress:
+    with errors(), progress_bar("rendering and tokenizing", as_json) as progress:
         result = api.stats(inputs, tokenizer, template=template, max_seq_length=max_seq_length, report=report,
                            template_args=template_args, train_on=train_on.value, progress=progress)
     summary = result.summary()
