@@ -27,16 +27,17 @@ ALLOWED: dict[str, set[str]] = {
     "plumbing": {"schemas", "package"},  # provenance reads sftdata.__version__
     "tokenize": {"plumbing"},
     "outcome": {"plumbing"},
+    "dequantize": {"plumbing", "tokenize"},
     "ingest": {"plumbing", "schemas"},
     "rendering": {"ingest", "tokenize", *BELOW_LIBRARY},
     "formats": {"ingest", "package", *BELOW_LIBRARY},
     "curate": {"ingest", "rendering", "tokenize", *BELOW_LIBRARY},
     "pipeline": {"ingest", "rendering", "formats", *BELOW_LIBRARY},
-    "synthesis": {"ingest", "rendering", "tokenize", "curate", "package", *BELOW_LIBRARY},
-    "trainers": {"ingest", "rendering", "tokenize", "curate", "package", *BELOW_LIBRARY},
-    "api": {"ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers",
+    "synthesis": {"ingest", "rendering", "tokenize", "curate", "dequantize", "package", *BELOW_LIBRARY},
+    "trainers": {"ingest", "rendering", "tokenize", "curate", "dequantize", "package", *BELOW_LIBRARY},
+    "api": {"ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers", "dequantize",
             *BELOW_LIBRARY},
-    "cli": {"api", "outcome", "ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers",
+    "cli": {"api", "outcome", "dequantize", "ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers",
             "package", *BELOW_LIBRARY},
 }
 
