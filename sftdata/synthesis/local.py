@@ -6,7 +6,6 @@ the orchestrator stay responsive. transformers and torch are imported only when 
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from concurrent.futures import Future
@@ -167,36 +166,8 @@ class LocalBackend:
 
 
 def _gguf_model(path: Path, auto_model: Any, torch: Any) -> Any:
-    """A .gguf model, de-quantized by transformers once and cached as a saved directory (keyed like
-    the GGUF tokenizer cache: path, size, mtime), since de-quantizing takes minutes on a small CPU."""
-    import hashlib
-    import shutil
-    import tempfile
+    """A .gguf model through the dequantized folder `train` makes and caches (sftdata.dequantize): one
+    conversion for training, serving checks and synthesis (de-quantizing takes minutes on a small CPU)."""
+    from ..dequantize import convert_gguf
 
-    from ..tokenize.load import cache_dir
-
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
-    target = cache_dir() / "gguf-models" / key
-    if (target / "config.json").is_file():
-        return auto_model.from_pretrained(str(target), dtype=torch.float32)
-    model = auto_model.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-        try:
-            # save_pretrained refuses models loaded from GGUF; the de-quantized weights are plain
-            # float32 tensors, so write config and safetensors directly (tied weights handled).
-            from safetensors.torch import save_model
-
-            if hasattr(model.config, "quantization_config"):
-                del model.config.quantization_config  # the saved weights are de-quantized
-            model.config.save_pretrained(staging)
-            model.generation_config.save_pretrained(staging)
-            save_model(model, str(staging / "model.safetensors"))
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    except OSError:
-        pass  # a cache that cannot be written only costs time
-    return model
+    return auto_model.from_pretrained(str(convert_gguf(path)), dtype=torch.float32)
