@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from ..errors import MappingError
 from ..items import RawItem, Reject, Stage
 from ..ingest.mapping import Mapped
+from ..ingest.records import not_an_object
 from ..schemas.records import RecordKind, record_model
 from ..ingest.validation import reject_from_validation
 
@@ -60,8 +61,7 @@ class Importer:
     def map(self, item: RawItem) -> Iterator[Mapped | Reject]:
         data = item.data
         if not isinstance(data, dict):
-            yield Reject(Stage.map, "not_an_object", f"expected a JSON object, found {type(data).__name__}",
-                         item.locator, raw=data)
+            yield not_an_object(item)
             return
         try:
             kind, values = self.decode(data)

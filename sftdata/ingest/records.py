@@ -22,8 +22,7 @@ class RecordParser:
     def map(self, item: RawItem) -> Iterator[Mapped | Reject]:
         data = item.data
         if not isinstance(data, dict):
-            yield Reject(Stage.map, "not_an_object", f"expected a JSON object, found {type(data).__name__}",
-                         item.locator, raw=data)
+            yield not_an_object(item)
             return
         keys = set(data) - {"id", "meta"}
         if keys in ({"text"}, {"prompt", "completion"}) and isinstance(data.get("text", data.get("prompt")), str):
@@ -37,6 +36,12 @@ class RecordParser:
             yield Mapped(record_model(kind).model_validate(data), item.locator)  # type: ignore[arg-type]
         except ValidationError as error:
             yield reject_from_validation(error, item.locator, data)
+
+
+def not_an_object(item: RawItem) -> Reject:
+    """The reject of a row that is not a JSON object, where one was expected."""
+    return Reject(Stage.map, "not_an_object", f"expected a JSON object, found {type(item.data).__name__}",
+                  item.locator, raw=item.data)
 
 
 def split_thinking(record: Record) -> Record:

@@ -89,11 +89,15 @@ def _load(name_or_path: str, env: ImmutableSandboxedEnvironment, chat_template: 
     if not path.is_file():
         raise TemplateError(f"unknown template {name_or_path!r}",
                             hint=f"use one of {', '.join([registry.CHAT, *registry.BUILTIN])} or a .jinja file")
+    return _compile(env, path.stem, read_template(path), str(path), None)
+
+
+def read_template(path: Path) -> str:
+    """A template file's text, or a TemplateError naming the file."""
     try:
-        source = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise TemplateError(f"cannot read template: {error}", file=str(path)) from None
-    return _compile(env, path.stem, source, str(path), None)
 
 
 def _compile(env: ImmutableSandboxedEnvironment, name: str, source: str, origin: str,

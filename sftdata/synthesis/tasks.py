@@ -31,7 +31,7 @@ from .. import templates as registry
 from ..errors import InputError, TemplateError
 from ..ingest.readers import expand_sources, read_items
 from ..schemas.records import InstructionRecord
-from ..rendering.templating import make_env
+from ..rendering.templating import make_env, read_template
 from .backends import ChatRequest
 from .gates import Verdict
 
@@ -133,10 +133,7 @@ def load_prompt_template(name_or_path: str) -> PromptTemplate:
     if not path.is_file():
         raise TemplateError(f"unknown synth template {name_or_path!r}",
                             hint=f"use one of {', '.join(registry.SYNTH)} or a .jinja file")
-    try:
-        source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise TemplateError(f"cannot read template: {error}", file=str(path)) from None
+    source = read_template(path)
     env = make_env()
     name = builtin.name if builtin else path.stem
     try:
