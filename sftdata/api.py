@@ -33,13 +33,14 @@ PathLike = str | os.PathLike[str]
 
 
 def export(input: PathLike, output: PathLike, to: str, *, eval_file: PathLike | None = None,  # noqa: A002
-           name: str | None = None, license: str | None = None, force: bool = False,
-           progress: Progress | None = None) -> ExportResult:
+           name: str | None = None, license: str | None = None, force: bool = False, template: str | None = None,
+           tokenizer: str | None = None, progress: Progress | None = None) -> ExportResult:
     """Records → the format a trainer or platform loads as is: trl, openai, llamafactory, axolotl, hf
     (`sftdata export`); `force` replaces an output folder sftdata did not write."""
     from .formats.exporting import export as run
 
-    return run(input, output, to, eval_file=eval_file, name=name, license=license, overwrite=force, progress=progress)
+    return run(input, output, to, eval_file=eval_file, name=name, license=license, overwrite=force, template=template,
+               tokenizer=tokenizer, progress=progress)
 
 
 def card(input: PathLike, output: PathLike | None = None, *, license: str | None = None) -> CardResult:  # noqa: A002

@@ -308,3 +308,37 @@ def test_the_folder_sftdata_split_writes(records, tmp_path):
     card = sftdata.make_card(tmp_path / "split")
     assert card.splits == {"train": sizes["train"], "validation": sizes["eval"]}
     assert "**split**" in card.output.read_text(encoding="utf-8")
+
+
+def test_trl_assistant_only_loss_trains_exactly_what_pretokenize_masks(records, tmp_path, smollm2_tokenizer_dir):
+    """`export --to trl --template chatml` writes a chat template with {% generation %} blocks; TRL's
+    SFTTrainer with assistant_only_loss=True then masks, token for token, what sftdata's pretokenize does."""
+    from datasets import load_dataset
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    out = tmp_path / "calls.jsonl"
+    result = sftdata.export(records["glaive_calls"], out, "trl", template="chatml")
+    template = tmp_path / "calls.chat_template.jinja"
+    assert result.meta["chat_template"]["file"] == template.name and "{%- generation %}" in template.read_text()
+    qwen3 = REPO.parent / "shared" / "data" / "chat_templates" / "qwen3.jinja"  # as Qwen3 ships it: no blocks
+    with pytest.raises(sftdata.SftDataError, match="no {% generation %} blocks"):
+        sftdata.export(records["glaive_calls"], tmp_path / "x.jsonl", "trl", template=str(qwen3),
+                       tokenizer=str(smollm2_tokenizer_dir))
+
+    tokenizer = AutoTokenizer.from_pretrained(str(smollm2_tokenizer_dir))
+    tokenizer.chat_template = template.read_text(encoding="utf-8")
+    data = load_dataset("json", data_files=str(out), split="train")
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2, intermediate_size=32))
+    trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=data,
+                         args=SFTConfig(output_dir=str(tmp_path / "sft"), report_to=[], use_cpu=True, max_length=None,
+                                        assistant_only_loss=True, per_device_train_batch_size=2))
+    theirs = trainer.train_dataset
+    mine = tmp_path / "tok.jsonl"
+    sftdata.pretokenize([records["glaive_calls"]], mine, tokenizer=str(smollm2_tokenizer_dir), template="chatml",
+                        max_seq_length=65536)
+    ours = _lines(mine)
+    assert theirs.num_rows == len(ours) == result.summary()["written"]
+    for row, ids, labels in zip(ours, theirs["input_ids"], theirs["labels"]):  # TRL folds the mask into labels
+        assert row["input_ids"] == list(ids) and row["assistant_masks"] == [int(label != -100) for label in labels]

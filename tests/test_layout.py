@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "dequantize": {"plumbing", "tokenize"},
     "ingest": {"plumbing", "schemas"},
     "rendering": {"ingest", "tokenize", *BELOW_LIBRARY},
-    "formats": {"ingest", "package", *BELOW_LIBRARY},
+    "formats": {"ingest", "rendering", "package", *BELOW_LIBRARY},
     "curate": {"ingest", "rendering", "tokenize", *BELOW_LIBRARY},
     "pipeline": {"ingest", "rendering", "formats", *BELOW_LIBRARY},
     "synthesis": {"ingest", "rendering", "tokenize", "curate", "dequantize", "package", *BELOW_LIBRARY},

@@ -106,9 +106,12 @@ def test_real_data_every_row_round_trips(toks, shared_data, tmp_path) -> None:
     for name, template in (("smollm2", "chat"), ("gemma3", "llama3")):
         plan = open_plan(template, toks[name])
         encoder = encoder_for(plan)
-        samples = [s for s in tokenized(rendered(open_inputs([records]).records(), plan), plan, encoder)
-                   if isinstance(s, Sample)]
-        assert len(samples) == 300
+        values = list(tokenized(rendered(open_inputs([records]).records(), plan), plan, encoder))
+        samples = [s for s in values if isinstance(s, Sample)]
+        # SmolLM2's own template writes no tool calls: a turn that is only a call is a per-row reject
+        rejects = [v for v in values if not isinstance(v, Sample)]
+        assert {r.reason for r in rejects} <= {"turn_not_located"} and len(samples) + len(rejects) == 300
+        assert len(samples) == (147 if name == "smollm2" else 300)
         for sample in samples:
             assert encoder.decode(sample.tokenized.input_ids) == encoder.expected_text(sample.rendered, sample.tokenized)
             assert encoder.problems(sample.tokenized) == []

@@ -27,6 +27,7 @@ from ..items import Locator
 _PROMPT = "\ue000sftdata-prompt\ue000"
 _SYSTEM = "\ue000sftdata-system\ue000"
 _PROBE = "Name three colours. {{ literal braces }} <b>"
+_GENERATION = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
 _PROMPT_BLOCK = re.compile(r"\{%(-?)\s*block\s+prompt\s*(-?)%\}(.*?)\{%(-?)\s*endblock(?:\s+prompt)?\s*-?%\}", re.S)
 # What a block template's variables are bound to in the derived chat template, per record kind.
 _BINDINGS = {
@@ -77,8 +78,8 @@ class PromptFormat:
 
     def chat_template(self) -> str | None:
         """Jinja for ``tokenizer.chat_template`` that renders a user turn as training did, or None."""
-        if self.is_chat:
-            candidate = self.source
+        if self.is_chat:  # generation blocks mark training spans; servers' Jinja (llama.cpp) does not know the tag
+            candidate = _GENERATION.sub("", self.source)
         else:
             match = _PROMPT_BLOCK.search(self.source)
             if match is None or self.kind not in _BINDINGS:

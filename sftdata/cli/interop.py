@@ -28,6 +28,8 @@ def export(
     name: Annotated[Optional[str], typer.Option("--name", help="Dataset name (LLaMA-Factory entry, card title); default: the output's name.")] = None,
     license: Annotated[Optional[str], typer.Option("--license", help="License id for the hf card, e.g. apache-2.0.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder that sftdata did not write.")] = False,
+    template: Annotated[Optional[str], typer.Option("--template", "-t", help="trl/axolotl: write this chat template (with {% generation %} blocks: chatml, chatml_think, llama3 or a .jinja) beside the data, for TRL's assistant_only_loss.")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Tokenizer for --template chat (its own chat template).")] = None,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -39,7 +41,7 @@ def export(
 
     with errors(), progress_bar("exporting", as_json) as progress:
         result = api.export(input, output, to.value, eval_file=eval_file, name=name, license=license, force=force,
-                            progress=progress)
+                            template=template, tokenizer=tokenizer, progress=progress)
     try:
         report(result, as_json, strict)
     finally:

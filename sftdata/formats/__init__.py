@@ -1,2 +1,3 @@
 """Other tools' formats: import presets and exports for TRL, OpenAI, LLaMA-Factory, axolotl and HF
-datasets, and the dataset card. May import: ingest, the plumbing, schemas."""
+datasets, the dataset card, and the training chat template for TRL. May import: ingest, rendering, the
+plumbing, schemas."""

@@ -32,7 +32,7 @@ from ..items import Progress, RunResult
 from ..ingest.records import RecordParser, _records, record_row
 from ..provenance import build_meta, read_meta
 from ..ingest.readers import expand_sources, read_items
-from .targets import FOLDERS, LAYOUTS, ExportFormat, HfLayout, Layout, Tally
+from .targets import FOLDERS, LAYOUTS, AxolotlLayout, ExportFormat, HfLayout, Layout, Tally
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 
 __all__ = ["ExportFormat", "ExportResult", "export"]
@@ -108,11 +108,16 @@ def _inputs(path: Path, eval_file: Path | None) -> dict[str, list[Path]]:
 
 def export(input: str | os.PathLike[str], output: str | os.PathLike[str], to: ExportFormat | str, *,
            eval_file: str | os.PathLike[str] | None = None, name: str | None = None, license: str | None = None,
-           overwrite: bool = False, rows_per_shard: int = 100_000, progress: Progress | None = None) -> ExportResult:
-    """Records JSONL (or a split folder) → the files `to` trains from, plus rejects and a .meta.json sidecar."""
+           overwrite: bool = False, rows_per_shard: int = 100_000, template: str | None = None,
+           tokenizer: str | None = None, progress: Progress | None = None) -> ExportResult:
+    """Records JSONL (or a split folder) → the files `to` trains from, plus rejects and a .meta.json sidecar.
+
+    With `template` (trl, axolotl), a chat template with {% generation %} blocks is checked on the chats
+    and written beside the data, for TRL's assistant_only_loss (sftdata.formats.trainingtemplate)."""
     started = time.perf_counter()
     fmt, source, out = ExportFormat(to), Path(input), Path(output)
     splits = _inputs(source, Path(eval_file) if eval_file else None)
+    trained_with = _training_template(fmt, template, tokenizer, splits) if template else None
     if fmt not in FOLDERS and len(splits) > 1:
         raise InputError(f"{fmt.value} writes one file: export one split at a time", file=str(source),
                          hint="or use --to hf, llamafactory or axolotl, which keep splits")
@@ -154,12 +159,37 @@ def export(input: str | os.PathLike[str], output: str | os.PathLike[str], to: Ex
         extra = {"to": fmt.value, "name": layout.name, **layout.describe(), "files": files,
                  "dropped_fields": dict(sorted(tally.dropped.items())),
                  "converted": dict(sorted(tally.converted.items()))}
+        if trained_with is not None:
+            extra["chat_template"] = _write_template(trained_with, fmt, out, root, layout)
         result.meta = build_meta("export", all_sources, counts, out, rejects_path(out), extra, started)
         layout.finish(root, stats, result.meta)
     write_json(meta_path(out), result.meta)
     result.output, result.rejects = out, rejects_path(out)
     result.dropped, result.converted, result.files = extra["dropped_fields"], extra["converted"], files
     return result
+
+
+def _training_template(fmt: ExportFormat, template: str, tokenizer: str | None,
+                       splits: dict[str, list[Path]]) -> Any:
+    from ..schemas.records import ChatRecord
+    from .trainingtemplate import training_template
+
+    if fmt not in (ExportFormat.trl, ExportFormat.axolotl):
+        raise InputError(f"--template applies to the trl and axolotl exports, not {fmt.value}")
+    chats = (m.record for paths in splits.values()
+             for m in _records(read_items(expand_sources(paths)), RecordParser(), Counts(), None)
+             if isinstance(m, Mapped) and isinstance(m.record, ChatRecord))
+    return training_template(template, tokenizer, chats)
+
+
+def _write_template(trained_with: Any, fmt: ExportFormat, out: Path, root: Path, layout: Layout) -> dict[str, Any]:
+    """OUT.chat_template.jinja beside a JSONL export; chat_template.jinja (and axolotl.yaml's keys) in a folder."""
+    path = root / "chat_template.jinja" if fmt in FOLDERS else out.with_name(f"{out.stem}.chat_template.jinja")
+    with AtomicFile(path) as handle:
+        handle.write(trained_with.source.encode("utf-8"))
+    if isinstance(layout, AxolotlLayout):
+        layout.chat_template = trained_with.source
+    return trained_with.ref(path)
 
 
 def _drain(stream: Iterator[Mapped | Reject], layout: Layout, sink: Any, stats: Stats, tally: Tally, rejects: IO[bytes],

@@ -12,6 +12,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import json
+
 import orjson
 import polars as pl
 import yaml
@@ -101,11 +103,11 @@ def _messages(chat: ChatRecord, tally: Tally) -> list[dict[str, Any]]:
     if any(m.weight is not None for m in chat.messages):
         tally.dropped["weight"] += 1
     out = [m.model_dump(mode="json", exclude_none=True, exclude={"weight"}) for m in chat.messages]
-    for message in out:  # one type for arguments in every row (JSON text), or datasets' JSON reader fails
-        for call in message.get("tool_calls") or []:
+    for message in out:  # one type for arguments in every row (JSON text), or datasets' JSON reader fails;
+        for call in message.get("tool_calls") or []:  # written as a chat template's tojson writes the object
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict) and not isinstance(function.get("arguments"), (str, type(None))):
-                function["arguments"] = orjson.dumps(function["arguments"]).decode()
+                function["arguments"] = json.dumps(function["arguments"], ensure_ascii=False)
     return out
 
 
@@ -198,6 +200,7 @@ class AxolotlLayout(Layout):
         super().__init__(*args)
         plain = "chat" not in self.profile.kinds and "system" not in self.profile.present
         self.type = "alpaca" if plain else "chat_template"
+        self.chat_template: str | None = None  # export --template: axolotl renders with it (chat_template_jinja)
 
     def file_for(self, root: Path, split: str, single: bool) -> Path:
         return root / f"{split}.jsonl"
@@ -230,6 +233,8 @@ class AxolotlLayout(Layout):
         if not config["datasets"]:
             config["datasets"] = [self.entry(p) for p in self.files]
             config.pop("test_datasets", None)
+        if self.chat_template is not None:
+            config = {"chat_template": "jinja", "chat_template_jinja": self.chat_template, **config}
         text = ("# axolotl: paste these entries into your config (paths are where sftdata wrote the data).\n"
                 + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
         (root / "axolotl.yaml").write_text(text, encoding="utf-8")
