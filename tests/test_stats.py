@@ -55,6 +55,8 @@ def test_report_is_self_contained_html(toks, records, tmp_path) -> None:
     assert not re.search(r"""(src|href)\s*=\s*['"]?(https?:)?//""", page)  # nothing fetched: opens offline
     assert "<script" not in page
     assert "pad token is the EOS token" in page and "exact duplicates" in page  # the audit's findings
+    # a finding about samples shows two of them token by token: prompt grey, trained green, the EOS marked
+    assert page.count("<pre class='sample'>") >= 2 and "class='t-trained'" in page and "class='t-eos'" in page
     meta = json.loads((tmp_path / "report.meta.json").read_text())
     assert meta["command"] == "stats" and meta["outputs"]["data"] == str(report)
     assert result.summary()["report"] == str(report)

@@ -40,6 +40,7 @@ FAMILIES = {"chatml": ("<|im_start|>", "<|im_end|>"), "llama3": ("<|start_header
 class Tally:
     count: int = 0
     examples: list[str] = field(default_factory=list)
+    samples: list[list[tuple[str, str]]] = field(default_factory=list)  # the first two, token by token
 
     def add(self, where: Any, keep: int = 5) -> None:
         self.count += 1
@@ -70,8 +71,11 @@ class Checks:
         self.thinking = ThinkingChecks(self.tally)
         self.plan: RenderPlan | None = None
 
-    def tally(self, code: str, where: Any) -> None:
-        self.tallies.setdefault(code, Tally()).add(where)
+    def tally(self, code: str, where: Any, sample: Sample | None = None) -> None:
+        tally = self.tallies.setdefault(code, Tally())
+        tally.add(where)
+        if sample is not None and sample.tokenized is not None and self.encoder is not None and len(tally.samples) < 2:
+            tally.samples.append(_view(self.encoder, sample))
 
     def bind(self, plan: RenderPlan, encoder: Encoder) -> None:
         self.encoder, self.plan = encoder, plan
@@ -81,14 +85,14 @@ class Checks:
         encoder, tok, where = self.encoder, sample.tokenized, sample.locator
         self.kinds.add(sample.record.kind)
         for problem in encoder.problems(tok):
-            self.tally(problem.value, where)
+            self.tally(problem.value, where, sample)
         bos = encoder.specials.bos
         if (self.trainer is not Trainer.sftdata and encoder.specials.adds_bos and bos
                 and sample.rendered.text.startswith(bos)):  # pretokenized data holds it once: nothing to report
-            self.tally("bos_in_text", where)
+            self.tally("bos_in_text", where, sample)
         if self.plan is not None and sample.record.kind == RecordKind.chat.value:
             self.thinking.sample(sample.record, sample.rendered, self.plan.renderer_for(RecordKind.chat))
-        self._truncation(tok, where)
+        self._truncation(tok, where, sample)
         text = record_text(sample.record, Side.all)
         if mojibake(text):
             self.tally("mojibake", where)
@@ -100,17 +104,17 @@ class Checks:
         if len(self._pending) >= 4096:
             self._flush()
 
-    def _truncation(self, tok: Any, where: Any) -> None:
+    def _truncation(self, tok: Any, where: Any, sample: Sample) -> None:
         limit = self.max_seq_length
         if limit is None or tok.length <= limit:
             return
         spans = tok.spans()
         if not spans or spans[0][0] >= limit:
-            self.tally("fully_truncated", where)
+            self.tally("fully_truncated", where, sample)
         elif spans[-1][1] > limit:
-            self.tally("eos_truncated", where)
+            self.tally("eos_truncated", where, sample)
         else:
-            self.tally("over_limit", where)
+            self.tally("over_limit", where, sample)
 
     def _flush(self) -> None:
         if self._pending:
@@ -132,7 +136,7 @@ class Checks:
         self._duplicates()
         self._tokenizer_checks(plan, encoder)
         self.thinking.finish(list(plan.renderers.values()))
-        out = [CHECKS[code].finding(code, tally.count, tally.examples, self.trainer)
+        out = [CHECKS[code].finding(code, tally.count, tally.examples, self.trainer, tally.samples)
                for code, tally in self.tallies.items() if tally.count]
         order = list(Severity)
         return sorted(out, key=lambda f: (order.index(f.severity), -f.count, f.code))
@@ -169,6 +173,16 @@ class Checks:
                            f"({own or 'no known chat markers'})")
             elif template.kind is not RecordKind.chat and getattr(tok, "chat_template", None):
                 self.tally("prompt_format_differs", f"template {template.name}; the tokenizer has a chat template")
+
+
+def _view(encoder: Encoder, sample: Sample, head: int = 96, tail: int = 48) -> list[tuple[str, str]]:
+    """A sample token by token (text, prompt/trained/eos/bos), the middle of a long one left out."""
+    from .inspection import label
+
+    tokens = [(t.text, t.kind.value) for t in label(encoder, sample.tokenized)]  # type: ignore[arg-type]
+    if len(tokens) > head + tail:
+        tokens = tokens[:head] + [(f" … {len(tokens) - head - tail:,} tokens … ", "gap")] + tokens[-tail:]
+    return tokens
 
 
 def _is_answer(name: str | None) -> bool:

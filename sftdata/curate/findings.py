@@ -1,7 +1,7 @@
 """What `sftdata audit` can find: for each code, its severity, what breaks in training, and the fix."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -27,10 +27,14 @@ class Finding:
     examples: list[str]
     breaks: str
     fix: str
+    samples: list[list[tuple[str, str]]] = field(default_factory=list)  # a few samples as (token text, kind)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "severity": self.severity.value, "title": self.title, "count": self.count,
-                "examples": self.examples, "breaks": self.breaks, "fix": self.fix}
+        out = {"code": self.code, "severity": self.severity.value, "title": self.title, "count": self.count,
+               "examples": self.examples, "breaks": self.breaks, "fix": self.fix}
+        if self.samples:
+            out["samples"] = [[list(t) for t in sample] for sample in self.samples]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +45,10 @@ class Check:
     fix: str
     by_trainer: tuple[tuple[Trainer, Severity], ...] = ()
 
-    def finding(self, code: str, count: int, examples: list[str], trainer: Trainer) -> Finding:
+    def finding(self, code: str, count: int, examples: list[str], trainer: Trainer,
+                samples: list[list[tuple[str, str]]] | None = None) -> Finding:
         severity = dict(self.by_trainer).get(trainer, self.severity)
-        return Finding(code, severity, self.title, count, examples, self.breaks, self.fix)
+        return Finding(code, severity, self.title, count, examples, self.breaks, self.fix, list(samples or []))
 
 
 _TRUNC_FIX = ("raise --max-seq-length, drop them (`sftdata filter --max-tokens N`, or `sftdata pretokenize` whose "

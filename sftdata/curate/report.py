@@ -21,6 +21,9 @@ th:first-child,td:first-child{text-align:left}.muted{color:#777}.error{color:#b0
 .finding.error{border-color:#b00020}.finding.warning{border-color:#e09000}.finding.info{border-color:#2a5d9f}
 .finding p{margin:.3em 0;color:#222;font-weight:normal}code{background:#f4f4f4;padding:0 .2em}
 .charts{display:flex;flex-wrap:wrap;gap:1em}
+.sample{white-space:pre-wrap;background:#fafafa;padding:.5em;font-size:12px;max-height:14em;overflow:auto}
+.t-prompt{color:#888}.t-trained{background:#e3f4e3}.t-eos{background:#c2185b;color:#fff}.t-bos{color:#0277bd}
+.t-gap{color:#b00020;font-style:italic}
 """
 
 
@@ -93,6 +96,12 @@ def _reasons(summary: dict[str, Any], sources: Sequence[Path]) -> str:
     return _table(("step", "reason", "rows"), rows)
 
 
+def _sample(tokens: Sequence[Sequence[str]]) -> str:
+    """A sample as the trainer sees it: prompt tokens grey, trained green, the stop token magenta."""
+    spans = "".join(f"<span class='t-{html.escape(kind)}'>{html.escape(text)}</span>" for text, kind in tokens)
+    return f"<pre class='sample'>{spans}</pre>"
+
+
 def _findings(findings: Sequence[dict[str, Any]]) -> str:
     if not findings:
         return "<p>No findings.</p>"
@@ -103,7 +112,8 @@ def _findings(findings: Sequence[dict[str, Any]]) -> str:
                    f"<b>{html.escape(f['title'])}</b> <span class='muted'>({html.escape(f['code'])}, "
                    f"{f['count']:,})</span><p><b>What breaks:</b> {html.escape(f['breaks'])}</p>"
                    f"<p><b>Fix:</b> {html.escape(f['fix'])}</p>"
-                   + (f"<p class='muted'>e.g. {examples}</p>" if examples else "") + "</div>")
+                   + (f"<p class='muted'>e.g. {examples}</p>" if examples else "")
+                   + "".join(_sample(s) for s in f.get("samples") or []) + "</div>")
     return "".join(out)
 
 
