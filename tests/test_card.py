@@ -105,3 +105,15 @@ def test_card_names_sources_by_relative_path_lists_a_split_once_and_no_template_
     assert card.count("**split**") == 1
     assert "life/LIFE_0001.json" in card and "science/SCI_0001.json" in card  # AI-Hub repeats bare names
     assert "Records, not rendered text" in card
+
+
+def test_card_records_the_template_arguments_of_rendered_data(tmp_path):
+    import sftdata
+
+    rows = tmp_path / "chats.jsonl"
+    rows.write_text('{"messages": [{"role": "user", "content": "안녕?"}, {"role": "assistant", "content": "안녕하세요."}]}\n',
+                    encoding="utf-8")
+    out = tmp_path / "sft.jsonl"
+    sftdata.convert([rows], out, preset="trl", template="chatml_think", template_args=["enable_thinking=false"])
+    card = sftdata.card(out).output.read_text(encoding="utf-8")
+    assert '`chatml_think`' in card and 'template arguments `{"enable_thinking":false}`' in card

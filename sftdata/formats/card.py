@@ -285,7 +285,9 @@ def body(data: CardData) -> str:
     templates = templates_used(data.steps)
     parts += ["", "## Template and EOS", ""]
     if templates:
-        parts += [f"- `{t.get('name')}` (sha256 `{str(t.get('sha256', ''))[:16]}`), EOS `{t.get('eos')}`" for t in templates]
+        parts += [f"- `{t.get('name')}` (sha256 `{str(t.get('sha256', ''))[:16]}`), EOS `{t.get('eos')}`"
+                  + (f", template arguments `{orjson.dumps(t['args']).decode()}`" if t.get("args") else "")
+                  for t in templates]
     else:
         parts.append("Records, not rendered text: no template or EOS applied yet.")
     parts += ["", "## How it was made", ""]
