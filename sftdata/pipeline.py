@@ -130,7 +130,7 @@ def _encodings(sources: list[Source], encoding: Encoding, fast: dict[str, FastPl
     out: dict[str, str | None] = {}
     for source in sources:
         plan = fast.get(source.name)
-        if source.format is Format.parquet:
+        if source.format is Format.parquet or not source.path.is_file():  # a FIFO or device is never opened here
             continue
         try:
             out[source.name] = plan.codec if plan is not None else detect_encoding(source.path, encoding)
