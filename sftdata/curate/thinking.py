@@ -67,9 +67,11 @@ class ThinkingChecks:
         self._history(record, renderer, trained_turns, trained, where)
 
     def _history(self, record: ChatRecord, renderer: Renderer, turns: list[int], trained: list[str],
-                 where: Any) -> None:
-        """Each trained earlier turn compared with how the template renders it as the last turn."""
-        for index, text in zip(turns[:-1], trained[:-1]):
+                 where: Any, most: int = 2) -> None:
+        """The trained earlier turns (the last `most` of them: a template that renders history differently
+        does so for every turn, and each check renders the conversation again) compared with how the
+        template renders each as the last turn."""
+        for index, text in list(zip(turns[:-1], trained[:-1]))[-most:]:
             alone = ChatRecord(messages=record.messages[: index + 1], tools=record.tools)
             out = renderer.render(alone, where)
             if isinstance(out, Rendered):
