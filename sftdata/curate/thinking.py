@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ..ingest.records import inline_thinking
 from ..items import Rendered
 from ..rendering.templating import Renderer
 from ..schemas.records import ChatRecord, Record
@@ -25,11 +26,8 @@ def reasoning_of(message: Any) -> str | None:
     """A message's reasoning: its reasoning_content, or an inline <think>…</think> at the start."""
     if message.reasoning_content:
         return message.reasoning_content
-    content = message.content or ""
-    if content.lstrip().startswith("<think>") and "</think>" in content:
-        inner = content.split("</think>", 1)[0].split("<think>", 1)[1].strip()
-        return inner or None
-    return None
+    inline = inline_thinking(message.content or "")
+    return (inline[0].strip() or None) if inline else None
 
 
 class ThinkingChecks:

@@ -22,6 +22,7 @@ from ..errors import MappingError
 from ..items import RawItem, Reject, Stage
 from ..ingest.mapping import Mapped
 from ..ingest.records import not_an_object
+from ..rendering.chat import REASONING_FIELDS
 from ..schemas.records import RecordKind, record_model
 from ..ingest.validation import reject_from_validation
 
@@ -147,7 +148,7 @@ def _messages(value: Any, field: str) -> list[dict[str, Any]]:
         if not isinstance(message, dict):
             raise RowError("wrong_type", f"{field}[{index}]: expected an object", f"{field}[{index}]")
         message = _drop_none(message)  # Arrow fills absent struct fields with nulls
-        for alias in ("thinking", "reasoning"):  # other names reasoning is stored under
+        for alias in REASONING_FIELDS[1:]:  # other names reasoning is stored under
             if alias in message and "reasoning_content" not in message and message.get("role") == "assistant":
                 message["reasoning_content"] = message.pop(alias)
         if isinstance(message.get("tool_calls"), str):

@@ -44,6 +44,14 @@ def not_an_object(item: RawItem) -> Reject:
                   item.locator, raw=item.data)
 
 
+def inline_thinking(content: str) -> tuple[str, str] | None:
+    """(reasoning, answer) of a content that opens with a closed <think>…</think> block, else None."""
+    if not (content.lstrip().startswith("<think>") and "</think>" in content):
+        return None
+    head, _, answer = content.partition("</think>")
+    return head.split("<think>", 1)[1].strip("\n"), answer.lstrip("\n")
+
+
 def split_thinking(record: Record) -> Record:
     """An assistant content that opens with <think>…</think> (LLaMA-Factory's and DeepSeek's way of
     storing reasoning) → reasoning_content + the answer after the block. Anything else is left as is
@@ -52,13 +60,9 @@ def split_thinking(record: Record) -> Record:
         return record
     messages, changed = [], False
     for message in record.messages:
-        content = message.content
-        if (message.role is Role.assistant and message.reasoning_content is None
-                and content.lstrip().startswith("<think>") and "</think>" in content):
-            head, _, answer = content.partition("</think>")
-            reasoning = head.split("<think>", 1)[1].strip("\n")
-            message = message.model_copy(update={"reasoning_content": reasoning or None,
-                                                 "content": answer.lstrip("\n")})
+        inline = inline_thinking(message.content)
+        if message.role is Role.assistant and message.reasoning_content is None and inline is not None:
+            message = message.model_copy(update={"reasoning_content": inline[0] or None, "content": inline[1]})
             changed = True
         messages.append(message)
     return record.model_copy(update={"messages": messages}) if changed else record

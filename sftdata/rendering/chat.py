@@ -267,12 +267,12 @@ def locate_turns(template: ChatTemplate, messages: list[dict[str, Any]], tools: 
     floor = 0
     for index in trained:
         first, last = _turn_text(template, messages, tools, full, index)
-        start = _turn_start(full, floor, first, header if header is not None else
-                            header_of(template, messages[:index], tools), stop)
+        opening = header if header is not None else header_of(template, messages[:index], tools)
+        start = _turn_start(full, floor, first, opening, stop)
         if start is None:
             raise TurnNotLocated(f"message {index}: the assistant header before this turn was not found")
         at = full.find(stop, last) if stop else -1
-        found = at >= 0 and _no_header_between(full, last, at, header)
+        found = at >= 0 and _no_header_between(full, last, at, opening)
         end = at + len(stop) if found else last
         turns.append(Turn(index, start, end, found))
         floor = end
@@ -316,6 +316,6 @@ def _turn_start(full: str, floor: int, first: int, header: str, stop: str) -> in
     return None
 
 
-def _no_header_between(full: str, start: int, end: int, header: str | None) -> bool:
-    core = (header or "").strip()
+def _no_header_between(full: str, start: int, end: int, header: str) -> bool:
+    core = header.strip()
     return not core or core not in full[start:end]
