@@ -17,7 +17,7 @@ from .formats.llamafactory import llamafactory_importer
 from .items import Counts, Progress, RawItem, Reject, RunResult, Style, Written
 from .ingest.mapping import Mapped, Mapper, resolve_spec
 from .ingest.readers import Encoding, Format, Source, detect_encoding, expand_sources, read_items
-from .rendering.plan import RenderPlan, TemplateArgs, TrainOn, make_plan, parse_template_args
+from .rendering.plan import RenderPlan, TemplateArgs, TrainOn, make_plan
 from .schemas.mapping import MappingSpec
 from .ingest.records import RecordParser, _records, record_row
 from .schemas.records import RecordKind, record_model
@@ -108,7 +108,7 @@ def convert(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str]
     sources = expand_sources(inputs)
     importer = importer_for(preset, mapping)  # foreign formats (sftdata.formats.interop) read row by row
     spec = None if importer else resolve_spec(preset, mapping)
-    plan = make_plan(template, tokenizer, eos, style, template_args=parse_template_args(template_args), train_on=train_on)
+    plan = make_plan(template, tokenizer, eos, style, template_args=template_args, train_on=train_on)
     counts = Counts()
     for source in sources:
         counts.file(source.name)
@@ -183,7 +183,7 @@ def render(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str],
     started = time.perf_counter()
     style, kind = Style(style), RecordKind(kind) if kind is not None else None  # the CLI's words work too
     sources = expand_sources(inputs)
-    plan = make_plan(template or "auto", tokenizer, eos, style, template_args=parse_template_args(template_args),
+    plan = make_plan(template or "auto", tokenizer, eos, style, template_args=template_args,
                      train_on=train_on)
     counts = Counts()
     for source in sources:

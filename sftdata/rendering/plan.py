@@ -122,7 +122,7 @@ def rendered_row(rendered: Rendered, style: Style) -> dict[str, Any]:
 
 
 def make_plan(template: str | None, tokenizer: str | None, eos: str | None, style: Style | None,
-              *, trust_remote_code: bool = False, template_args: dict[str, Any] | None = None,
+              *, trust_remote_code: bool = False, template_args: TemplateArgs = None,
               train_on: TrainOn = "all") -> RenderPlan | None:
     """None when nothing is rendered (records are written as they are)."""
     if template is None and style is None:
@@ -130,7 +130,8 @@ def make_plan(template: str | None, tokenizer: str | None, eos: str | None, styl
             raise TemplateError("--tokenizer/--eos only matter with --template or --style")
         return None
     tok = load_tokenizer(tokenizer, trust_remote_code=trust_remote_code) if tokenizer else None
-    plan = RenderPlan(style or Style.text, template or AUTO, eos, tokenizer, tok, template_args=dict(template_args or {}),
+    plan = RenderPlan(style or Style.text, template or AUTO, eos, tokenizer, tok,
+                      template_args=parse_template_args(template_args),
                       train_on=train_on)
     if plan.style is not Style.messages and plan.template != AUTO:
         plan.renderer_for(RecordKind.instruction)  # fail fast on a bad template or a missing EOS
