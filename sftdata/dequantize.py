@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from .errors import TrainError
+from .writers import publish_dir
 from .tokenize.load import cache_dir, load_tokenizer
 
 
@@ -45,16 +43,11 @@ def convert_gguf(path: Path, digest: str | None = None, cache: Path | None = Non
     model.hf_quantizer = None  # nothing quantized is left; the GGUF origin must not follow into config.json
     model.config.__dict__.pop("quantization_config", None)
     model.to(torch.bfloat16)
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
-    try:
+
+    def fill(staging: Path) -> None:
         model.save_pretrained(staging)
         load_tokenizer(path).save_pretrained(staging)
         source = {"gguf": str(path.resolve()), "sha256": digest, "bytes": path.stat().st_size}
         (staging / "sftdata_source.json").write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
-        os.replace(staging, target)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not (target / "sftdata_source.json").is_file():
-            raise
-    return target
+
+    return publish_dir(target, fill, "sftdata_source.json")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -98,3 +100,19 @@ def file_digest(path: Path) -> dict[str, Any]:
         return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
     except OSError as error:
         return {"path": str(path), "error": error.strerror or str(error)}
+
+
+def publish_dir(target: Path, fill: Callable[[Path], None], done: str) -> Path:
+    """A cache folder written whole: `fill` writes into a staging folder beside `target`, which is then
+    renamed into place. When the rename fails because another process published it first (its `done`
+    file is there), theirs is kept; any other failure is raised."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        fill(staging)
+        os.replace(staging, target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (target / done).is_file():
+            raise
+    return target

@@ -8,13 +8,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import TokenizerError
+from ..writers import publish_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +111,7 @@ def _gguf_tokenizer_dir(path: Path) -> Path:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-    try:
-        tokenizer.save_pretrained(staging)
-        os.replace(staging, target)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not (target / "tokenizer_config.json").is_file():
-            raise
-    return target
+    return publish_dir(target, tokenizer.save_pretrained, "tokenizer_config.json")
 
 
 def describe(tokenizer: Any, spec: str) -> TokenizerInfo:
