@@ -99,6 +99,44 @@ def dedup(inputs: Files, output: PathLike, *, threshold: float = 0.7, against: F
     return run(inputs, output, threshold=threshold, fields=fields, against=against, progress=progress)
 
 
+def scrub(inputs: Files, output: PathLike | None = None, *, action: Literal["mask", "drop", "report"] = "mask",
+          types: Sequence[str] = (), fields: Sequence[str] = (), name_field: Sequence[str] = (),
+          placeholder: Sequence[str] = (), min_confidence: Literal["high", "low"] = "high",
+          progress: Progress | None = None) -> CurateResult:
+    """Mask (or drop, or count) personal information in every text field (`sftdata scrub`): resident and
+    foreign registration numbers, phones, e-mail, business numbers, cards, accounts, passports, driver's
+    licences, addresses, IP addresses, and names from `name_field`. `placeholder` items are TYPE=TEXT."""
+    from .curate.scrub import parse_spec, scrub as run
+
+    spec = parse_spec(action, types, fields, name_field, placeholder, min_confidence)
+    return run(inputs, output, spec, progress=progress)
+
+
+def decontaminate(inputs: Files, output: PathLike | None = None, *, against: Files, ngram: int | None = None,
+                  threshold: float = 0.8, min_span: int = 50, fields: Sequence[str] = (),
+                  action: Literal["drop", "report"] = "drop", against_preset: str | None = None,
+                  against_map: str | None = None, common: int = 20, progress: Progress | None = None) -> CurateResult:
+    """Drop training rows that hold an eval item, by character n-grams robust to Korean particles and
+    spacing (`sftdata decontaminate`); the summary has the contamination rate per eval file."""
+    from .curate.decontaminate import decontaminate as run
+
+    return run(inputs, output, against=against, ngram=ngram, threshold=threshold, min_span=min_span,
+               fields=list(fields) or None, action=action, against_preset=against_preset, against_map=against_map,
+               common=common, progress=progress)
+
+
+def mix(sources: Sequence[str], output: PathLike, *, by: Literal["trained-tokens", "rows"] = "trained-tokens",
+        total: int | None = None, tokens: int | None = None, tokenizer: str | None = None, template: str | None = None,
+        template_args: TemplateArgs = None, train_on: TrainOn = "all", max_seq_length: int | None = None,
+        max_repeat: float = 1.0, seed: int = 0, progress: Progress | None = None) -> CurateResult:
+    """Draw from `PATH:WEIGHT` sources so each one's share of trained tokens (or rows) is its weight (`sftdata mix`)."""
+    from .curate.mix import mix as run
+
+    return run(sources, output, by=by, total=total, tokens=tokens, tokenizer=tokenizer, template=template,
+               template_args=template_args, train_on=train_on, max_seq_length=max_seq_length, max_repeat=max_repeat,
+               seed=seed, progress=progress)
+
+
 def filter(inputs: Files, output: PathLike, *, min_chars: int | None = None,  # noqa: A001 - the command's name
            max_chars: int | None = None, max_tokens: int | None = None, max_reasoning_tokens: int | None = None,
            tokenizer: str | None = None,

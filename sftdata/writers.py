@@ -116,3 +116,20 @@ def publish_dir(target: Path, fill: Callable[[Path], None], done: str) -> Path:
         if not (target / done).is_file():
             raise
     return target
+
+
+class NullFile:
+    """Where a command that writes nothing in this mode (``--action report``) sends its lines."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def __enter__(self) -> NullFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def atomic_or_null(path: Path | None) -> AtomicFile | NullFile:
+    return AtomicFile(path) if path is not None else NullFile()

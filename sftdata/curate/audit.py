@@ -24,6 +24,7 @@ from ..items import Reject
 from ..ingest.mapping import Mapped
 from .minhash import DEFAULT_THRESHOLD, Sketcher, find_duplicates
 from ..rendering.plan import AUTO, RenderPlan
+from .scrub import pii_of
 from .samples import CurateResult, Progress, Sample, load, open_plan
 from ..schemas.records import RecordKind
 from .stats import LengthObserver, scan
@@ -94,6 +95,9 @@ class Checks:
             self.thinking.sample(sample.record, sample.rendered, self.plan.renderer_for(RecordKind.chat))
         self._truncation(tok, where, sample)
         text = record_text(sample.record, Side.all)
+        found = pii_of(sample.record)
+        if found:  # no token view: it would show the personal information itself
+            self.tally("pii", f"{where} ({found.describe()})")
         if mojibake(text):
             self.tally("mojibake", where)
         if self.lang:

@@ -139,6 +139,12 @@ CHECKS: dict[str, Check] = {
         "the model learns garbled characters and may produce them",
         "re-read the source with the right encoding (`sftdata convert --encoding cp949` or utf-8), or repair "
         "the text"),
+    "pii": Check(
+        W, "personal information in the text (registration numbers, phones, e-mail, cards, accounts, addresses, ...)",
+        "a model trained on it can repeat it to anyone who asks (a resident registration number or a phone number "
+        "is enough); under the PIPA such data should not leave the security zone unmasked",
+        "`sftdata scrub FILE -o OUT` masks each hit with a typed placeholder ([전화번호], [주민등록번호], ...); "
+        "`--action drop` drops the rows instead"),
     "language_mix": Check(
         W, "rows with a low share of letters in the expected script",
         "a Korean (or other) model trained on other-language answers switches language",

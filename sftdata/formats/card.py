@@ -302,6 +302,7 @@ def body(data: CardData) -> str:
         if step["by_reason"]:
             parts.append("   - rejects, filters and duplicates by reason: "
                          + ", ".join(f"{r} {n:,}" for r, n in step["by_reason"].items()))
+    parts += production_sections(data.steps)
     sources = [s for meta in data.steps[:1] for s in meta.get("sources") or [] if isinstance(s, dict)]
     if sources:
         names = source_names(data.steps[0])
@@ -311,6 +312,38 @@ def body(data: CardData) -> str:
     parts += [""] + [f"> {note}" for note in data.notes] if data.notes else []
     parts.append(END)
     return "\n".join(parts) + "\n"
+
+
+def production_sections(steps: list[dict[str, Any]]) -> list[str]:
+    """What scrub, decontaminate and mix steps did: hits by type, contamination per eval set, the mix's shares."""
+    parts: list[str] = []
+    for meta in steps:
+        command = meta.get("command")
+        if command == "scrub" and isinstance(meta.get("pii"), dict):
+            pii, how = meta["pii"], meta.get("scrub") or {}
+            parts += ["", "## Personal information", "",
+                      f"`sftdata scrub` ({how.get('action', '?')}): {pii.get('rows_with_pii', 0):,} rows held personal "
+                      "information; hits by type (values are never recorded):", "",
+                      _table(["type", "hits"], [[t, f"{n:,}"] for t, n in (pii.get("hits") or {}).items()] or [["—", 0]])]
+        elif command == "decontaminate" and isinstance(meta.get("eval"), dict):
+            parts += ["", "## Decontamination", "", _table(
+                ["eval set", "items", "found in training data", "rate", "training rows dropped"],
+                [[Path(f).name, f"{c.get('items', 0):,}", f"{c.get('found', 0):,}", f"{c.get('rate', 0):.2%}",
+                  f"{c.get('train_rows', 0):,}"] for f, c in meta["eval"].items()])]
+        elif command == "mix" and isinstance(meta.get("mix"), dict):
+            mix = meta["mix"]
+            rows = mix.get("sources") or []
+            tokens = all("trained_tokens" in r for r in rows)
+            header = ["source", "weight", "rows", "rows drawn"] + (
+                ["trained tokens", "share before", "share after"] if tokens else ["share before", "share after"])
+            parts += ["", "## Mix", "", f"By {mix.get('by')}, seed {mix.get('seed')}, at most "
+                      f"{mix.get('max_repeat')} passes over a source.", "", _table(header, [
+                          [Path(str(r.get("source"))).name, f"{r.get('weight', 0):.0%}", f"{r.get('rows', 0):,}",
+                           f"{r.get('rows_out', 0):,}"] + (
+                              [f"{r['trained_tokens_out']:,}", f"{r['token_share']:.1%}", f"{r['token_share_out']:.1%}"]
+                              if tokens else [f"{r.get('row_share', 0):.1%}", f"{r.get('row_share_out', 0):.1%}"])
+                          for r in rows])]
+    return parts
 
 
 def render_card(data: CardData, existing: str | None = None) -> str:

@@ -1,0 +1,250 @@
+"""`sftdata decontaminate`: training rows that hold an eval item, found by long character n-grams.
+
+Text on both sides is normalised as dedup normalises it (NFKC, casefold) and then reduced to its letters
+and digits: spaces and punctuation go, so moved spaces (`한글을 창제한` / `한글을창제한`) and changed
+punctuation do not hide a copy. An eval item (its prompt side by default: instruction + input, question +
+context, user turns) is cut into character n-grams (n = 4 where most characters are Hangul, CJK or
+kana, whose syllables carry more than a letter does; 8 otherwise; `ngram` sets one n for all). A
+training row (all of its text) is contaminated by an item when the n-grams they share cover at least
+`threshold` of the item's characters, or when they share one run of at least `min_span` characters (a
+long passage of a reading-comprehension context quoted without its question). Word n-grams do poorly on
+Korean, where a changed particle (`이`/`은`) changes the whole eojeol; shared character n-grams still
+cover everything but the changed syllable, so `세종대왕은 한글을 창제한 연도가 언제인가요` covers 89% of
+`세종대왕이 한글을 창제한 연도는 언제인가?`, as does the same question with one word replaced, while
+`일본의 수도는 어디인가요?` covers 69% of `대한민국의 수도는 어디인가요?` (the default threshold is 0.8).
+
+n-grams found in more than `common` eval items (the `다음 중 옳은 것은` of a multiple-choice set) say
+nothing about any one item and are left out of the index.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..errors import SftDataError
+from ..ingest.mapping import Mapped, Mapper, resolve_spec
+from ..ingest.readers import expand_sources, read_items
+from ..ingest.records import RecordParser, _records, record_row
+from ..items import Counts, Locator, Reject, Stage
+from ..provenance import build_meta
+from ..writers import atomic_or_null, dumps_line, file_digest, meta_path, rejects_path, write_json
+from .fields import Side, check_fields, record_text
+from .minhash import normalise
+from .samples import CurateResult, Progress, Ticker, open_inputs
+
+DEFAULT_THRESHOLD = 0.8
+DEFAULT_MIN_SPAN = 50
+COMMON = 20
+_DENSE = ((0x1100, 0x11FF), (0x3040, 0x30FF), (0x3130, 0x318F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
+          (0xAC00, 0xD7AF), (0xF900, 0xFAFF))
+
+
+def compact(text: str) -> tuple[str, list[int]]:
+    """The normalised text's letters and digits, and where each stands in the normalised text."""
+    norm = normalise(text)
+    keep = [i for i, ch in enumerate(norm) if ch.isalnum()]
+    return "".join(norm[i] for i in keep), keep
+
+
+def auto_n(text: str) -> int:
+    dense = sum(1 for ch in text if any(lo <= ord(ch) <= hi for lo, hi in _DENSE))
+    return 4 if dense * 2 >= len(text) else 8
+
+
+@dataclass(slots=True)
+class EvalItem:
+    file: str
+    locator: Locator
+    n: int
+    grams: dict[str, list[int]]  # its n-grams and where each starts in its compact text
+    informative: int = 0  # characters covered by n-grams that are not common (set by EvalIndex.prune)
+
+    def coverage(self, shared: set[str]) -> float:
+        covered: set[int] = set()
+        for gram in shared:
+            for start in self.grams[gram]:
+                covered.update(range(start, start + self.n))
+        return len(covered) / self.informative if self.informative else 0.0
+
+
+@dataclass(slots=True)
+class EvalIndex:
+    """n-gram → eval items holding it, for every n in use."""
+
+    items: list[EvalItem] = field(default_factory=list)
+    by_n: dict[int, dict[str, list[int]]] = field(default_factory=dict)
+    files: dict[str, dict[str, int]] = field(default_factory=dict)  # per eval file: items, rejected, found
+
+    def add(self, text: str, locator: Locator, file: str, n: int | None) -> None:
+        body, _ = compact(text)
+        if not body:
+            return
+        size = min(n or auto_n(body), len(body))
+        own: dict[str, list[int]] = {}
+        for i in range(len(body) - size + 1):
+            own.setdefault(body[i:i + size], []).append(i)
+        number = len(self.items)
+        self.items.append(EvalItem(file, locator, size, own))
+        table = self.by_n.setdefault(size, {})
+        for gram in own:
+            table.setdefault(gram, []).append(number)
+        self.files[file]["items"] += 1
+
+    def prune(self, common: int) -> int:
+        """Leave out n-grams held by more than `common` items; returns how many were left out."""
+        dropped = 0
+        for table in self.by_n.values():
+            for gram in [g for g, owners in table.items() if len(owners) > common]:
+                for owner in table.pop(gram):
+                    self.items[owner].grams.pop(gram, None)
+                dropped += 1
+        for item in self.items:
+            item.informative = len({p for starts in item.grams.values() for s in starts for p in range(s, s + item.n)})
+        return dropped
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    item: int
+    containment: float
+    span: str
+
+
+def read_eval(against: Sequence[str | os.PathLike[str]], n: int | None, fields: Side | Sequence[str],
+              preset: str | None, mapping: str | None) -> EvalIndex:
+    index = EvalIndex()
+    mapper = Mapper(resolve_spec(preset, mapping)) if (preset or mapping) else RecordParser()
+    for source in expand_sources(list(against)):
+        index.files[str(source.path)] = {"items": 0, "rejected": 0, "found": 0}
+        for value in _records(read_items([source]), mapper, Counts(), None):
+            if isinstance(value, Reject):
+                index.files[str(source.path)]["rejected"] += 1
+                continue
+            index.add(record_text(value.record, fields), value.locator, str(source.path), n)
+    empty = [f for f, c in index.files.items() if not c["items"]]
+    if empty:
+        raise SftDataError(f"no eval items read from {', '.join(empty)}",
+                           hint="eval rows are read as records; pass --against-preset (alpaca, qa, openai, sharegpt) "
+                                "or --against-map for raw files")
+    return index
+
+
+def matches(text: str, index: EvalIndex, threshold: float, min_span: int) -> Match | None:
+    """The eval item this text is contaminated by (the one it holds most of), or None."""
+    body, positions = compact(text)
+    if not body:
+        return None
+    best: Match | None = None
+    for n, table in index.by_n.items():
+        hits: dict[int, list[int]] = {}
+        for i in range(max(len(body) - n + 1, 1)):
+            owners = table.get(body[i:i + n])
+            if owners:
+                for item in owners:
+                    hits.setdefault(item, []).append(i)
+        for item, starts in hits.items():
+            share = index.items[item].coverage({body[i:i + n] for i in starts})
+            run = _longest_run(starts, n)
+            if share < threshold and run[1] - run[0] < min_span:
+                continue
+            if best is None or share > best.containment:
+                norm = normalise(text)
+                best = Match(item, round(min(share, 1.0), 3), norm[positions[run[0]]:positions[run[1] - 1] + 1])
+    return best
+
+
+def _longest_run(starts: list[int], n: int) -> tuple[int, int]:
+    """The longest stretch [a, b) of the compact text covered by overlapping matched n-grams."""
+    best = (starts[0], starts[0] + n)
+    a, b = best
+    for s in starts[1:]:
+        if s < b:
+            b = max(b, s + n)
+        else:
+            a, b = s, s + n
+        if b - a > best[1] - best[0]:
+            best = (a, b)
+    return best
+
+
+def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str] | None, *,
+                  against: Sequence[str | os.PathLike[str]], ngram: int | None = None,
+                  threshold: float = DEFAULT_THRESHOLD, min_span: int = DEFAULT_MIN_SPAN,
+                  fields: Sequence[str] | None = None, action: Literal["drop", "report"] = "drop",
+                  against_preset: str | None = None, against_map: str | None = None, common: int = COMMON,
+                  progress: Progress | None = None) -> CurateResult:
+    """Records JSONL → OUT without rows that hold an eval item; the dropped rows go to OUT.rejects.jsonl
+    with the eval file, item and matched span. `report` writes no data and returns the rates."""
+    started = time.perf_counter()
+    if not against:
+        raise SftDataError("decontaminate needs --against EVAL (one or more eval files)")
+    if not 0 < threshold <= 1:
+        raise SftDataError(f"--threshold {threshold} is not in (0, 1]")
+    if ngram is not None and ngram < 3:
+        raise SftDataError(f"--ngram {ngram} is too short to mean a copy", hint="use 5 or more, or leave it out")
+    if action == "drop" and output is None:
+        raise SftDataError("--action drop needs --output", hint="or use --action report to count only")
+    index = read_eval(against, ngram, check_fields(fields) if fields else Side.prompt, against_preset, against_map)
+    pruned = index.prune(common)
+    out_path = Path(output) if output is not None and action == "drop" else None
+    inputs_ = open_inputs(inputs)
+    counts = inputs_.counts
+    result = CurateResult("decontaminate", counts, out_path, rejects_path(out_path) if out_path else None)
+    found: set[int] = set()
+    by_file: Counter[str] = Counter()
+    ticker = Ticker(progress)
+    with atomic_or_null(out_path) as out, atomic_or_null(result.rejects) as rej:
+        for value in inputs_.records():
+            ticker.tick()
+            if isinstance(value, Reject):
+                counts.reject(value)
+                _example(result, value)
+                rej.write(dumps_line(value.as_dict()))
+                continue
+            match = matches(record_text(value.record, Side.all), index, threshold, min_span)
+            if match is None:
+                counts.file(value.locator.file).written += 1
+                out.write(dumps_line(record_row(value.record)))
+                continue
+            found.add(match.item)
+            item = index.items[match.item]
+            by_file[item.file] += 1
+            if action == "report":
+                counts.file(value.locator.file).written += 1
+                _example(result, _reject(value, item, match))
+                continue
+            reject = _reject(value, item, match)
+            counts.drop(reject)
+            _example(result, reject)
+            rej.write(dumps_line({**reject.as_dict(), "eval": item.locator.as_dict(), "span": match.span,
+                                  "containment": match.containment}))
+    ticker.close()
+    for number in found:
+        index.files[index.items[number].file]["found"] += 1
+    per_eval = {f: {**c, "rate": round(c["found"] / c["items"], 4) if c["items"] else 0.0,
+                    "train_rows": by_file[f]} for f, c in index.files.items()}
+    result.extra = {"action": action, "contaminated_rows": sum(by_file.values()), "eval": per_eval}
+    settings = {"ngram": ngram or "auto (4 Hangul/CJK, 8 otherwise)", "threshold": threshold, "min_span": min_span,
+                "common": common, "common_ngrams_left_out": pruned,
+                "normalise": "NFKC, casefold, letters and digits only"}
+    extra = {**result.extra, "decontaminate": settings, "against": [file_digest(Path(f)) for f in index.files]}
+    result.meta = build_meta("decontaminate", inputs_.paths, counts, out_path, result.rejects, extra, started)
+    if out_path is not None:
+        write_json(meta_path(out_path), result.meta)
+    return result
+
+
+def _reject(value: Mapped, item: EvalItem, match: Match) -> Reject:
+    return Reject(Stage.filter, "contaminated", f"covers {match.containment:.0%} of eval item {item.locator} "
+                  f"(longest shared span {len(match.span)} characters: {match.span[:60]!r})", value.locator,
+                  raw=record_row(value.record))
+
+
+def _example(result: CurateResult, reject: Reject) -> None:
+    if len(result.examples) < 5:
+        result.examples.append(reject)
