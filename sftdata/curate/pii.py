@@ -68,7 +68,7 @@ class Hit:
 
 L = r"(?<![0-9A-Za-z])(?<!\d[-.])"  # not inside a longer number, word or dashed code
 R = r"(?![0-9A-Za-z])(?![-.]\d)"
-_SEP = r"[-.\s]?"
+_SEP = r"\s?[-.\u2013\u2014]?\s?"
 _BEFORE = 24  # characters before a number searched for its label
 
 
@@ -79,11 +79,11 @@ def _rx(pattern: str) -> re.Pattern[str]:
 _REGISTRATION = _rx(L + r"(\d{6})\s?[-–]?\s?([1-8])(\d{6}|\*{6})" + R)
 _REGISTRATION_LABEL = _rx(r"(주민|외국인|등록\s*번호|RRN|rrn|주민번호|주번)")
 _PHONE = _rx("|".join((
-    L + r"01[016789]\)?" + _SEP + r"\d{3,4}" + _SEP + r"\d{4}" + R,
+    L + r"\(?01[016789]\)?" + _SEP + r"\d{3,4}" + _SEP + r"\d{4}" + R,
     r"(?<![0-9A-Za-z])\+82[-.\s]?\(?0?\)?1[016789]" + _SEP + r"\d{3,4}" + _SEP + r"\d{4}" + R,
     r"(?<![0-9A-Za-z])\+82[-.\s]?\(?0?\)?(?:2|[3-6][1-5]|70)[-.\s)]\s?\d{3,4}[-.\s]\d{4}" + R,
     r"(?<![0-9A-Za-z])\(0(?:2|[3-6][1-5]|70|50[2-8])\)\s?\d{3,4}[-.\s]?\d{4}" + R,
-    L + r"0(?:2|[3-6][1-5]|70|50[2-8])[-.\s)]\s?\d{3,4}[-.\s]\d{4}" + R,
+    L + r"0(?:2|[3-6][1-5]|70|50[2-8])\s?[-.\s)\u2013]\s?\d{3,4}\s?[-.\s\u2013]\s?\d{4}" + R,
 )))
 _EMAIL = _rx(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _BRN = _rx(L + r"(\d{3})-(\d{2})-(\d{5})" + R)
