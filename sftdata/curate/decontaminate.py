@@ -3,7 +3,8 @@
 Text on both sides is normalised as dedup normalises it (NFKC, casefold) and then reduced to its letters
 and digits: spaces and punctuation go, so moved spaces (`한글을 창제한` / `한글을창제한`) and changed
 punctuation do not hide a copy. An eval item (its prompt side by default: instruction + input, question +
-context, user turns) is cut into character n-grams (n = 4 where most characters are Hangul, CJK or
+context, user turns; each field and turn on its own, so a copied question is found however long its
+reading passage, and a copied passage whatever its question) is cut into character n-grams (n = 4 where most characters are Hangul, CJK or
 kana, whose syllables carry more than a letter does; 8 otherwise; `ngram` sets one n for all). A
 training row (all of its text) is contaminated by an item when the n-grams they share cover at least
 `threshold` of the item's characters, or when they share one run of at least `min_span` characters (a
@@ -12,6 +13,10 @@ Korean, where a changed particle (`이`/`은`) changes the whole eojeol; shared 
 cover everything but the changed syllable, so `세종대왕은 한글을 창제한 연도가 언제인가요` covers 89% of
 `세종대왕이 한글을 창제한 연도는 언제인가?`, as does the same question with one word replaced, while
 `일본의 수도는 어디인가요?` covers 69% of `대한민국의 수도는 어디인가요?` (the default threshold is 0.8).
+
+What this cannot tell apart: a short templated question asked of another entity (`지리산이 국립공원으로
+지정된 연도는?` against `한라산이 …`) covers as much of the item as a copy with one word replaced does, and
+is reported; raise `threshold` for eval sets of short templated questions, and read the matched spans.
 
 n-grams found in more than `common` eval items (the `다음 중 옳은 것은` of a multiple-choice set) say
 nothing about any one item and are left out of the index.
@@ -33,7 +38,7 @@ from ..ingest.records import RecordParser, _records, record_row
 from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
 from ..writers import atomic_or_null, dumps_line, file_digest, meta_path, rejects_path, write_json
-from .fields import Side, check_fields, record_text
+from .fields import Side, check_fields, record_text, side_fields, texts
 from .minhash import normalise
 from .samples import CurateResult, Progress, Ticker, open_inputs
 
@@ -93,7 +98,6 @@ class EvalIndex:
         table = self.by_n.setdefault(size, {})
         for gram in own:
             table.setdefault(gram, []).append(number)
-        self.files[file]["items"] += 1
 
     def prune(self, common: int) -> int:
         """Leave out n-grams held by more than `common` items; returns how many were left out."""
@@ -125,7 +129,9 @@ def read_eval(against: Sequence[str | os.PathLike[str]], n: int | None, fields: 
             if isinstance(value, Reject):
                 index.files[str(source.path)]["rejected"] += 1
                 continue
-            index.add(record_text(value.record, fields), value.locator, str(source.path), n)
+            index.files[str(source.path)]["items"] += 1
+            for part in texts(value.record, side_fields(value.record, fields) if isinstance(fields, Side) else fields):
+                index.add(part, value.locator, str(source.path), n)
     empty = [f for f, c in index.files.items() if not c["items"]]
     if empty:
         raise SftDataError(f"no eval items read from {', '.join(empty)}",
@@ -152,9 +158,9 @@ def matches(text: str, index: EvalIndex, threshold: float, min_span: int) -> Mat
             run = _longest_run(starts, n)
             if share < threshold and run[1] - run[0] < min_span:
                 continue
-            if best is None or share > best.containment:
+            if best is None or (share, -item) > (best.containment, -best.item):  # ties: the first eval item
                 norm = normalise(text)
-                best = Match(item, round(min(share, 1.0), 3), norm[positions[run[0]]:positions[run[1] - 1] + 1])
+                best = Match(item, min(share, 1.0), norm[positions[run[0]]:positions[run[1] - 1] + 1])
     return best
 
 
@@ -195,7 +201,7 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
     inputs_ = open_inputs(inputs)
     counts = inputs_.counts
     result = CurateResult("decontaminate", counts, out_path, rejects_path(out_path) if out_path else None)
-    found: set[int] = set()
+    found: set[tuple[str, Locator]] = set()
     by_file: Counter[str] = Counter()
     ticker = Ticker(progress)
     with atomic_or_null(out_path) as out, atomic_or_null(result.rejects) as rej:
@@ -211,8 +217,8 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
                 counts.file(value.locator.file).written += 1
                 out.write(dumps_line(record_row(value.record)))
                 continue
-            found.add(match.item)
             item = index.items[match.item]
+            found.add((item.file, item.locator))
             by_file[item.file] += 1
             if action == "report":
                 counts.file(value.locator.file).written += 1
@@ -222,10 +228,10 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
             counts.drop(reject)
             _example(result, reject)
             rej.write(dumps_line({**reject.as_dict(), "eval": item.locator.as_dict(), "span": match.span,
-                                  "containment": match.containment}))
+                                  "containment": round(match.containment, 3)}))
     ticker.close()
-    for number in found:
-        index.files[index.items[number].file]["found"] += 1
+    for file, _ in found:
+        index.files[file]["found"] += 1
     per_eval = {f: {**c, "rate": round(c["found"] / c["items"], 4) if c["items"] else 0.0,
                     "train_rows": by_file[f]} for f, c in index.files.items()}
     result.extra = {"action": action, "contaminated_rows": sum(by_file.values()), "eval": per_eval}
