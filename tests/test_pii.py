@@ -14,7 +14,7 @@ from sftdata.cli import app
 from sftdata.curate.pii import PiiType, brn_ok, find, luhn_ok
 from sftdata.errors import SftDataError
 
-from pii_corpus import brn, card, corpus, phone, rrn, rrn_2020, score
+from pii_corpus import Sample, brn, card, corpus, rrn, rrn_2020, score
 
 CS_DIALOGUE = [
     {"messages": [
@@ -51,6 +51,21 @@ def test_quality_on_the_labelled_corpus_meets_the_targets():
     assert result["overall"]["precision"] >= 0.95, result["overall"]
     assert result["overall"]["recall"] >= 0.95, result["overall"]
     assert result["phone"]["labels"] >= 100 and result["address"]["labels"] >= 100
+
+
+@pytest.mark.parametrize("name", ["pii_holdout_a.jsonl", "pii_holdout_b.jsonl"])
+def test_quality_on_holdouts_written_blind(name):
+    """600 lines each, written by sessions that saw neither the patterns nor tests/pii_corpus.py (their own
+    frames, check digits computed by their own code). Set a was then used to fix what it missed; set b
+    was measured first at precision 1.000 / recall 0.982 (bare account numbers) and then fixed too."""
+    samples = []
+    for line in (Path(__file__).parent / "data" / name).read_text(encoding="utf-8").splitlines():
+        row = orjson.loads(line)
+        samples.append(Sample(row["text"], [(label["type"], label["value"]) for label in row["labels"]]))
+    result = score(samples, _high)
+    for kind in ("rrn", "frn", "brn", "card"):
+        assert result[kind]["recall"] >= 0.99, (kind, result[kind])
+    assert result["overall"]["precision"] >= 0.95 and result["overall"]["recall"] >= 0.95, result["overall"]
 
 
 def test_check_digits_decide():

@@ -15,7 +15,9 @@ run of digits or dashes is not. Numbers with a check digit or a date part are va
 - business registration numbers (사업자등록번호, 3-2-5 digits) and card numbers (Luhn, 15-16 digits
   with an issuer prefix) must pass their check digit.
 - bank accounts have no check digit any bank publishes; a number in one of the layouts Korean banks
-  use is a hit of confidence ``high`` when a bank or account word stands just before it, else ``low``.
+  use is a hit of confidence ``high`` when a bank or account word stands just before it, else ``low``;
+  10-14 digits without dashes count only right after such a word. Landline numbers without
+  separators likewise count only after a word such as 전화/연락처/번호.
   Passport numbers (M12345678, M123A4567) likewise need 여권/passport before them for ``high``.
 - addresses: 도로명 (…로/…길 + building number) and 지번 (…동/…리/…가 + lot number) after a province or
   city name, down to the building (and 동/호 where given); dates, clock times and counters are not.
@@ -85,6 +87,8 @@ _PHONE = _rx("|".join((
     r"(?<![0-9A-Za-z])\(0(?:2|[3-6][1-5]|70|50[2-8])\)\s?\d{3,4}[-.\s]?\d{4}" + R,
     L + r"0(?:2|[3-6][1-5]|70|50[2-8])\s?[-.\s)\u2013]\s?\d{3,4}\s?[-.\s\u2013]\s?\d{4}" + R,
 )))
+_PHONE_BARE = _rx(L + r"0(?:2|[3-6][1-5]|70)\d{7,8}" + R)  # a landline without separators: only after a label
+_PHONE_LABEL = _rx(r"(전화|연락|직통|번호|문의|팩스|tel|Tel|TEL|☎|call|Call)")
 _EMAIL = _rx(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _BRN = _rx(L + r"(\d{3})-(\d{2})-(\d{5})" + R)
 _BRN_BARE = _rx(L + r"(\d{10})" + R)
@@ -92,10 +96,11 @@ _BRN_LABEL = _rx(r"사업자")
 _CARD = _rx(L + r"(?:\d{4}([-\s]?)\d{4}\1\d{4}\1\d{4}|\d{4}([-\s]?)\d{6}\2\d{5})" + R)
 _ACCOUNT = _rx(L + r"(?:\d{6}-\d{2}-\d{6}|\d{3}-\d{6}-\d{2}-\d{3}|\d{3}-\d{3}-\d{6}|\d{4}-\d{3}-\d{6}|"
                r"\d{3}-\d{6}-\d{5}|\d{3}-\d{4}-\d{4}-\d{2}|\d{4}-\d{2}-\d{7}|\d{4}-\d{4}-\d{4}|\d{3}-\d{2}-\d{6}|"
-               r"\d{3}-\d{6}-\d{3})" + R)
+               r"\d{3}-\d{6}-\d{3}|\d{4}-\d{4}-\d{4}-\d)" + R)
+_ACCOUNT_BARE = _rx(L + r"\d{10,14}" + R)  # an account written without dashes: only right after a bank word
 _ACCOUNT_LABEL = _rx(r"(은행|계좌|입금|송금|이체|예금주|뱅크|농협|국민|신한|우리|하나|기업|카카오|토스|새마을|우체국|신협|수협|"
-                     r"씨티|SC제일|IBK|KB|NH|account|Account)")
-_PASSPORT = _rx(L + r"(?:[MSRODG]\d{8}|M\d{3}[A-Z]\d{4})" + R)
+                     r"씨티|SC제일|IBK|KB|NH|카뱅|케뱅|금고|account|Account)")
+_PASSPORT = _rx(L + r"(?:[MSRODG]\d{8}|[MSRODG]\d{3}[A-Z]\d{4})" + R)
 _PASSPORT_LABEL = _rx(r"(여권|passport|Passport|PASSPORT)")
 _REGIONS = "서울|부산|경기|강원|충북|충남|전북|전남|경북|경남|제주|대구|인천|광주|대전|울산"
 _LICENSE = _rx(L + r"(?:(?:1[1-9]|2[0-8])-\d{2}-\d{6}-\d{2}|(?:" + _REGIONS + r")\s?\d{2}-\d{6}-\d{2})" + R)
@@ -103,7 +108,7 @@ _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = _rx(r"(?<![0-9A-Za-z.])(?<![vV])" + _OCTET + r"(?:\." + _OCTET + r"){3}(?![0-9A-Za-z]|\.\d)")
 _IPV6 = _rx(r"(?<![0-9A-Za-z:])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![0-9A-Za-z:])|"
             r"(?<![0-9A-Za-z:])(?:[0-9a-fA-F]{1,4}:){2,6}:(?:[0-9a-fA-F]{1,4}:?){1,5}(?<!:)(?![0-9A-Za-z:])")
-_VERSION_LABEL = _rx(r"(버전|version|Version|ver\.?)\s*$")
+_VERSION_LABEL = _rx(r"(버전|펌웨어|version|Version|firmware|Firmware|ver\.?)\s*$")
 
 _PROVINCE = (r"(?:서울특별시|서울시|서울|부산광역시|부산시|부산|대구광역시|대구시|대구|인천광역시|인천시|인천|광주광역시|광주시|"
              r"광주|대전광역시|대전시|대전|울산광역시|울산시|울산|세종특별자치시|세종시|세종|경기도|경기|강원특별자치도|강원도|강원|"
@@ -117,7 +122,7 @@ _COUNTER = r"(?!\d|\s?(?:시|분|초|개|명|번째|층|월|일|년|원|살|세|
 _UNIT = r"(?:,?\s?[가-힣A-Za-z0-9]{0,12}\s?\d{1,4}동\s?\d{1,5}호|,?\s?\d{1,5}호)?"
 _ADDRESS = _rx(r"(?<![가-힣])" + _PROVINCE + _DISTRICT + r"{0,2}(?:" + _ROAD + r"|" + _LOT + r")" + _NUMBER
                + _COUNTER + _UNIT)
-_ADDRESS_SHORT = _rx(r"(?<![가-힣])[가-힣]{1,5}(?:구|군)" + r"(?:" + _ROAD + r"|" + _LOT + r")\s" + r"\d{1,5}(?:-\d{1,5})?"
+_ADDRESS_SHORT = _rx(r"(?<![가-힣])(?:[가-힣]{1,4}시\s)?[가-힣]{1,5}(?:시|구|군)" + r"(?:" + _ROAD + r"|" + _LOT + r")\s" + r"\d{1,5}(?:-\d{1,5})?"
                      + _COUNTER + _UNIT)
 _QUICK = re.compile(r"[0-9@]")
 
@@ -162,8 +167,8 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _labelled(text: str, start: int, label: re.Pattern[str]) -> bool:
-    return label.search(text, max(0, start - _BEFORE), start) is not None
+def _labelled(text: str, start: int, label: re.Pattern[str], before: int = _BEFORE) -> bool:
+    return label.search(text, max(0, start - before), start) is not None
 
 
 def _digits(value: str) -> str:
@@ -180,6 +185,8 @@ def find(text: str, names: Iterable[str] = ()) -> list[Hit]:
         if hit:
             hits.append(hit)
     hits += [Hit(PiiType.phone, m.start(), m.end()) for m in _PHONE.finditer(text)]
+    hits += [Hit(PiiType.phone, m.start(), m.end()) for m in _PHONE_BARE.finditer(text)
+             if _labelled(text, m.start(), _PHONE_LABEL)]
     hits += [Hit(PiiType.email, m.start(), m.end()) for m in _EMAIL.finditer(text)]
     hits += [Hit(PiiType.brn, m.start(), m.end()) for m in _BRN.finditer(text) if brn_ok(_digits(m.group()))]
     hits += [Hit(PiiType.brn, m.start(), m.end()) for m in _BRN_BARE.finditer(text)
@@ -187,6 +194,8 @@ def find(text: str, names: Iterable[str] = ()) -> list[Hit]:
     hits += [Hit(PiiType.card, m.start(), m.end()) for m in _CARD.finditer(text) if _card_ok(_digits(m.group()))]
     hits += [Hit(PiiType.account, m.start(), m.end(), _confidence(text, m.start(), _ACCOUNT_LABEL))
              for m in _ACCOUNT.finditer(text)]
+    hits += [Hit(PiiType.account, m.start(), m.end()) for m in _ACCOUNT_BARE.finditer(text)
+             if _labelled(text, m.start(), _ACCOUNT_LABEL, 16)]
     hits += [Hit(PiiType.passport, m.start(), m.end(), _confidence(text, m.start(), _PASSPORT_LABEL))
              for m in _PASSPORT.finditer(text)]
     hits += [Hit(PiiType.driver_license, m.start(), m.end()) for m in _LICENSE.finditer(text)]
