@@ -56,7 +56,7 @@ class SynthTemplate:
 
     name: str
     file: str
-    mode: Literal["self-instruct", "answer", "evolve"]
+    mode: Literal["self-instruct", "answer", "evolve", "judge"]
     language: str
     description: str
 
@@ -79,4 +79,13 @@ SYNTH: dict[str, SynthTemplate] = {t.name: t for t in (
                   "output, method)."),
     SynthTemplate("synth_evolve_ko", "synth_evolve_ko.jinja", "evolve", "ko",
                   "Korean evolve: 더 어렵거나 구체적인 과제와 답 (variables: instruction, input, output, method)."),
+)}
+
+# Prompts of `sftdata eval`'s pairwise judge (sftdata.evaluation.judge): the same blocks as synth's.
+JUDGE: dict[str, SynthTemplate] = {t.name: t for t in (
+    SynthTemplate("judge_pairwise_ko", "judge_pairwise_ko.jinja", "judge", "ko",
+                  "Korean judge: 질문 하나에 대한 두 답변(A, B) 중 더 나은 것 (variables: question, reference, answer_a, answer_b)."),
+    SynthTemplate("judge_pairwise_en", "judge_pairwise_en.jinja", "judge", "en",
+                  "Which of two answers (A, B) to one question is better (variables: question, reference, answer_a, "
+                  "answer_b)."),
 )}

@@ -91,25 +91,7 @@ class Store:
         return self
 
     def _scan(self, path: Path, strict: bool) -> Iterator[tuple[int, Any]]:
-        """Rows of a JSONL file, after cutting off a torn last line left by a killed run."""
-        if not path.is_file():
-            return
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            keep = data.rfind(b"\n") + 1
-            with open(path, "r+b") as handle:
-                handle.truncate(keep)
-            self.repaired.append(f"{path.name}: cut a torn last line ({len(data) - keep} bytes)")
-            data = data[:keep]
-        for number, line in enumerate(data.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                yield number, orjson.loads(line)
-            except orjson.JSONDecodeError:
-                if strict:
-                    raise OutputError(f"line {number} is not valid JSON", file=str(path)) from None
-                self.repaired.append(f"{path.name}: skipped unreadable line {number}")
+        return scan_jsonl(path, strict, self.repaired)
 
     # -- appending ------------------------------------------------------------------------------
     def _append(self, name: str, row: Any, sync: bool = False) -> None:
@@ -161,4 +143,76 @@ class Store:
             except OSError:
                 pass
             os.close(self._lock)  # releases the flock
+            self._lock = None
+
+
+def scan_jsonl(path: Path, strict: bool, repaired: list[str]) -> Iterator[tuple[int, Any]]:
+    """Rows of a JSONL file, after cutting off a torn last line left by a killed run (noted in `repaired`)."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        with open(path, "r+b") as handle:
+            handle.truncate(keep)
+        repaired.append(f"{path.name}: cut a torn last line ({len(data) - keep} bytes)")
+        data = data[:keep]
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, orjson.loads(line)
+        except orjson.JSONDecodeError:
+            if strict:
+                raise OutputError(f"line {number} is not valid JSON", file=str(path)) from None
+            repaired.append(f"{path.name}: skipped unreadable line {number}")
+
+
+class RequestCache:
+    """A request cache on its own (the eval judge's): the same append-only, content-addressed file as a synth
+    run's, replayed on the next run; a torn last line is cut, and one run at a time holds it."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.repaired: list[str] = []
+        self._fd: int | None = None
+        self._lock: int | None = None
+
+    def open(self) -> RequestCache:
+        lock_file = self.path.with_name(f".{self.path.name}.lock")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            self.close()
+            raise OutputError(f"the request cache is in use or cannot be written: {error.strerror or error}",
+                              file=str(self.path)) from None
+        for _, row in scan_jsonl(self.path, False, self.repaired):
+            if isinstance(row, dict) and isinstance(row.get("key"), str) and isinstance(row.get("reply"), dict):
+                self.entries[row["key"]] = row
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.entries.get(key)
+
+    def remember(self, key: str, entry: dict[str, Any]) -> None:
+        entry = {"key": key, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **entry}
+        assert self._fd is not None, "open() the cache first"
+        os.write(self._fd, dumps_line(entry))  # one write of a whole line: a kill leaves no half entry
+        self.entries[key] = entry
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+        if self._lock is not None:
+            try:
+                os.unlink(self.path.with_name(f".{self.path.name}.lock"))
+            except OSError:
+                pass
+            os.close(self._lock)
             self._lock = None

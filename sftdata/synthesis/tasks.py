@@ -128,7 +128,7 @@ def default_template(mode: str, lang: str) -> str:
 
 def load_prompt_template(name_or_path: str) -> PromptTemplate:
     """A built-in synth template name or a .jinja file with {% block system %} and {% block user %}."""
-    builtin = registry.SYNTH.get(name_or_path)
+    builtin = registry.SYNTH.get(name_or_path) or registry.JUDGE.get(name_or_path)
     path = builtin.path if builtin else Path(name_or_path)
     if not path.is_file():
         raise TemplateError(f"unknown synth template {name_or_path!r}",
