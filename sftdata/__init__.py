@@ -22,7 +22,7 @@ _EXPORTS = {
     "ExportFormat": "sftdata.formats.targets", "make_card": "sftdata.formats.card",
     # one function per remaining command, with the command's options as keyword arguments (sftdata/api.py)
     **{name: "sftdata.api" for name in ("export", "card", "stats", "inspect", "audit", "dedup", "filter", "split", "pretokenize",
-                                        "scrub", "decontaminate", "mix",
+                                        "scrub", "decontaminate", "mix", "eval",
                                         "synth", "train", "plan", "merge", "generate", "export_gguf", "serve_check")},
 }
 __all__ = sorted(_EXPORTS)

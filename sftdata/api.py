@@ -18,6 +18,7 @@ from .rendering.plan import TemplateArgs, TrainOn
 if TYPE_CHECKING:
     from .curate.inspection import Shown
     from .curate.samples import CurateResult
+    from .evaluation.evaluate import EvalResult
     from .formats.card import CardResult
     from .formats.exporting import ExportResult
     from .synthesis import SynthResult
@@ -261,3 +262,28 @@ def serve_check(target: PathLike, prompt: Sequence[str], *, expect: str | None =
 
     return run_check(target, list(prompt), expect=expect, base=base, endpoint=endpoint, max_tokens=max_tokens,
                      compare_base=compare_base, llama_cpp=llama_cpp, threads=threads)
+
+
+def eval(target: PathLike, data: Files, *, output: PathLike | None = None, base: bool = False,  # noqa: A001 - the command's name
+         n: int | None = None, max_new_tokens: int = 128, lang: str | None = None, base_url: str | None = None,
+         model: str | None = None, api_key_env: str = "OPENAI_API_KEY", base_gguf: PathLike | None = None,
+         concurrency: int = 4, batch_size: int = 8, judge_base_url: str | None = None, judge_model: str | None = None,
+         judge_api_key_env: str = "OPENAI_API_KEY", judge_lang: Literal["ko", "en"] = "ko",
+         judge_versus: Literal["base", "reference"] = "base", judge_template: str | None = None,
+         judge_concurrency: int = 4, judge_rpm: float | None = None, judge_tpm: float | None = None,
+         judge_retries: int = 6, report: PathLike | None = None, fail_under: Sequence[str] = (),
+         llama_cpp: PathLike | None = None, threads: int | None = None, progress: Any = None) -> EvalResult:
+    """Did the fine-tune help (`sftdata eval`)? Loss, generation metrics and an optional pairwise judge of a run
+    or GGUF against its base on held-out records; `result.failed()` lists the `fail_under` gates not met."""
+    from .evaluation.evaluate import evaluate
+    from .evaluation.judge import JudgeOptions, check_options
+
+    judge = None
+    if judge_base_url:
+        judge = JudgeOptions(judge_base_url, judge_model, judge_api_key_env, judge_lang, judge_template, judge_versus,
+                             judge_concurrency, judge_rpm, judge_tpm, retries=judge_retries)
+        check_options(judge)
+    return evaluate(target, data, output=output, base=base, n=n, max_new_tokens=max_new_tokens, lang=lang,
+                    base_url=base_url, model=model, api_key_env=api_key_env, base_gguf=base_gguf,
+                    concurrency=concurrency, batch_size=batch_size, judge=judge, report=report, fail_under=fail_under,
+                    llama_cpp=llama_cpp, threads=threads, progress=progress)

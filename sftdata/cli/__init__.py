@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve-check": ("serve", "serve_check"), "stats": ("views", "stats"),
     "inspect": ("views", "inspect_"), "audit": ("views", "audit"), "dedup": ("curate", "dedup"),
     "filter": ("curate", "filter_"), "split": ("curate", "split"), "pretokenize": ("curate", "pretokenize"),
-    "scrub": ("production", "scrub"), "decontaminate": ("production", "decontaminate"), "mix": ("production", "mix"),
+    "eval": ("evaluate", "eval_"), "scrub": ("production", "scrub"), "decontaminate": ("production", "decontaminate"), "mix": ("production", "mix"),
 }
 
 
