@@ -1,7 +1,7 @@
 """`sftdata eval`'s generation throughput against a bare loop over the same backend, alternating.
 
     python bench/eval_bench.py                      # trains a small identity run first (cpu-smoke, 10 steps)
-    python bench/eval_bench.py --run RUN_DIR --prompts 32 --rounds 3 [--gguf RUN.gguf]
+    python bench/eval_bench.py --run RUN_DIR --prompts 32 --rounds 3 [--gguf RUN.gguf | --llama-cpp DIR]
 
 In-process: `sftdata eval RUN --data EVAL -n N --max-new-tokens M --json` (its own figure `answers_per_s`:
 answers over the time spent generating, batches of 8) against a bare transformers loop in a separate
@@ -102,6 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", type=Path)
     parser.add_argument("--gguf", type=Path, help="an export of the run (merged GGUF) for the server comparison")
+    parser.add_argument("--llama-cpp", type=Path, help="llama.cpp converters: export the run to a merged GGUF here")
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
@@ -109,6 +110,11 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     run = args.run or make_run(OUT)
+    if args.gguf is None and args.llama_cpp:
+        args.gguf = OUT / "run.gguf"
+        if not args.gguf.is_file():
+            sh([sys.executable, "-m", "sftdata.cli", "export-gguf", str(run), "-o", str(args.gguf), "--merge",
+                "--llama-cpp", str(args.llama_cpp), "--json"])
     info = json.loads((run / "sftdata_train.json").read_text(encoding="utf-8"))
     base = info["base_model"]["path"]  # the GGUF's converted safetensors, as sftdata loads it
     data = OUT / "eval.jsonl"

@@ -86,6 +86,20 @@ JUDGED = [("Can you tell me your name?", "My name is Hanbit."), ("Who built you?
           ("What should I call you?", "Please call me Hanbit.")]
 
 
+def test_answers_from_an_openai_compatible_server(identity_run, llama_server, tmp_path):
+    """--base-url: the answers come from the server's chat endpoint (here llama.cpp serving SmolLM2's base)."""
+    data = _eval_data(tmp_path / "eval.jsonl", HELD_OUT[:2])
+    with FaultProxy(llama_server.base_url) as proxy:
+        result = sftdata.eval(identity_run["out"], [data], base_url=proxy.base_url, output=tmp_path / "s.jsonl",
+                              max_new_tokens=16)
+        bodies = [e.body for e in proxy.completions()]
+    s = result.summary()
+    assert s["samples"] == 2 and "loss" not in s["tuned"] and s["tuned"]["answers_per_s"] > 0
+    assert [b["messages"] for b in bodies] == [[{"role": "user", "content": q}] for q, _ in HELD_OUT[:2]]
+    with pytest.raises(sftdata.SftDataError, match="--base compares"):
+        sftdata.eval(identity_run["out"], [data], base_url=proxy.base_url, base=True)
+
+
 def _chat_requests(proxy: FaultProxy) -> list[dict]:
     """The judge requests the server answered (not those refusing a response_format, which the judge retries
     with the next format)."""

@@ -335,3 +335,19 @@ def test_serve_check_names_what_it_cannot_serve(tmp_path: Path, lora: dict, serv
     bare = tmp_path / "bare-lora.gguf"  # a LoRA without its .sftdata.json: the base is unknown
     os.symlink(lora["path"], bare)
     assert "needs its base model" in _error(["serve-check", bare, "--prompt", "hi"])
+
+
+def test_eval_of_a_lora_gguf_through_llama_cpp_against_its_base(lora: dict, base_f16: Path, server_installed: None,
+                                                                tmp_path: Path) -> None:
+    data = tmp_path / "eval.jsonl"
+    data.write_text("".join(json.dumps({"instruction": q, "output": f"I am {NAME}."}) + "\n"
+                            for q in ("What is your name?", "Who are you?", "Tell me your name.")), encoding="utf-8")
+    code, stdout, stderr = _invoke(["eval", lora["path"], "--base-gguf", base_f16, "--data", data, "--base",
+                                    "-o", tmp_path / "gguf-eval.jsonl", "--max-new-tokens", "32", "--threads", "2",
+                                    "--json"])
+    assert code == 0, stderr
+    report = _json(stdout)
+    assert report["samples"] == 3 and "loss" not in report["tuned"]  # a server does not score prompt tokens
+    rows = [json.loads(line) for line in (tmp_path / "gguf-eval.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sum(NAME in r["tuned"]["text"] for r in rows) >= 2 and not any(NAME in r["base"]["text"] for r in rows)
+    assert report["tuned"]["stop_rate"] == 1.0 and report["tuned"]["chrf"] > report["base"]["chrf"]
