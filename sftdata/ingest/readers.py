@@ -120,8 +120,13 @@ def expand_sources(inputs: list[str | os.PathLike[str]]) -> list[Source]:
     return list(sources.values())
 
 
+# What sftdata writes beside its outputs: a folder of outputs (or of part files) read as input is its data.
+SIDECARS = (".rejects.jsonl", ".meta.json", ".dupes.jsonl", ".synth-cache.jsonl", ".judge-cache.jsonl")
+
+
 def _walk(root: Path) -> list[Path]:
-    """Input files under root: known suffixes, no dot-names, symlinked directories once (no loops)."""
+    """Input files under root: known suffixes, no dot-names, no sftdata sidecars (rejects, .meta.json,
+    dupes, caches, a folder's _meta.json), symlinked directories once (no loops)."""
     def failed(error: OSError) -> None:
         raise InputError(f"cannot list directory: {error.strerror or error}", file=error.filename or str(root))
 
@@ -138,7 +143,8 @@ def _walk(root: Path) -> list[Path]:
             continue
         seen.add((info.st_dev, info.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(folder, f) for f in sorted(files) if not f.startswith(".") and format_of(Path(f))]
+        found += [Path(folder, f) for f in sorted(files)
+                  if not f.startswith(".") and format_of(Path(f)) and not f.endswith(SIDECARS) and f != "_meta.json"]
     return found
 
 
@@ -166,8 +172,10 @@ def read_items(sources: list[Source], *, encoding: Encoding = "auto",
         yield from read_source(source, encoding=encoding, records_path=records_path)
 
 
-def read_source(source: Source, *, encoding: Encoding = "auto",
-                records_path: str | None = None) -> Iterator[RawItem | Reject]:
+def read_source(source: Source, *, encoding: Encoding = "auto", records_path: str | None = None,
+                span: tuple[int, int, int] | None = None) -> Iterator[RawItem | Reject]:
+    """The rows of one file; `span` = (start, end, first line number) reads one byte range of a JSON Lines
+    file (a split, sftdata.dist), with `encoding` the codec fixed for the whole file."""
     try:
         _check_regular(source)
         if source.format is Format.parquet:
@@ -182,7 +190,7 @@ def read_source(source: Source, *, encoding: Encoding = "auto",
                 raise FileProblem("undecodable", f"{codec} cannot be read line by line", file=source.name,
                                  hint="save the file as UTF-8")
             if source.format is Format.jsonl:
-                yield from _read_jsonl(source, codec)
+                yield from _read_jsonl(source, codec, *(span or (0, None, 1)))
             else:
                 from .tabular import read_csv
 
@@ -216,6 +224,12 @@ def raw_lines(handle: IO[bytes]) -> Iterator[bytes]:
         yield _long_line(handle, line) if len(line) > limit and line[-1:] != b"\n" else line
 
 
+def _skip_line(handle: IO[bytes]) -> None:
+    while rest := handle.readline(1 << 20):
+        if rest[-1:] == b"\n":
+            return
+
+
 def _long_line(handle: IO[bytes], head: bytes) -> LongLine:
     length = len(head)
     while rest := handle.readline(1 << 20):  # skip the rest of the line, 1 MiB at a time
@@ -227,13 +241,20 @@ def _long_line(handle: IO[bytes], head: bytes) -> LongLine:
     return line
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def iter_lines(path: Path, start: int = 0, end: int | None = None, first: int = 1) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, line bytes without the line end), skipping blank lines. Lines end at
-    \\n; a UTF-8 BOM on line 1 is dropped; a line over MAX_LINE_BYTES comes as a LongLine prefix."""
+    \\n; a UTF-8 BOM on line 1 is dropped; a line over MAX_LINE_BYTES comes as a LongLine prefix.
+
+    With `start`/`end` (a split of the file, sftdata.dist): only the lines that start at a byte offset in
+    [start, end), the first of them numbered `first` (the planner counted the lines before it)."""
     limit = MAX_LINE_BYTES
     with open(path, "rb") as handle:
-        number = 0
-        while line := handle.readline(limit + 1):
+        number = first - 1
+        if start > 0:
+            handle.seek(start - 1)
+            if handle.read(1) != b"\n":
+                _skip_line(handle)  # that line started before `start`: the previous split owns it
+        while (end is None or handle.tell() < end) and (line := handle.readline(limit + 1)):
             number += 1
             if len(line) > limit and line[-1:] != b"\n":
                 yield number, _long_line(handle, line)
@@ -302,10 +323,12 @@ def _undecodable(locator: Locator, line: bytes, error: UnicodeDecodeError, encod
                   raw_bytes=escape_around(line, error.start))
 
 
-def _read_jsonl(source: Source, encoding: str) -> Iterator[RawItem | Reject]:
+def _read_jsonl(source: Source, encoding: str, start: int = 0, end: int | None = None,
+                first: int = 1) -> Iterator[RawItem | Reject]:
     name = source.name
-    for number, line in iter_lines(source.path):
+    for number, line in iter_lines(source.path, start, end, first):
         yield parse_json_line(name, number, line, encoding)
+
 
 
 # --- JSON ---------------------------------------------------------------------------------------
