@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .items import Progress
+from .items import Progress, RunResult
 from .rendering.plan import TemplateArgs, TrainOn
 
 if TYPE_CHECKING:
@@ -31,6 +31,41 @@ if TYPE_CHECKING:
 
 Files = Sequence[str | os.PathLike[str]]
 PathLike = str | os.PathLike[str]
+
+
+def convert(inputs: Files, output: PathLike, *, preset: str | None = None, mapping: Any = None, to: Any = None,
+            encoding: str = "auto", records_path: str | None = None, template: str | None = None,
+            tokenizer: str | None = None, eos: str | None = None, style: Any = None, template_args: TemplateArgs = None,
+            train_on: TrainOn = "all", split_thinking: bool = False, split_turns: bool = False,
+            dataset_info: PathLike | None = None, name: str | None = None,
+            engine: Literal["local", "ray"] = "local", address: str | None = None, split_mib: float = 64.0,
+            concat: bool = False, progress: Progress | None = None) -> RunResult:
+    """Raw data → records JSONL, or SFT text with `template` (`sftdata convert`; sftdata.pipeline.convert).
+
+    With `engine="ray"` the inputs are cut into splits of about `split_mib` MiB and converted on a Ray
+    cluster (`address`; none starts a local one): OUTPUT is then a folder of part files with one _meta.json,
+    and `concat` also writes the single files a local run writes (OUTPUT.jsonl, its rejects and sidecar)."""
+    from .pipeline import convert as local
+
+    if engine == "local":
+        return local(list(inputs), output, preset=preset, mapping=mapping, to=to, encoding=encoding,  # type: ignore[arg-type]
+                     records_path=records_path, template=template, tokenizer=tokenizer, eos=eos, style=style,
+                     template_args=template_args, train_on=train_on, split_thinking=split_thinking,
+                     split_turns=split_turns, dataset_info=dataset_info, name=name, progress=progress)
+    from .dist.run import convert as distributed
+    from .errors import SftDataError
+    from .schemas.mapping import MappingSpec
+
+    if dataset_info is not None or name is not None or preset == "llamafactory":
+        raise SftDataError("the llamafactory preset runs locally only", hint="convert with --engine local")
+    spec = mapping.model_dump(mode="json", by_alias=True, exclude_none=True) if isinstance(mapping, MappingSpec) else mapping
+    options = {"preset": preset, "mapping": str(spec) if isinstance(spec, (str, os.PathLike)) else spec,
+               "to": getattr(to, "value", to), "encoding": encoding, "records_path": records_path, "template": template,
+               "tokenizer": tokenizer, "eos": eos, "style": getattr(style, "value", style),
+               "template_args": list(template_args) if template_args is not None and not isinstance(template_args, dict)
+               else template_args, "train_on": train_on, "split_thinking": split_thinking, "split_turns": split_turns}
+    return distributed(inputs, output, engine=engine, address=address, split_mib=split_mib, concat=concat,
+                       options=options)
 
 
 def export(input: PathLike, output: PathLike, to: str, *, eval_file: PathLike | None = None,  # noqa: A002

@@ -23,6 +23,11 @@ class PresetOpt(str, Enum):
     hf = "hf"
 
 
+class EngineOpt(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 def convert(
     inputs: Annotated[list[str], typer.Argument(help="Files, directories (recursive) or globs: .json .jsonl .csv .tsv .parquet")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output JSONL; rejects go to OUT.rejects.jsonl.")],
@@ -41,6 +46,10 @@ def convert(
     split_turns: Annotated[bool, typer.Option("--split-turns", help="One chat per trained assistant turn, ending at it, so each turn is rendered as the last one (faithful for templates that render history differently).")] = False,
     dataset_info: Annotated[Optional[Path], typer.Option("--dataset-info", help="LLaMA-Factory dataset_info.json (--preset llamafactory).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="The dataset_info entry to use (default: the one whose file_name is the input).")] = None,
+    engine: Annotated[EngineOpt, typer.Option("--engine", help="local (this process), or ray: split the inputs and convert on a Ray cluster; OUT is then a folder of part files.")] = EngineOpt.local,
+    address: Annotated[Optional[str], typer.Option("--address", help="The Ray cluster: auto, ray://host:port (default: start a local one).")] = None,
+    split_mib: Annotated[float, typer.Option("--split-mib", help="Size of a split of a JSON Lines input, in MiB (other files are one split each).")] = 64.0,
+    concat: Annotated[bool, typer.Option("--concat", help="With --engine: also write the single files a local run writes (OUT.jsonl, its rejects and sidecar).")] = False,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -48,17 +57,18 @@ def convert(
 
     Example: `sftdata convert labels/ --map mapping.yaml -o train.jsonl --template alpaca_ko --eos "</s>"`
     """
-    from .. import pipeline
+    from .. import api
     from ..items import Style
     from ..schemas.records import RecordKind
 
     with errors(), progress_bar("converting", as_json) as progress:
-        result = pipeline.convert(
+        result = api.convert(
             inputs, output, preset=preset.value if preset else None, mapping=mapping,
             to=RecordKind(to.value) if to else None, encoding=encoding, records_path=records_path,
             template=template, tokenizer=tokenizer, eos=eos, style=Style(style.value) if style else None,
             template_args=template_args, train_on=train_on.value, split_thinking=split_thinking,
-            split_turns=split_turns, dataset_info=dataset_info, name=name, progress=progress)
+            split_turns=split_turns, dataset_info=dataset_info, name=name, engine=engine.value, address=address,
+            split_mib=split_mib, concat=concat, progress=progress)
     report(result, as_json, strict)
 
 
