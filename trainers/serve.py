@@ -316,16 +316,22 @@ def _ask(server: LlamaServer, endpoint: str, prompt: str, rendered: str | None, 
         path, body["messages"] = "/chat/completions", [{"role": "user", "content": prompt}]
     if stop:
         body["stop"] = [stop]
-    request = urllib.request.Request(server.base_url + path, data=json.dumps(body).encode("utf-8"),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            reply = json.load(response)
-    except urllib.error.HTTPError as error:
-        raise BackendError(f"the server answered {error.code} to {path}: "
-                           f"{error.read().decode('utf-8', 'replace')[:300]}") from None
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        raise BackendError(f"no answer from the server on {path}: {error}; log: {server.log_tail()}") from None
+    reply = post_json(server.base_url, path, body, note=f"log: {server.log_tail()}")
     choice = reply["choices"][0]
     text = choice["text"] if endpoint == "completion" else (choice["message"].get("content") or "")
     return text, choice.get("finish_reason")
+
+
+def post_json(base_url: str, path: str, body: dict[str, Any], *, headers: dict[str, str] | None = None,
+              timeout: float = 600.0, note: str = "") -> dict[str, Any]:
+    """POST a JSON body to an OpenAI-compatible server and return its JSON reply; BackendError otherwise."""
+    request = urllib.request.Request(base_url.rstrip("/") + path, data=json.dumps(body).encode("utf-8"),
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as error:
+        raise BackendError(f"{base_url} answered {error.code} to {path}: "
+                           f"{error.read().decode('utf-8', 'replace')[:300]}") from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise BackendError(f"no answer from {base_url} on {path}: {error}" + (f"; {note}" if note else "")) from None

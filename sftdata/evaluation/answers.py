@@ -12,18 +12,15 @@ for a GGUF, or any OpenAI-compatible server.
 """
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BackendError
 from ..items import Rendered, Segment
 from ..trainers.infer import Tuned
+from ..trainers.serve import post_json
 
 BATCH = 8
 
@@ -127,7 +124,7 @@ class Served:
                  completion: bool = True, concurrency: int = 4, api_key: str | None = None, timeout: float = 600.0) -> None:
         self.name, self.base_url, self.model, self.stop = name, base_url.rstrip("/"), model, stop
         self.completion, self.concurrency, self.timeout = completion, concurrency, timeout
-        self.headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def answer(self, prompts: Sequence[Prompted], max_new_tokens: int,
                progress: Callable[[int], None] | None = None) -> list[Generated]:
@@ -151,15 +148,7 @@ class Served:
             path, body["messages"] = "/chat/completions", prompt.messages
         if self.stop:
             body["stop"] = [self.stop]
-        request = urllib.request.Request(self.base_url + path, data=json.dumps(body).encode("utf-8"), headers=self.headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                reply = json.load(response)
-        except urllib.error.HTTPError as error:
-            raise BackendError(f"{self.base_url} answered {error.code} to {path}: "
-                               f"{error.read().decode('utf-8', 'replace')[:300]}") from None
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise BackendError(f"no answer from {self.base_url}{path}: {error}") from None
+        reply = post_json(self.base_url, path, body, headers=self.headers, timeout=self.timeout)
         choice = reply["choices"][0]
         text = choice["text"] if path == "/completions" else (choice["message"].get("content") or "")
         tokens = int((reply.get("usage") or {}).get("completion_tokens") or 0)
