@@ -1,4 +1,4 @@
-"""`sftdata convert` on one process against `--engine ray` (a local 2-CPU Ray cluster), alternating.
+"""`sftdata convert` on one process against `--engine ray` and `--engine spark` (2 CPUs), alternating.
 
     python bench/dist_bench.py                        # 1,000,000 records, 3 rounds
     python bench/dist_bench.py --records 100000 --rounds 1 --split-mib 16
@@ -7,11 +7,12 @@ The input is load_bench.py's generated file (seeded; Korean and English rows, ~0
 each one whole process, alternating: `local` (`sftdata convert --preset alpaca`: for a JSONL file over
 1 MiB, the columnar path), `splits` (the same splits and per-split code as Ray, run one after another in
 one process with no engine: the per-row cost of the split path itself), and `ray` (`--engine ray
---concat` on a local 2-CPU cluster, whose start-up is part of its wall time). Per side: wall time, CPU
+--concat` on a local 2-CPU cluster, whose start-up is part of its wall time) and `spark` (`--engine spark
+--address local[2] --concat`: a JVM and two Python workers, start-up included). Per side: wall time, CPU
 seconds per 1k rows and the peak RSS of the largest process, both sampled every 0.1 s over the whole
 process tree with psutil (Ray's GCS, raylet and workers included; CPU of each process as last seen, so
 a process's final 0.1 s may be missed). The outputs are checked byte for byte against the local file.
-Results go to bench/out/dist/results.json. Spark is not measured: `--engine spark` is not built yet.
+Results go to bench/out/dist/results.json.
 """
 from __future__ import annotations
 
@@ -76,7 +77,9 @@ def main() -> None:
     sides = {"local": [*cli, "convert", str(raw), "-o", str(OUT / "local.jsonl"), "--preset", "alpaca"],
              "splits": [sys.executable, "-c", SPLITS, str(raw), str(OUT / "splits"), str(args.split_mib)],
              "ray": [*cli, "convert", str(raw), "-o", str(OUT / "ray"), "--preset", "alpaca", "--engine", "ray",
-                     "--split-mib", str(args.split_mib), "--concat"]}
+                     "--split-mib", str(args.split_mib), "--concat"],
+             "spark": [*cli, "convert", str(raw), "-o", str(OUT / "spark"), "--preset", "alpaca", "--engine", "spark",
+                       "--address", "local[2]", "--split-mib", str(args.split_mib), "--concat"]}
     results: dict[str, list[dict[str, float]]] = {k: [] for k in sides}
     for round_ in range(args.rounds):
         for name in (list(sides) if round_ % 2 == 0 else list(reversed(sides))):
@@ -85,7 +88,7 @@ def main() -> None:
             print(f"round {round_ + 1} {name}: {figures['wall_s']:.1f} s wall, {figures['cpu_s']:.1f} s CPU, "
                   f"{figures['peak_mib']:.0f} MiB peak", flush=True)
     local = (OUT / "local.jsonl").read_bytes()
-    same = local == (OUT / "ray.jsonl").read_bytes() == (OUT / "splits.jsonl").read_bytes()
+    same = all(local == (OUT / f"{name}.jsonl").read_bytes() for name in ("ray", "spark", "splits"))
     print(f"\n{args.records:,} records, {args.rounds} rounds, medians; outputs identical: {same}")
     for name, runs in results.items():
         wall = statistics.median(r["wall_s"] for r in runs)

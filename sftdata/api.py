@@ -38,12 +38,12 @@ def convert(inputs: Files, output: PathLike, *, preset: str | None = None, mappi
             tokenizer: str | None = None, eos: str | None = None, style: Any = None, template_args: TemplateArgs = None,
             train_on: TrainOn = "all", split_thinking: bool = False, split_turns: bool = False,
             dataset_info: PathLike | None = None, name: str | None = None,
-            engine: Literal["local", "ray"] = "local", address: str | None = None, split_mib: float = 64.0,
+            engine: Literal["local", "ray", "spark"] = "local", address: str | None = None, split_mib: float = 64.0,
             concat: bool = False, progress: Progress | None = None) -> RunResult:
     """Raw data → records JSONL, or SFT text with `template` (`sftdata convert`; sftdata.pipeline.convert).
 
-    With `engine="ray"` the inputs are cut into splits of about `split_mib` MiB and converted on a Ray
-    cluster (`address`; none starts a local one): OUTPUT is then a folder of part files with one _meta.json,
+    With `engine="ray"` or `"spark"` the inputs are cut into splits of about `split_mib` MiB and converted on
+    a Ray cluster or with Spark (`address`: a Ray address or Spark master URL; none runs locally): OUTPUT is then a folder of part files with one _meta.json,
     and `concat` also writes the single files a local run writes (OUTPUT.jsonl, its rejects and sidecar)."""
     from .pipeline import convert as local
 

@@ -69,6 +69,20 @@ def test_splits_give_the_local_output_byte_for_byte(tmp_path, split_bytes):
     assert again.counts.total("read") == local.counts.total("written")
 
 
+def test_the_sidecar_and_a_folder_read_from_above(tmp_path):
+    from sftdata.ingest.readers import expand_sources
+
+    inputs = _tricky(tmp_path / "in")
+    local = sftdata.convert(inputs, tmp_path / "out" / "local.jsonl", preset="alpaca")
+    dist_convert(inputs, tmp_path / "out" / "records", engine="local", split_mib=1e-4, concat=True, options=OPTIONS)
+    meta = orjson.loads((tmp_path / "out" / "records" / "_meta.json").read_bytes())
+    for key in ("preset", "mapping", "mapping_spec", "to", "split_thinking", "split_turns", "encoding"):
+        assert meta[key] == local.meta[key], key
+    # from above, the parts folder is skipped where --concat wrote its rows beside it: no row read twice
+    assert [s.path.name for s in expand_sources([tmp_path / "out"])] == ["local.jsonl", "records.jsonl"]
+    assert len(expand_sources([tmp_path / "out" / "records"])) == meta["splits"]
+
+
 def test_planner_numbers_lines_as_the_reader_does(tmp_path):
     path = tmp_path / "f.jsonl"
     path.write_bytes(b'{"a":1}\n\n{"a":2}\r\n{"a":3}\n')
@@ -144,3 +158,22 @@ def test_a_worker_killed_mid_task_changes_nothing(tmp_path, ray_cluster):
     assert killed, "no worker was caught running a split"
     assert _files(tmp_path / "out.jsonl") == _files(tmp_path / "local.jsonl")
     assert result.counts.summary() == local.counts.summary()
+
+
+def test_spark_local_session_gives_the_local_output(tmp_path):
+    """A real Spark local[2] session (Java from the OS packages): the same splits, the same bytes."""
+    data = _big(tmp_path / "big.jsonl", 20_000)
+    inputs = [data, *_tricky(tmp_path / "in")]
+    local = sftdata.convert(inputs, tmp_path / "local.jsonl", preset="alpaca")
+    try:
+        result = sftdata.convert(inputs, tmp_path / "out", preset="alpaca", engine="spark", address="local[2]",
+                                 split_mib=0.25, concat=True)
+    finally:
+        from pyspark.sql import SparkSession
+
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.stop()
+    assert _files(tmp_path / "out.jsonl") == _files(tmp_path / "local.jsonl")
+    assert result.counts.summary() == local.counts.summary()
+    assert orjson.loads((tmp_path / "out" / "_meta.json").read_bytes())["engine"] == "spark"

@@ -26,6 +26,7 @@ class PresetOpt(str, Enum):
 class EngineOpt(str, Enum):
     local = "local"
     ray = "ray"
+    spark = "spark"
 
 
 def convert(
@@ -42,12 +43,12 @@ def convert(
     style: Annotated[Optional[StyleOpt], typer.Option("--style", help="text, prompt-completion or messages.")] = None,
     template_args: TemplateArgsOpt = None,
     train_on: TrainOnArg = TrainOnOpt.all,
-    split_thinking: Annotated[bool, typer.Option("--split-thinking", help="Move a leading <think>…</think> in assistant content into reasoning_content.")] = False,
+    split_thinking: Annotated[bool, typer.Option("--split-thinking", help="Move a leading `<think>…</think>` in assistant content into reasoning_content.")] = False,
     split_turns: Annotated[bool, typer.Option("--split-turns", help="One chat per trained assistant turn, ending at it, so each turn is rendered as the last one (faithful for templates that render history differently).")] = False,
     dataset_info: Annotated[Optional[Path], typer.Option("--dataset-info", help="LLaMA-Factory dataset_info.json (--preset llamafactory).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="The dataset_info entry to use (default: the one whose file_name is the input).")] = None,
-    engine: Annotated[EngineOpt, typer.Option("--engine", help="local (this process), or ray: split the inputs and convert on a Ray cluster; OUT is then a folder of part files.")] = EngineOpt.local,
-    address: Annotated[Optional[str], typer.Option("--address", help="The Ray cluster: auto, ray://host:port (default: start a local one).")] = None,
+    engine: Annotated[EngineOpt, typer.Option("--engine", help="local (this process); ray or spark: split the inputs and convert on a Ray cluster or with Spark; OUT is then a folder of part files.")] = EngineOpt.local,
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray: auto or ray://host:port (default: start a local cluster); Spark: a master URL (default local[*]).")] = None,
     split_mib: Annotated[float, typer.Option("--split-mib", help="Size of a split of a JSON Lines input, in MiB (other files are one split each).")] = 64.0,
     concat: Annotated[bool, typer.Option("--concat", help="With --engine: also write the single files a local run writes (OUT.jsonl, its rejects and sidecar).")] = False,
     strict: StrictOpt = False,
@@ -82,7 +83,7 @@ def render(
     kind: Annotated[Optional[Kind], typer.Option("--as", help="Record kind (default: from each row's keys).")] = None,
     template_args: TemplateArgsOpt = None,
     train_on: TrainOnArg = TrainOnOpt.all,
-    split_thinking: Annotated[bool, typer.Option("--split-thinking", help="Move a leading <think>…</think> in assistant content into reasoning_content.")] = False,
+    split_thinking: Annotated[bool, typer.Option("--split-thinking", help="Move a leading `<think>…</think>` in assistant content into reasoning_content.")] = False,
     split_turns: Annotated[bool, typer.Option("--split-turns", help="One chat per trained assistant turn, ending at it, so each turn is rendered as the last one (faithful for templates that render history differently).")] = False,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,

@@ -4,9 +4,10 @@
 as `sftdata convert` (mapping or importer, records, render plan, the pipeline's write loop), writing
 `part-NNNNN.jsonl` and `part-NNNNN.rejects.jsonl` atomically; a task retried after its worker died, or
 run twice, rewrites its own part and nothing else. The render plan and the tokenizer are built once per
-worker process. `run_jobs` hands the tasks to an engine: ``local`` (this process, one after another) or
-``ray`` (a Ray cluster: ``address`` "auto", "ray://host:port", or none for a local one); Ray retries a
-task whose worker died. The driver sums the counts per file and reason into one `_meta.json` and, with
+worker process. `run_jobs` hands the tasks to an engine: ``local`` (this process, one after another),
+``ray`` (a Ray cluster: ``address`` "auto", "ray://host:port", or none for a local one; Ray retries a task
+whose worker died) or ``spark`` (``address`` a master URL such as "spark://host:7077" or "local[2]"; none
+is "local[*]"; one partition per split). The driver sums the counts per file and reason into one `_meta.json` and, with
 `concat`, writes the parts end to end as the single files a local run writes.
 """
 from __future__ import annotations
@@ -34,8 +35,8 @@ from ..schemas.records import RecordKind
 from ..writers import AtomicFile, meta_path, rejects_path, write_json
 from .splits import Split, plan_splits
 
-Engine = Literal["local", "ray"]
-ENGINES = ("local", "ray")
+Engine = Literal["local", "ray", "spark"]
+ENGINES = ("local", "ray", "spark")
 PART = "part-{:05d}"
 
 
@@ -99,7 +100,25 @@ def run_jobs(task: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], engine:
                      **({} if address else {"num_cpus": os.cpu_count()}))
         remote = ray.remote(max_retries=3)(task)  # a worker that dies mid-task: the task runs again
         return ray.get([remote.remote(job) for job in jobs])
+    if engine == "spark":
+        return _spark(task, jobs, address)
     raise SftDataError(f"unknown engine {engine!r}", hint=f"use one of {', '.join(ENGINES)}")
+
+
+def _spark(task: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], address: str | None) -> list[dict[str, Any]]:
+    """One Spark partition per split (spark.task.maxFailures retries a failed one); the driver collects the
+    counts. Python workers run this interpreter unless PYSPARK_PYTHON says otherwise."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SftDataError("--engine spark needs PySpark (and Java 17+)", hint="pip install 'sftdata[spark]'") from None
+    import sys
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName("sftdata").master(address or "local[*]")
+    spark = builder.config("spark.ui.enabled", "false").config("spark.task.maxFailures", "4").getOrCreate()
+    return spark.sparkContext.parallelize(list(jobs), max(1, len(jobs))).map(task).collect()
 
 
 def convert(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, engine: Engine,
@@ -123,9 +142,7 @@ def convert(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[
     counts, examples = _merge(splits, results)
     plan = _plan(options)
     extra: dict[str, Any] = {"engine": engine, "address": address, "split_mib": split_mib, "splits": len(splits),
-                             "parts": [f"{PART.format(s.index)}.jsonl" for s in splits],
-                             "preset": options["preset"], "encoding": options["encoding"],
-                             "mapping": options["mapping"] if not isinstance(options["mapping"], dict) else "(spec)",
+                             "parts": [f"{PART.format(s.index)}.jsonl" for s in splits], **_described(options),
                              "encodings": {s.name: s.codec for s in splits if s.codec}}
     if plan is not None:
         extra.update(plan.provenance())
@@ -140,6 +157,19 @@ def convert(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[
         write_json(meta_path(single), build_meta("convert", sources, counts, single, rejects_path(single), extra, started))
         result.output, result.rejects = single, rejects_path(single)
     return result
+
+
+def _described(options: dict[str, Any]) -> dict[str, Any]:
+    """The mapping part of convert's sidecar, as a local run writes it."""
+    mapper, _, to = _prepare(options)
+    described = mapper.describe() if hasattr(mapper, "describe") else mapper.spec.model_dump(
+        mode="json", by_alias=True, exclude_none=True)
+    mapping = options["mapping"]
+    return {"preset": options["preset"], "mapping": options["preset"] or (mapping if isinstance(mapping, str) else None),
+            "mapping_spec": described, "split_thinking": options["split_thinking"],
+            "split_turns": options["split_turns"], "to": (to or (mapper.to if hasattr(mapper, "to") else
+                                                                  mapper.spec.to)).value,
+            "encoding": options["encoding"]}
 
 
 def _merge(splits: list[Split], results: list[dict[str, Any]]) -> tuple[Counts, list[Reject]]:

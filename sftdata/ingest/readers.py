@@ -124,6 +124,12 @@ def expand_sources(inputs: list[str | os.PathLike[str]]) -> list[Source]:
 SIDECARS = (".rejects.jsonl", ".meta.json", ".dupes.jsonl", ".synth-cache.jsonl", ".judge-cache.jsonl")
 
 
+def _concatenated(folder: Path) -> bool:
+    """A folder of part files (sftdata.dist) whose rows `--concat` also wrote beside it as FOLDER.jsonl: reading
+    both would read every row twice, so a walk from above takes the single file."""
+    return (folder / "_meta.json").is_file() and folder.with_name(folder.name + ".jsonl").is_file()
+
+
 def _walk(root: Path) -> list[Path]:
     """Input files under root: known suffixes, no dot-names, no sftdata sidecars (rejects, .meta.json,
     dupes, caches, a folder's _meta.json), symlinked directories once (no loops)."""
@@ -138,7 +144,7 @@ def _walk(root: Path) -> list[Path]:
         except OSError:
             dirs[:] = []
             continue
-        if (info.st_dev, info.st_ino) in seen:
+        if (info.st_dev, info.st_ino) in seen or (folder != str(root) and _concatenated(Path(folder))):
             dirs[:] = []
             continue
         seen.add((info.st_dev, info.st_ino))
