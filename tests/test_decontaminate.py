@@ -96,6 +96,12 @@ def test_report_only_and_records_as_eval(tmp_path):
     s = result.summary()
     assert result.output is None and s["written"] == 8 and s["contaminated_rows"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.jsonl", "train.jsonl"]
+    listed = sftdata.decontaminate([train], tmp_path / "r.jsonl", against=[eval_records], action="report",
+                                   fields=["question"])
+    assert listed.output is None and sorted(p.name for p in tmp_path.iterdir()) == [
+        "eval.jsonl", "r.matches.jsonl", "r.meta.json", "train.jsonl"]
+    assert [m["line"] for m in _lines(tmp_path / "r.matches.jsonl")] == [1, 2, 3]
+    assert all(m["span"] and m["eval"]["line"] for m in _lines(tmp_path / "r.matches.jsonl"))
 
 
 def test_word_ngrams_would_miss_what_character_ngrams_find():

@@ -113,3 +113,22 @@ def test_cli(tmp_path):
     assert done.exit_code == 0, done.output
     summary = orjson.loads(done.stdout.strip().splitlines()[-1])
     assert [r["rows_out"] for r in summary["sources"]] == [300, 150]  # the largest mix without repeats
+
+
+def test_whole_rows_that_cannot_meet_a_weight_are_refused(tmp_path, smollm2_tokenizer_dir):
+    """A source whose every row holds more trained tokens than its target would get none: refused, not
+    written with a share of 0% for a weight of 50%."""
+    sources = _sources(tmp_path)
+    short = tmp_path / "few.jsonl"
+    short.write_bytes(b"\n".join(_lines(sources["short"])[:10]) + b"\n")
+    with pytest.raises(SftDataError, match=r"long\.jsonl gets 0\.0% of the mix for a weight of 50%.*rows hold"):
+        sftdata.mix([f"{short}:1", f"{sources['long']}:1"], tmp_path / "m.jsonl",
+                    tokenizer=str(smollm2_tokenizer_dir), template="chatml")
+    assert not (tmp_path / "m.jsonl").exists()
+
+
+@pytest.mark.parametrize("spec, message", [("a.jsonl", "has no weight"), ("a.jsonl:abc", "has no weight"),
+                                           ("a.jsonl:0", "positive number")])
+def test_every_source_needs_a_weight(tmp_path, spec, message):
+    with pytest.raises(SftDataError, match=message):
+        sftdata.mix([spec, "b.jsonl:1"], tmp_path / "m.jsonl", by="rows")

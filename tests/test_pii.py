@@ -87,6 +87,9 @@ def test_check_digits_decide():
     ("서울특별시 강남구 테헤란로 152에 있는 건물", "address", "서울특별시 강남구 테헤란로 152"),
     ("대전광역시 유성구 봉명동 553-7 번지", "address", "대전광역시 유성구 봉명동 553-7"),
     ("서버 10.0.12.7에서 오류", "ip", "10.0.12.7"),
+    ("번호는 ０１０-２３４５-６７８９입니다", "phone", "０１０-２３４５-６７８９"),  # full-width digits
+    ("Tel. 82-10-2345-6789", "phone", "82-10-2345-6789"),
+    ("메일 kim@회사.한국으로 주세요", "email", "kim@회사.한국"),
 ])
 def test_hits_with_particles_glued_on(text, kind, value):
     hits = [(h.type.value, text[h.start:h.end]) for h in _high(text)]
@@ -189,3 +192,15 @@ def test_audit_reports_pii_without_showing_it(tmp_path, smollm2_tokenizer_dir):
     assert "010-2345-6789" not in orjson.dumps(finding).decode() and "[전화번호]" in finding["examples"][0]
     clean = _write(tmp_path / "clean.jsonl", [CS_DIALOGUE[2]])
     assert "pii" not in {f["code"] for f in sftdata.audit([clean], str(smollm2_tokenizer_dir)).summary()["findings"]}
+
+
+def test_a_name_field_that_names_nothing_is_an_error_and_given_names_share_the_placeholder(tmp_path):
+    rows = [{"messages": [{"role": "user", "content": "김민수 고객님 맞으시죠? 네, 민수입니다."},
+                          {"role": "assistant", "content": "민수님, 국민수당 안내드릴게요."}], "meta": {"customer": "김민수"}}]
+    source = _write(tmp_path / "n.jsonl", rows)
+    with pytest.raises(SftDataError, match="held no name in any row"):
+        sftdata.scrub([source], tmp_path / "typo.jsonl", name_field=["meta.custmer"])
+    assert not (tmp_path / "typo.jsonl").exists()
+    sftdata.scrub([source], tmp_path / "ok.jsonl", name_field=["meta.customer"])
+    chat = [m["content"] for m in _lines(tmp_path / "ok.jsonl")[0]["messages"]]
+    assert chat == ["[이름] 고객님 맞으시죠? 네, [이름]입니다.", "[이름]님, 국민수당 안내드릴게요."]

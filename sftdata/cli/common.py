@@ -20,7 +20,7 @@ from rich.table import Table
 
 from ..errors import SftDataError
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, emoji=False)  # ":abc:" in a file name stays text
 
 
 class Kind(str, Enum):

@@ -52,7 +52,7 @@ def filter_(
     min_chars: Annotated[Optional[int], typer.Option("--min-chars", help="Drop rows whose text (prompt + answer) is shorter.")] = None,
     max_chars: Annotated[Optional[int], typer.Option("--max-chars", help="Drop rows whose text is longer.")] = None,
     max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Drop samples longer than this many tokens (needs --tokenizer).")] = None,
-    max_reasoning_tokens: Annotated[Optional[int], typer.Option("--max-reasoning-tokens", help="Drop chats whose reasoning (reasoning_content or a leading <think> block) is longer (needs --tokenizer).")] = None,
+    max_reasoning_tokens: Annotated[Optional[int], typer.Option("--max-reasoning-tokens", help="Drop chats whose reasoning (reasoning_content or a leading `<think>` block) is longer (needs --tokenizer).")] = None,
     tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Tokenizer directory, .gguf file or hub id.")] = None,
     template: Annotated[Optional[str], typer.Option("--template", "-t", help="Template for --max-tokens (default: chat for chats, alpaca otherwise).")] = None,
     template_args: TemplateArgsOpt = None,

@@ -26,7 +26,7 @@ class ConfidenceOpt(str, Enum):
 
 def scrub(
     inputs: FilesArg,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output JSONL (not with --action report); rejects go to OUT.rejects.jsonl, masked.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output JSONL; rejects go to OUT.rejects.jsonl, masked. With --action report: only OUT.meta.json (counts).")] = None,
     action: Annotated[ScrubAction, typer.Option("--action", help="mask each hit with a typed placeholder, drop rows with hits (to the rejects file, masked), or report counts only.")] = ScrubAction.mask,
     types: Annotated[ListOpt, typer.Option("--types", help="PII types to look for (comma-separated or repeated): rrn, frn, phone, email, brn, card, account, passport, driver_license, address, ip, name. Default: all.")] = None,
     fields: Annotated[ListOpt, typer.Option("--fields", help="Only these fields: instruction, input, output, system, question, context, answer, the chat roles user, assistant, tool, or meta. Default: every text field.")] = None,
@@ -49,6 +49,8 @@ def scrub(
                            name_field=name_field or (), placeholder=placeholder or (),
                            min_confidence=min_confidence.value, progress=progress)
     report(result, as_json, strict, writes=action is not ScrubAction.report)
+    if action is ScrubAction.report:
+        err.print("report only: no data was written (the counts above are of the rows as they are)", markup=False)
     s = result.summary()
     hits = ", ".join(f"{t} {n:,}" for t, n in s["hits"].items()) or "none"
     err.print(f"personal information: {s['rows_with_pii']:,} rows; hits {hits}", markup=False)
@@ -65,7 +67,7 @@ class ReportOrDrop(str, Enum):
 def decontaminate(
     inputs: FilesArg,
     against: Annotated[list[str], typer.Option("--against", help="Eval files (any format convert reads; raw files with --against-preset/--against-map); repeatable.")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output JSONL without contaminated rows; they go to OUT.rejects.jsonl with the eval item and span.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output JSONL without contaminated rows; they go to OUT.rejects.jsonl with the eval item and span. With --action report: only OUT.matches.jsonl (the rows it would drop) and OUT.meta.json.")] = None,
     ngram: Annotated[Optional[int], typer.Option("--ngram", help="Characters per n-gram (after spaces and punctuation are removed). Default: 4 for Hangul/CJK text, 8 otherwise.")] = None,
     threshold: Annotated[float, typer.Option("--threshold", help="Share of an eval item's characters that shared n-grams must cover.")] = 0.8,
     min_span: Annotated[int, typer.Option("--min-span", help="Also contaminated: one shared run of at least this many characters.")] = 50,
@@ -90,6 +92,10 @@ def decontaminate(
                                    against_preset=against_preset, against_map=against_map, common=common,
                                    progress=progress)
     report(result, as_json, strict, writes=action is not ReportOrDrop.report)
+    if action is ReportOrDrop.report:
+        err.print("report only: no row was dropped" + (f"; the rows that would be: {result.rejects}" if result.rejects
+                                                         else " (add -o OUT to list them in OUT.matches.jsonl)"),
+                  markup=False)
     for name, c in result.summary()["eval"].items():
         err.print(f"{name}: {c['found']:,} of {c['items']:,} eval items found in training data ({c['rate']:.1%}), "
                   f"{c['train_rows']:,} training rows", markup=False)

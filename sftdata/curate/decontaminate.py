@@ -198,9 +198,10 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
     index = read_eval(against, ngram, check_fields(fields) if fields else Side.prompt, against_preset, against_map)
     pruned = index.prune(common)
     out_path = Path(output) if output is not None and action == "drop" else None
+    listing = matches_path(Path(output)) if output is not None and action == "report" else None
     inputs_ = open_inputs(inputs)
     counts = inputs_.counts
-    result = CurateResult("decontaminate", counts, out_path, rejects_path(out_path) if out_path else None)
+    result = CurateResult("decontaminate", counts, out_path, rejects_path(out_path) if out_path else listing)
     found: set[tuple[str, Locator]] = set()
     by_file: Counter[str] = Counter()
     ticker = Ticker(progress)
@@ -220,15 +221,14 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
             item = index.items[match.item]
             found.add((item.file, item.locator))
             by_file[item.file] += 1
-            if action == "report":
-                counts.file(value.locator.file).written += 1
-                _example(result, _reject(value, item, match))
-                continue
             reject = _reject(value, item, match)
-            counts.drop(reject)
             _example(result, reject)
             rej.write(dumps_line({**reject.as_dict(), "eval": item.locator.as_dict(), "span": match.span,
                                   "containment": round(match.containment, 3)}))
+            if action == "report":  # kept in the counts; listed in OUT.matches.jsonl when -o is given
+                counts.file(value.locator.file).written += 1
+            else:
+                counts.drop(reject)
     ticker.close()
     for file, _ in found:
         index.files[file]["found"] += 1
@@ -240,9 +240,15 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
                 "normalise": "NFKC, casefold, letters and digits only"}
     extra = {**result.extra, "decontaminate": settings, "against": [file_digest(Path(f)) for f in index.files]}
     result.meta = build_meta("decontaminate", inputs_.paths, counts, out_path, result.rejects, extra, started)
-    if out_path is not None:
-        write_json(meta_path(out_path), result.meta)
+    if output is not None:
+        write_json(meta_path(Path(output)), result.meta)
     return result
+
+
+def matches_path(output: Path) -> Path:
+    """Where `--action report -o OUT` lists the rows it would drop: OUT.matches.jsonl."""
+    name = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
+    return output.with_name(name + ".matches.jsonl")
 
 
 def _reject(value: Mapped, item: EvalItem, match: Match) -> Reject:

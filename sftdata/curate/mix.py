@@ -53,16 +53,16 @@ class Source:
 
 
 def parse_sources(specs: Sequence[str]) -> list[Source]:
-    """`PATH:WEIGHT` items (the weight after the last colon; a bare PATH weighs 1)."""
+    """`PATH:WEIGHT` items: the weight after the last colon, a positive number."""
     out = []
     for spec in specs:
         path, sep, weight = spec.rpartition(":")
         try:
-            value = float(weight) if sep else 1.0
+            value = float(weight) if sep else math.nan
         except ValueError:
-            path, value = spec, 1.0  # a colon inside the path (s3://…, C:\…) and no weight
-        if not sep:
-            path = spec
+            value = math.nan
+        if math.isnan(value):
+            raise SftDataError(f"source {spec!r} has no weight", hint="give each source as PATH:WEIGHT, e.g. a.jsonl:0.7")
         if not math.isfinite(value) or value <= 0:
             raise SftDataError(f"source {spec!r}: the weight must be a positive number")
         out.append(Source(path, value))
@@ -150,6 +150,29 @@ def draw(source: Source, want: float, by: By, rng: random.Random) -> None:
         spent += cost[row]
 
 
+TOLERANCE = 0.05  # the largest gap allowed between a source's weight and its share of the mix
+
+
+def check_shares(sources: list[Source], wanted: list[float], by: By) -> None:
+    """Whole rows cannot always meet a weight: a source whose rows are each larger than its target gets none.
+    Such a mix is refused (nothing is written), naming the source and its rows' size."""
+    drawn = [sum(s.cost(by)[r] for r in s.picks) for s in sources]
+    total = sum(drawn) or 1
+    weights = sum(s.weight for s in sources)
+    gaps = sorted(((got / total - s.weight / weights, i) for i, (s, got) in enumerate(zip(sources, drawn))))
+    for gap, i in gaps[:1] + gaps[-1:]:  # the source furthest below its weight first
+        source, want = sources[i], wanted[i]
+        weight, share = source.weight / weights, drawn[i] / total
+        if abs(gap) > TOLERANCE:
+            cost = sorted(source.cost(by))
+            unit = "trained tokens" if by == "trained-tokens" else "rows"
+            raise SftDataError(
+                f"source {source.path} gets {share:.1%} of the mix for a weight of {weight:.0%}: its target is "
+                f"{want:,.0f} {unit} and its rows hold {cost[len(cost) // 2]:,} each (median), so whole rows cannot "
+                "meet it", hint="make the mix larger (--tokens, --total, or --max-repeat for the other sources), "
+                                "or mix by rows")
+
+
 def mix(sources: Sequence[str], output: str | os.PathLike[str], *, by: By = "trained-tokens",
         total: int | None = None, tokens: int | None = None, tokenizer: Any = None, template: str | None = None,
         template_args: TemplateArgs = None, train_on: TrainOn = "all", max_seq_length: int | None = None,
@@ -185,6 +208,7 @@ def mix(sources: Sequence[str], output: str | os.PathLike[str], *, by: By = "tra
         rng = random.Random(seed)
         for source, want in zip(chosen, wanted):
             draw(source, want, by, rng)
+        check_shares(chosen, wanted, by)
         order = [(i, row) for i, s in enumerate(chosen) for row in s.picks]
         rng.shuffle(order)
         for i, row in order:

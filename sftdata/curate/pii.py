@@ -82,14 +82,16 @@ _REGISTRATION = _rx(L + r"(\d{6})\s?[-–]?\s?([1-8])(\d{6}|\*{6})" + R)
 _REGISTRATION_LABEL = _rx(r"(주민|외국인|등록\s*번호|RRN|rrn|주민번호|주번)")
 _PHONE = _rx("|".join((
     L + r"\(?01[016789]\)?" + _SEP + r"\d{3,4}" + _SEP + r"\d{4}" + R,
-    r"(?<![0-9A-Za-z])\+82[-.\s]?\(?0?\)?1[016789]" + _SEP + r"\d{3,4}" + _SEP + r"\d{4}" + R,
+    r"(?<![0-9A-Za-z])(?:\+82[-.\s]?|(?<![0-9+])82[-.\s])\(?0?\)?1[016789]" + _SEP + r"\d{3,4}" + _SEP + r"\d{4}" + R,
     r"(?<![0-9A-Za-z])\+82[-.\s]?\(?0?\)?(?:2|[3-6][1-5]|70)[-.\s)]\s?\d{3,4}[-.\s]\d{4}" + R,
     r"(?<![0-9A-Za-z])\(0(?:2|[3-6][1-5]|70|50[2-8])\)\s?\d{3,4}[-.\s]?\d{4}" + R,
     L + r"0(?:2|[3-6][1-5]|70|50[2-8])\s?[-.\s)\u2013]\s?\d{3,4}\s?[-.\s\u2013]\s?\d{4}" + R,
 )))
 _PHONE_BARE = _rx(L + r"0(?:2|[3-6][1-5]|70)\d{7,8}" + R)  # a landline without separators: only after a label
 _PHONE_LABEL = _rx(r"(전화|연락|직통|번호|문의|팩스|tel|Tel|TEL|☎|call|Call)")
-_EMAIL = _rx(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_EMAIL = _rx(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9가-힣-]+(?:\.[A-Za-z0-9가-힣-]+)*"
+             r"\.(?:[A-Za-z]{2,}|한국)")
+_FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}  # ０-９, Ａ-Ｚ, －, ＠ …: one for one
 _BRN = _rx(L + r"(\d{3})-(\d{2})-(\d{5})" + R)
 _BRN_BARE = _rx(L + r"(\d{10})" + R)
 _BRN_LABEL = _rx(r"사업자")
@@ -176,7 +178,9 @@ def _digits(value: str) -> str:
 
 
 def find(text: str, names: Iterable[str] = ()) -> list[Hit]:
-    """Every PII hit in `text`, in order, none overlapping (where two would, the longer is kept)."""
+    """Every PII hit in `text`, in order, none overlapping (where two would, the longer is kept). Full-width
+    forms (０１０-１２３４…) are read as ASCII; offsets are those of `text`."""
+    text = text.translate(_FULLWIDTH)
     hits: list[Hit] = [Hit(PiiType.name, m.start(), m.end()) for m in _name_matches(text, names)]
     if _QUICK.search(text) is None:
         return hits
@@ -238,14 +242,23 @@ def _resolve(hits: list[Hit]) -> list[Hit]:
     return sorted(kept, key=lambda h: h.start)
 
 
+_ADDRESSED = r"(?=\s?(?:님|씨|고객님|선생님|입니다|이에요|예요|이고|이가|이는|이를|이랑)|아(?![가-힣])|야(?![가-힣]))"
+
+
+def given_name(name: str) -> str | None:
+    """The given name of a three-syllable Korean name (김민수 → 민수), which `find` also looks for."""
+    return name[1:] if re.fullmatch(r"[가-힣]{3}", name) else None
+
+
 def _name_matches(text: str, names: Iterable[str]) -> Iterable[re.Match[str]]:
     """Each labelled name where it stands in `text`; a Korean name of three syllables also as its given
-    name followed by a form of address (민수님, 민수 씨)."""
+    name followed by a form of address or a copula (민수님, 민수 씨, 민수입니다)."""
     patterns = []
     for name in {n.strip() for n in names if n and len(n.strip()) >= 2}:
         patterns.append(re.escape(name))
-        if re.fullmatch(r"[가-힣]{3}", name):
-            patterns.append(re.escape(name[1:]) + r"(?=\s?(?:님|씨|고객님|선생님)|아(?![가-힣])|야(?![가-힣]))")
+        given = given_name(name)
+        if given:
+            patterns.append(r"(?<![가-힣])" + re.escape(given) + _ADDRESSED)
     if not patterns:
         return []
     return re.finditer("|".join(sorted(patterns, key=len, reverse=True)), text)

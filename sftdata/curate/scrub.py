@@ -25,7 +25,7 @@ from ..items import Reject, Stage
 from ..provenance import build_meta
 from ..writers import atomic_or_null, dumps_line, meta_path, rejects_path, write_json
 from .fields import KNOWN
-from .pii import PLACEHOLDERS, Hit, PiiType, find
+from .pii import PLACEHOLDERS, Hit, PiiType, find, given_name
 from .samples import CurateResult, Progress, Ticker, open_inputs
 
 Action = Literal["mask", "drop", "report"]
@@ -104,10 +104,13 @@ class Scrubber:
 
     def __init__(self, spec: ScrubSpec) -> None:
         self.spec = spec
+        self.named_rows = 0  # rows in which a --name-field held a name
 
     def scan(self, row: Any) -> tuple[RowScan, Any]:
         """(what the row holds, the row masked)."""
         names = self._names(row)
+        self.named_rows += bool(names)
+        aliases = {g: n for n in names if (g := given_name(n.strip()))}  # 민수 is 김민수: one placeholder
         scan = RowScan()
         hits: dict[int, list[Hit]] = {}
 
@@ -120,7 +123,7 @@ class Scrubber:
                     scan.low[hit.type.value] += 1
                     continue
                 found.append(hit)
-                key = (hit.type, _identity(hit, text))
+                key = (hit.type, _identity(hit, text, aliases))
                 scan.values.setdefault(key, len(scan.values))
                 scan.by_type[hit.type.value] += 1
                 scan.by_field[where or "?"] += 1
@@ -131,7 +134,8 @@ class Scrubber:
         if not scan:
             return scan, row
         labels = self._labels(scan)
-        return scan, _walk(row, lambda text, _: _replace(text, hits.get(id(text), ()), labels), None, self.spec.fields)
+        return scan, _walk(row, lambda text, _: _replace(text, hits.get(id(text), ()), labels, aliases), None,
+                           self.spec.fields)
 
     def mask_anything(self, value: Any) -> Any:
         """Any JSON value (an invalid row, a reject message) masked in every string, with no field rules."""
@@ -164,8 +168,10 @@ class Scrubber:
         return out
 
 
-def _identity(hit: Hit, text: str) -> str:
+def _identity(hit: Hit, text: str, aliases: dict[str, str] | None = None) -> str:
     value = text[hit.start:hit.end]
+    if hit.type is PiiType.name and aliases:
+        value = aliases.get(value, value)
     if hit.type in (PiiType.address, PiiType.name, PiiType.email, PiiType.passport):
         return re.sub(r"\s+", " ", value).casefold()
     return re.sub(r"\D", "", value)  # 010-1234-5678 and 01012345678 are one number
@@ -177,10 +183,11 @@ def _numbered(placeholder: str, n: int) -> str:
     return f"{placeholder}{n}"
 
 
-def _replace(text: str, hits: Sequence[Hit], labels: dict[tuple[PiiType, str], str]) -> str:
+def _replace(text: str, hits: Sequence[Hit], labels: dict[tuple[PiiType, str], str],
+             aliases: dict[str, str] | None = None) -> str:
     out, last = [], 0
     for hit in hits:
-        out += [text[last:hit.start], labels[(hit.type, _identity(hit, text))]]
+        out += [text[last:hit.start], labels[(hit.type, _identity(hit, text, aliases))]]
         last = hit.end
     return "".join(out) + text[last:] if hits else text
 
@@ -242,6 +249,10 @@ def scrub(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
                 continue
             counts.file(value.locator.file).written += 1
             out.write(dumps_line(row))
+        if spec.name_fields and not scrubber.named_rows and counts.total("read") > counts.total("rejected"):
+            raise SftDataError(f"--name-field {', '.join(spec.name_fields)} held no name in any row, so no name "
+                               "would be masked; nothing was written",
+                               hint="name the field by its path in the records, e.g. meta.customer_name")
     ticker.close()
     result.extra = {"action": spec.action, **totals.summary()}
     result.meta = build_meta("scrub", inputs_.paths, counts, result.output, result.rejects,
