@@ -186,6 +186,11 @@ class RunResult:
     meta: dict[str, Any] = field(default_factory=dict)
     examples: list[Reject] = field(default_factory=list)  # the first few rejects, for display
 
+    def add_example(self, reject: Reject, keep: int = 5) -> None:
+        """Keep the first `keep` rejects of a run for display."""
+        if len(self.examples) < keep:
+            self.examples.append(reject)
+
     def summary(self) -> dict[str, Any]:
         out = self.counts.summary()
         out.update(command=self.command, output=str(self.output) if self.output else None,

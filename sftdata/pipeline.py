@@ -52,8 +52,7 @@ def _run(command: str, stream: Iterator[Mapped | Reject], counts: Counts, output
                     value = row  # type: ignore[assignment]
             if isinstance(value, Reject):
                 counts.reject(value)
-                if len(result.examples) < keep_examples:
-                    result.examples.append(value)
+                result.add_example(value, keep_examples)
                 if rej is not None:
                     rej.write(dumps_line(value.as_dict()))
             done += 1

@@ -210,7 +210,7 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
             ticker.tick()
             if isinstance(value, Reject):
                 counts.reject(value)
-                _example(result, value)
+                result.add_example(value)
                 rej.write(dumps_line(value.as_dict()))
                 continue
             match = matches(record_text(value.record, Side.all), index, threshold, min_span)
@@ -222,7 +222,7 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
             found.add((item.file, item.locator))
             by_file[item.file] += 1
             reject = _reject(value, item, match)
-            _example(result, reject)
+            result.add_example(reject)
             rej.write(dumps_line({**reject.as_dict(), "eval": item.locator.as_dict(), "span": match.span,
                                   "containment": round(match.containment, 3)}))
             if action == "report":  # kept in the counts; listed in OUT.matches.jsonl when -o is given
@@ -256,7 +256,3 @@ def _reject(value: Mapped, item: EvalItem, match: Match) -> Reject:
                   f"(longest shared span {len(match.span)} characters: {match.span[:60]!r})", value.locator,
                   raw=record_row(value.record))
 
-
-def _example(result: CurateResult, reject: Reject) -> None:
-    if len(result.examples) < 5:
-        result.examples.append(reject)

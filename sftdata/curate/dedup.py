@@ -130,7 +130,7 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     with AtomicFile(rejects_path(output)) as rej, AtomicFile(output) as out, AtomicFile(dupes_path(output)) as dup:
         def on_reject(reject: Reject) -> None:
             counts.reject(reject)
-            _example(result, reject)
+            result.add_example(reject)
             rej.write(dumps_line(reject.as_dict()))
 
         stream = _records(read_items(sources), RecordParser(), counts, None)
@@ -148,7 +148,7 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
             else:
                 dropped = _dropped(item, row, target, refs, matches, rows.locators)
                 counts.drop(dropped[0])
-                _example(result, dropped[0])
+                result.add_example(dropped[0])
                 dup.write(dumps_line(dropped[1]))
             row += 1
             ticker.tick()
@@ -179,11 +179,6 @@ def _dropped(item: RawItem | Reject, row: int, target: int, refs: int, matches: 
                     raw=item.data if isinstance(item, RawItem) else None)
     return reject, {**reject.as_dict(), "duplicate_of": original.as_dict(), "similarity": similarity,
                     "exact": exact}
-
-
-def _example(result: CurateResult, reject: Reject, keep: int = 5) -> None:
-    if len(result.examples) < keep:
-        result.examples.append(reject)
 
 
 def cluster_rows(records: Sequence[Any], fields: Side | Sequence[str] = Side.prompt,

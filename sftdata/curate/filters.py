@@ -123,8 +123,7 @@ def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pa
                     counts.drop(value)
                 else:
                     counts.reject(value)
-                if len(result.examples) < 5:
-                    result.examples.append(value)
+                result.add_example(value)
                 rej.write(dumps_line(value.as_dict()))
             ticker.tick(len(batch))
     ticker.close()

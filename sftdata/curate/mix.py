@@ -102,8 +102,7 @@ def _read(source: Source, inputs: Inputs, plan: Any, encoder: Any, max_seq_lengt
 
 def _reject(result: CurateResult, rej: AtomicFile, reject: Reject) -> None:
     result.counts.reject(reject)
-    if len(result.examples) < 5:
-        result.examples.append(reject)
+    result.add_example(reject)
     rej.write(dumps_line(reject.as_dict()))
 
 

@@ -89,8 +89,7 @@ def pretokenize(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
                 value = _fit(value, encoder, max_seq_length, on_overflow, overflow)
             if isinstance(value, Reject):
                 (counts.drop if value.stage is Stage.tokenize and value.reason == "too_long" else counts.reject)(value)
-                if len(result.examples) < 5:
-                    result.examples.append(value)
+                result.add_example(value)
                 rej.write(dumps_line(value.as_dict()))
                 continue
             tok = value.tokenized

@@ -235,7 +235,7 @@ def scrub(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
             if isinstance(value, Reject):
                 masked = _masked_reject(value, scrubber)
                 counts.reject(masked)
-                _keep_example(result, masked)
+                result.add_example(masked)
                 rej.write(dumps_line(masked.as_dict()))
                 continue
             scan, row = scrubber.scan(record_row(value.record))
@@ -244,7 +244,7 @@ def scrub(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
                 dropped = Reject(Stage.filter, "pii", f"personal information: {scan.describe()}", value.locator,
                                  raw=row)
                 counts.drop(dropped)
-                _keep_example(result, dropped)
+                result.add_example(dropped)
                 rej.write(dumps_line(dropped.as_dict()))
                 continue
             counts.file(value.locator.file).written += 1
@@ -286,10 +286,6 @@ def _masked_reject(reject: Reject, scrubber: Scrubber) -> Reject:
                   field=reject.field, source_path=reject.source_path, raw=scrubber.mask_anything(reject.raw),
                   raw_bytes=scrubber.mask_anything(reject.raw_bytes))
 
-
-def _keep_example(result: CurateResult, reject: Reject) -> None:
-    if len(result.examples) < 5:
-        result.examples.append(reject)
 
 def pii_of(record: Any, spec: ScrubSpec | None = None) -> RowScan:
     """What PII a record holds (audit's check)."""

@@ -64,8 +64,7 @@ def split(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[s
             ticker.tick()
             if isinstance(value, Reject):
                 counts.reject(value)
-                if len(result.examples) < 5:
-                    result.examples.append(value)
+                result.add_example(value)
                 rej.write(dumps_line(value.as_dict()))
                 continue
             to_eval = sides[row] if sides is not None else position(value.record, seed) < eval_ratio
