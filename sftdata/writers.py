@@ -16,12 +16,17 @@ import orjson
 from .errors import OutputError
 
 
+def sidecar_path(output: Path, suffix: str) -> Path:
+    """A file written beside an output: OUT.jsonl → OUT{suffix} (".rejects.jsonl", ".meta.json", ...)."""
+    return output.with_name(_stem(output) + suffix)
+
+
 def rejects_path(output: Path) -> Path:
-    return output.with_name(_stem(output) + ".rejects.jsonl")
+    return sidecar_path(output, ".rejects.jsonl")
 
 
 def meta_path(output: Path) -> Path:
-    return output.with_name(_stem(output) + ".meta.json")
+    return sidecar_path(output, ".meta.json")
 
 
 def _stem(output: Path) -> str:

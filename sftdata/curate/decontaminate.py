@@ -37,7 +37,7 @@ from ..ingest.readers import expand_sources, read_items
 from ..ingest.records import RecordParser, _records, record_row
 from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
-from ..writers import atomic_or_null, dumps_line, file_digest, meta_path, rejects_path, write_json
+from ..writers import atomic_or_null, dumps_line, file_digest, meta_path, rejects_path, sidecar_path, write_json
 from .fields import Side, check_fields, record_text, side_fields, texts
 from .minhash import normalise
 from .samples import CurateResult, Progress, Ticker, open_inputs
@@ -247,8 +247,7 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
 
 def matches_path(output: Path) -> Path:
     """Where `--action report -o OUT` lists the rows it would drop: OUT.matches.jsonl."""
-    name = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
-    return output.with_name(name + ".matches.jsonl")
+    return sidecar_path(output, ".matches.jsonl")
 
 
 def _reject(value: Mapped, item: EvalItem, match: Match) -> Reject:

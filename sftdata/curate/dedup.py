@@ -25,13 +25,13 @@ from ..ingest.records import RecordParser, _records
 from ..provenance import build_meta
 from ..ingest.readers import expand_sources, read_items
 from .samples import CurateResult, Progress, Ticker, batches
-from ..writers import AtomicFile, dumps_line, file_digest, meta_path, rejects_path, write_json
+from ..writers import AtomicFile, dumps_line, file_digest, meta_path, rejects_path, sidecar_path, write_json
 
 SKETCH_BATCH = 4096
 
 
 def dupes_path(output: Path) -> Path:
-    return rejects_path(output).with_name(rejects_path(output).name.replace(".rejects.jsonl", ".dupes.jsonl"))
+    return sidecar_path(output, ".dupes.jsonl")
 
 
 @dataclass(slots=True)

@@ -38,7 +38,7 @@ from ..ingest.mapping import Mapped
 from ..items import Reject, Stage
 from ..provenance import build_meta
 from ..schemas.records import ChatRecord, InstructionRecord, Record
-from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
+from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, sidecar_path, write_json
 from .answers import Generated, InProcess, Prompted, Served
 from .judge import Judge, JudgeOptions, Pair, Verdict, summarise
 from .metrics import chrf, exact_match, repetition, rouge_l
@@ -323,8 +323,7 @@ def _judge(options: JudgeOptions, result: EvalResult, out: Path) -> tuple[list[V
         raise SftDataError("the judge compares tuned with base answers: add --base (or --judge-versus reference)")
     pairs = [Pair(row["question"], row["reference"], row["tuned"]["text"],
                   row["base"]["text"] if versus == "base" else row["reference"]) for row in result.rows]
-    cache = out.with_name(out.name[: -len(".jsonl")] if out.name.endswith(".jsonl") else out.name)
-    judge = Judge(options, cache.with_name(cache.name + ".judge-cache.jsonl"))
+    judge = Judge(options, sidecar_path(out, ".judge-cache.jsonl"))
     verdicts = judge.judge(pairs)
     return verdicts, {**judge.describe(), "requests": judge.stats.requests, "cached": judge.stats.cached,
                       "retries": judge.stats.retries, "failed": dict(judge.stats.failed)}
