@@ -86,7 +86,7 @@ def pretokenize(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
                                too_long=lambda sample, least: _too_long(sample, least, max_seq_length, overflow)):
             ticker.tick()
             if isinstance(value, Sample):
-                value = _fit(value, encoder, max_seq_length, on_overflow, overflow)
+                value = fit(value, encoder, max_seq_length, on_overflow, overflow)
             if isinstance(value, Reject):
                 (counts.drop if value.stage is Stage.tokenize and value.reason == "too_long" else counts.reject)(value)
                 result.add_example(value)
@@ -123,7 +123,7 @@ def _too_long(sample: Sample, least: int, limit: int, overflow: dict[str, Any]) 
                   f"--max-seq-length {limit} (--on-overflow drop)", sample.locator, raw=record_row(sample.record))
 
 
-def _fit(sample: Sample, encoder: Any, limit: int, policy: Overflow, overflow: dict[str, Any]) -> Sample | Reject:
+def fit(sample: Sample, encoder: Any, limit: int, policy: Overflow, overflow: dict[str, Any]) -> Sample | Reject:
     tok = sample.tokenized
     assert tok is not None
     problems = encoder.problems(tok)
