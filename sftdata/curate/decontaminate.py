@@ -49,9 +49,8 @@ _DENSE = ((0x1100, 0x11FF), (0x3040, 0x30FF), (0x3130, 0x318F), (0x3400, 0x4DBF)
           (0xAC00, 0xD7AF), (0xF900, 0xFAFF))
 
 
-def compact(text: str) -> tuple[str, list[int]]:
-    """The normalised text's letters and digits, and where each stands in the normalised text."""
-    norm = normalise(text)
+def compact(norm: str) -> tuple[str, list[int]]:
+    """A normalised text's letters and digits, and where each stands in it."""
     keep = [i for i, ch in enumerate(norm) if ch.isalnum()]
     return "".join(norm[i] for i in keep), keep
 
@@ -86,7 +85,7 @@ class EvalIndex:
     files: dict[str, dict[str, int]] = field(default_factory=dict)  # per eval file: items, rejected, found
 
     def add(self, text: str, locator: Locator, file: str, n: int | None) -> None:
-        body, _ = compact(text)
+        body, _ = compact(normalise(text))
         if not body:
             return
         size = min(n or auto_n(body), len(body))
@@ -142,7 +141,8 @@ def read_eval(against: Sequence[str | os.PathLike[str]], n: int | None, fields: 
 
 def matches(text: str, index: EvalIndex, threshold: float, min_span: int) -> Match | None:
     """The eval item this text is contaminated by (the one it holds most of), or None."""
-    body, positions = compact(text)
+    norm = normalise(text)
+    body, positions = compact(norm)
     if not body:
         return None
     best: Match | None = None
@@ -159,7 +159,6 @@ def matches(text: str, index: EvalIndex, threshold: float, min_span: int) -> Mat
             if share < threshold and run[1] - run[0] < min_span:
                 continue
             if best is None or (share, -item) > (best.containment, -best.item):  # ties: the first eval item
-                norm = normalise(text)
                 best = Match(item, min(share, 1.0), norm[positions[run[0]]:positions[run[1] - 1] + 1])
     return best
 

@@ -21,6 +21,7 @@ import math
 from collections import Counter
 import os
 import random
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,11 +30,11 @@ from typing import Any, Literal
 
 from ..errors import SftDataError
 from ..ingest.records import record_row
-from ..items import Locator, Reject, Stage
+from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
 from ..rendering.plan import TemplateArgs, TrainOn
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
-from .pretokenize import truncate
+from .pretokenize import Overflow, fit
 from .samples import CurateResult, Inputs, Progress, Sample, Ticker, encoder_for, open_inputs, open_plan, rendered, tokenized
 
 By = Literal["trained-tokens", "rows"]
@@ -76,26 +77,20 @@ def parse_sources(specs: Sequence[str]) -> list[Source]:
 
 def _read(source: Source, inputs: Inputs, plan: Any, encoder: Any, max_seq_length: int | None,
           result: CurateResult, rej: AtomicFile) -> Iterator[None]:
-    stream: Any = inputs.records()
+    stream: Any = inputs.records(result.counts)
     if plan is not None:
         stream = tokenized(rendered(stream, plan), plan, encoder)
+    overflow: dict[str, Any] = {"over": 0, "dropped": 0, "truncated": 0}
     for value in stream:
         yield None
+        if isinstance(value, Sample):  # pretokenize's own checks, and its truncation with --max-seq-length
+            value = fit(value, encoder, max_seq_length or sys.maxsize, Overflow.truncate, overflow)
         if isinstance(value, Reject):
             _reject(result, rej, value)
             continue
         if isinstance(value, Sample):
-            tok = value.tokenized
-            assert tok is not None
-            problems = encoder.problems(tok)
-            if problems:
-                _reject(result, rej, Reject(Stage.tokenize, problems[0].value, "the tokens break an invariant: "
-                                            f"{', '.join(p.value for p in problems)}", value.locator,
-                                            raw=record_row(value.record)))
-                continue
-            if max_seq_length is not None and tok.length > max_seq_length:
-                tok = truncate(tok, max_seq_length)
-            source.tokens.append(tok.trained_tokens)
+            assert value.tokenized is not None
+            source.tokens.append(value.tokenized.trained_tokens)
         source.lines.append(dumps_line(record_row(value.record)))
         source.locators.append(value.locator)
 
@@ -193,14 +188,13 @@ def mix(sources: Sequence[str], output: str | os.PathLike[str], *, by: By = "tra
     plan = open_plan(template, tokenizer, template_args=template_args, train_on=train_on) if tokenizer is not None else None
     encoder = encoder_for(plan) if plan is not None else None
     opened = [open_inputs([s.path]) for s in chosen]
-    counts = opened[0].counts
-    for other in opened[1:]:
-        counts.files.update(other.counts.files)
+    counts = Counts()
+    for inputs in opened:
+        counts.files.update(inputs.counts.files)
     result = CurateResult("mix", counts, output, rejects_path(output))
     ticker = Ticker(progress)
     with AtomicFile(output) as out, AtomicFile(rejects_path(output)) as rej:
         for source, inputs in zip(chosen, opened):
-            inputs.counts = counts
             for _ in _read(source, inputs, plan, encoder, max_seq_length, result, rej):
                 ticker.tick()
         wanted = targets(chosen, by, total, tokens, max_repeat)
