@@ -22,9 +22,10 @@ from .findings import CHECKS, Finding, Severity, Trainer
 from .fields import Side, record_text
 from ..items import Reject
 from ..ingest.mapping import Mapped
+from ..ingest.records import record_row
 from .minhash import DEFAULT_THRESHOLD, Sketcher, find_duplicates
 from ..rendering.plan import AUTO, RenderPlan
-from .scrub import pii_of
+from .scrub import ScrubSpec, Scrubber
 from .samples import CurateResult, Progress, Sample, load, open_plan
 from ..schemas.records import RecordKind
 from .stats import LengthObserver, scan
@@ -70,6 +71,7 @@ class Checks:
             self.refs = len(self.rows.locators)
         self._pending: list[Mapped] = []
         self.thinking = ThinkingChecks(self.tally)
+        self.pii = Scrubber(ScrubSpec())  # what scrub would find, with its defaults
         self.plan: RenderPlan | None = None
 
     def tally(self, code: str, where: Any, sample: Sample | None = None) -> None:
@@ -95,7 +97,7 @@ class Checks:
             self.thinking.sample(sample.record, sample.rendered, self.plan.renderer_for(RecordKind.chat))
         self._truncation(tok, where, sample)
         text = record_text(sample.record, Side.all)
-        found = pii_of(sample.record)
+        found = self.pii.scan(record_row(sample.record))[0]
         if found:  # no token view: it would show the personal information itself
             self.tally("pii", f"{where} ({found.describe()})")
         if mojibake(text):

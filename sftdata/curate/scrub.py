@@ -105,6 +105,7 @@ class Scrubber:
     def __init__(self, spec: ScrubSpec) -> None:
         self.spec = spec
         self.named_rows = 0  # rows in which a --name-field held a name
+        self._anything: Scrubber | None = None  # for values outside the field rules (mask_anything)
 
     def scan(self, row: Any) -> tuple[RowScan, Any]:
         """(what the row holds, the row masked)."""
@@ -139,9 +140,10 @@ class Scrubber:
 
     def mask_anything(self, value: Any) -> Any:
         """Any JSON value (an invalid row, a reject message) masked in every string, with no field rules."""
-        scan, masked = Scrubber(ScrubSpec(types=self.spec.types, placeholders=self.spec.placeholders,
-                                          min_confidence="low", name_fields=self.spec.name_fields)).scan(value)
-        return masked
+        if self._anything is None:
+            self._anything = Scrubber(ScrubSpec(types=self.spec.types, placeholders=self.spec.placeholders,
+                                                min_confidence="low", name_fields=self.spec.name_fields))
+        return self._anything.scan(value)[1]
 
     def _labels(self, scan: RowScan) -> dict[tuple[PiiType, str], str]:
         per_type = Counter(t for t, _ in scan.values)
@@ -286,7 +288,3 @@ def _masked_reject(reject: Reject, scrubber: Scrubber) -> Reject:
                   field=reject.field, source_path=reject.source_path, raw=scrubber.mask_anything(reject.raw),
                   raw_bytes=scrubber.mask_anything(reject.raw_bytes))
 
-
-def pii_of(record: Any, spec: ScrubSpec | None = None) -> RowScan:
-    """What PII a record holds (audit's check)."""
-    return Scrubber(spec or ScrubSpec()).scan(record_row(record))[0]

@@ -140,9 +140,9 @@ def convert(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[
     if failed:
         raise SftDataError(failed[0])
     counts, examples = _merge(splits, results)
-    plan = _plan(options)
+    mapper, plan, to = _prepare(options)  # the driver's own: the plan (and tokenizer) built once here too
     extra: dict[str, Any] = {"engine": engine, "address": address, "split_mib": split_mib, "splits": len(splits),
-                             "parts": [f"{PART.format(s.index)}.jsonl" for s in splits], **_described(options),
+                             "parts": [f"{PART.format(s.index)}.jsonl" for s in splits], **_described(options, mapper, to),
                              "encodings": {s.name: s.codec for s in splits if s.codec}}
     if plan is not None:
         extra.update(plan.provenance())
@@ -159,9 +159,8 @@ def convert(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[
     return result
 
 
-def _described(options: dict[str, Any]) -> dict[str, Any]:
+def _described(options: dict[str, Any], mapper: Any, to: RecordKind | None) -> dict[str, Any]:
     """The mapping part of convert's sidecar, as a local run writes it."""
-    mapper, _, to = _prepare(options)
     described = mapper.describe() if hasattr(mapper, "describe") else mapper.spec.model_dump(
         mode="json", by_alias=True, exclude_none=True)
     mapping = options["mapping"]
