@@ -176,6 +176,8 @@ def evaluate(target: str | os.PathLike[str], data: Sequence[str | os.PathLike[st
     kind: Literal["run", "gguf", "server"] = "server" if base_url else ("run" if path.is_dir() else "gguf")
     if kind == "server" and base:
         raise SftDataError("--base compares against the run's own base: give the run directory or GGUF, not --base-url")
+    if judge is not None and judge.versus == "base" and not base:  # before any model is loaded
+        raise SftDataError("the judge compares tuned with base answers: add --base (or --judge-versus reference)")
     if kind == "gguf" and path.suffix != ".gguf":
         raise SftDataError("not a run directory or .gguf file", file=str(target))
     out = Path(output) if output else (path / "eval.jsonl" if kind == "run" else Path("eval.jsonl"))
@@ -319,8 +321,6 @@ def score(got: Generated, reference: str, lang: str | None) -> Scored:
 
 def _judge(options: JudgeOptions, result: EvalResult, out: Path) -> tuple[list[Verdict], dict[str, Any]]:
     versus = options.versus
-    if versus == "base" and not all(row.get("base") for row in result.rows):
-        raise SftDataError("the judge compares tuned with base answers: add --base (or --judge-versus reference)")
     pairs = [Pair(row["question"], row["reference"], row["tuned"]["text"],
                   row["base"]["text"] if versus == "base" else row["reference"]) for row in result.rows]
     judge = Judge(options, sidecar_path(out, ".judge-cache.jsonl"))
