@@ -208,9 +208,7 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
         for value in inputs_.records():
             ticker.tick()
             if isinstance(value, Reject):
-                counts.reject(value)
-                result.add_example(value)
-                rej.write(dumps_line(value.as_dict()))
+                result.write_reject(value, rej)
                 continue
             match = matches(record_text(value.record, Side.all), index, threshold, min_span)
             if match is None:

@@ -86,19 +86,13 @@ def _read(source: Source, inputs: Inputs, plan: Any, encoder: Any, max_seq_lengt
         if isinstance(value, Sample):  # pretokenize's own checks, and its truncation with --max-seq-length
             value = fit(value, encoder, max_seq_length or sys.maxsize, Overflow.truncate, overflow)
         if isinstance(value, Reject):
-            _reject(result, rej, value)
+            result.write_reject(value, rej)
             continue
         if isinstance(value, Sample):
             assert value.tokenized is not None
             source.tokens.append(value.tokenized.trained_tokens)
         source.lines.append(dumps_line(record_row(value.record)))
         source.locators.append(value.locator)
-
-
-def _reject(result: CurateResult, rej: AtomicFile, reject: Reject) -> None:
-    result.counts.reject(reject)
-    result.add_example(reject)
-    rej.write(dumps_line(reject.as_dict()))
 
 
 def targets(sources: list[Source], by: By, total: int | None, tokens: int | None, max_repeat: float) -> list[float]:

@@ -26,6 +26,7 @@ from ..rendering.plan import AUTO, RenderPlan, TemplateArgs, TrainOn, parse_temp
 from ..schemas.records import Record, RecordKind
 from ..tokenize.encode import MAX_SAMPLE_CHARS, Encoder, Tokenized
 from ..tokenize.load import load_tokenizer
+from ..writers import dumps_line
 
 T = TypeVar("T")
 Progress = Callable[[int], None]
@@ -38,6 +39,12 @@ class CurateResult(RunResult):
     """A RunResult with the command's own figures (`extra`), which go into the summary and sidecar."""
 
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def write_reject(self, reject: Reject, sink: Any) -> None:
+        """A row that could not be processed: counted as rejected, kept as an example, written to `sink`."""
+        self.counts.reject(reject)
+        self.add_example(reject)
+        sink.write(dumps_line(reject.as_dict()))
 
     def summary(self) -> dict[str, Any]:
         out = RunResult.summary(self)

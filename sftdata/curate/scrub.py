@@ -235,10 +235,7 @@ def scrub(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
         for value in inputs_.records():
             ticker.tick()
             if isinstance(value, Reject):
-                masked = _masked_reject(value, scrubber)
-                counts.reject(masked)
-                result.add_example(masked)
-                rej.write(dumps_line(masked.as_dict()))
+                result.write_reject(_masked_reject(value, scrubber), rej)
                 continue
             scan, row = scrubber.scan(record_row(value.record))
             totals.add(scan)

@@ -63,9 +63,7 @@ def split(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[s
         for value in inputs_.records():
             ticker.tick()
             if isinstance(value, Reject):
-                counts.reject(value)
-                result.add_example(value)
-                rej.write(dumps_line(value.as_dict()))
+                result.write_reject(value, rej)
                 continue
             to_eval = sides[row] if sides is not None else position(value.record, seed) < eval_ratio
             row += 1
