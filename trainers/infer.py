@@ -103,7 +103,7 @@ def generate(out_dir: str | os.PathLike[str] | Tuned, prompts: list[str], *, max
 def _timed(tuned: Tuned, ids: list[int], max_new_tokens: int, progress: Callable[[Generated], None] | None,
            index: int, total: int, which: str) -> tuple[str, bool]:
     started = time.perf_counter()
-    answer, stopped, count = _complete(tuned, tuned.model, ids, max_new_tokens)
+    [(answer, stopped, count)] = generate_batch(tuned, [ids], max_new_tokens)
     if progress is not None:
         progress(Generated(index, total, which, count, time.perf_counter() - started))
     return answer, stopped
@@ -123,21 +123,28 @@ def render_prompt(tuned: Tuned, prompt: str) -> tuple[str, list[int]]:
     return text, ids
 
 
-def _complete(tuned: Tuned, model: Any, ids: list[int], max_new_tokens: int) -> tuple[str, bool, int]:
+def generate_batch(tuned: Tuned, batch: list[list[int]], max_new_tokens: int) -> list[tuple[str, bool, int]]:
+    """Greedy answers to token-id prompts, left-padded into one batch: (text, stopped on a stop id, tokens).
+    A sequence that stops is padded after its stop token; one that does not ran the longest and has none."""
     import torch
 
+    model, tokenizer, stops = tuned.model, tuned.tokenizer, tuned.stop_ids
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    width = max(len(ids) for ids in batch)
     device = next(model.parameters()).device
-    inputs = torch.tensor([ids], device=device)
+    inputs = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=device)
+    mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
     with torch.no_grad():
-        output = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), do_sample=False,
-                                max_new_tokens=max_new_tokens, eos_token_id=tuned.stop_ids,
-                                pad_token_id=tuned.tokenizer.pad_token_id)
-    new = output[0, len(ids):].tolist()
-    count = len(new)
-    stopped = bool(new) and new[-1] in tuned.stop_ids
-    if stopped:
-        new = new[:-1]
-    return tuned.tokenizer.decode(new, skip_special_tokens=False), stopped, count
+        output = model.generate(input_ids=inputs, attention_mask=mask, do_sample=False, max_new_tokens=max_new_tokens,
+                                eos_token_id=stops, pad_token_id=pad)
+    results = []
+    for row in output[:, width:].tolist():
+        end = next((i for i, t in enumerate(row) if t in stops), None)
+        if end is None:
+            results.append((tokenizer.decode(row, skip_special_tokens=False), False, len(row)))
+        else:
+            results.append((tokenizer.decode(row[:end], skip_special_tokens=False), True, end + 1))
+    return results
 
 
 def merge(out_dir: str | os.PathLike[str], merged_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..items import Rendered, Segment
-from ..trainers.infer import Tuned
+from ..trainers.infer import Tuned, generate_batch
 from ..trainers.serve import post_json
 
 BATCH = 8
@@ -76,30 +76,6 @@ class InProcess:
         tok = self.tuned.encoder.encode([rendered])[0]
         with self._context():
             return nll(self.tuned.model, tok.input_ids, tok.mask)
-
-
-def generate_batch(tuned: Tuned, batch: list[list[int]], max_new_tokens: int) -> list[tuple[str, bool, int]]:
-    """Greedy answers to token-id prompts, left-padded into one batch: (text, stopped on a stop id, tokens)."""
-    import torch
-
-    model, tokenizer, stops = tuned.model, tuned.tokenizer, tuned.stop_ids
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    width = max(len(ids) for ids in batch)
-    device = next(model.parameters()).device
-    inputs = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=device)
-    mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
-    with torch.no_grad():
-        output = model.generate(input_ids=inputs, attention_mask=mask, do_sample=False, max_new_tokens=max_new_tokens,
-                                eos_token_id=stops, pad_token_id=pad)
-    results = []
-    for row in output[:, width:].tolist():
-        end = next((i for i, t in enumerate(row) if t in stops), None)
-        if end is None:
-            kept = [t for t in row if t != pad] if pad not in stops else row
-            results.append((tokenizer.decode(kept, skip_special_tokens=False), False, len(kept)))
-        else:
-            results.append((tokenizer.decode(row[:end], skip_special_tokens=False), True, end + 1))
-    return results
 
 
 def nll(model: Any, ids: list[int], mask: list[int]) -> tuple[float, int]:
