@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from ..ingest.readers import Encoding, Format, Source, detect_encoding, expand_sources
 
@@ -35,13 +36,7 @@ class Split:
         return asdict(self)
 
     def source(self) -> Source:
-        return Source(self.path_obj, Format(self.format), self.is_dir_entry)
-
-    @property
-    def path_obj(self):  # noqa: ANN201 - a Path, imported lazily where the split runs
-        from pathlib import Path
-
-        return Path(self.path)
+        return Source(Path(self.path), Format(self.format), self.is_dir_entry)
 
 
 def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, encoding: Encoding = "auto") -> list[Split]:
