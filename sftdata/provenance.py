@@ -2,10 +2,16 @@
 
 Later steps (cards, training runs) read provenance from these files; `parents` links an output to
 the sidecars of its inputs, so the chain of steps can be followed back to the raw data.
+
+Inside a split task (sftdata.dist, `in_split_task`) a command's sidecar names its sources without hashing
+them: a task reads one range of a file, and the driver hashes each file once for the run's _meta.json.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +22,28 @@ from .items import Counts
 from .writers import file_digest, meta_path
 
 
+_SPLIT_TASK = contextvars.ContextVar("sftdata_split_task", default=False)
+
+
+@contextlib.contextmanager
+def in_split_task() -> Iterator[None]:
+    token = _SPLIT_TASK.set(True)
+    try:
+        yield
+    finally:
+        _SPLIT_TASK.reset(token)
+
+
 def build_meta(command: str, sources: list[Path], counts: Counts, output: Path | None, rejects: Path | None,
                extra: dict[str, Any], started: float) -> dict[str, Any]:
+    split = _SPLIT_TASK.get()
     meta: dict[str, Any] = {"sftdata_version": __version__, "command": command,
                             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             "seconds": round(time.perf_counter() - started, 3),
-                            "sources": [file_digest(p) for p in sources], **extra}
+                            "sources": [{"path": str(p)} if split else file_digest(p) for p in sources], **extra}
     meta["counts"] = counts.summary()
     meta["outputs"] = {"data": str(output) if output else None, "rejects": str(rejects) if rejects else None}
-    parents = [str(meta_path(p)) for p in sources if meta_path(p).is_file()]
+    parents = [] if split else [str(meta_path(p)) for p in sources if meta_path(p).is_file()]
     if parents:
         meta["parents"] = parents
     return meta

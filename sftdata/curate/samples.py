@@ -21,7 +21,7 @@ from ..items import Counts, Locator, Reject, Rendered, RunResult, Stage, Style
 from ..tokenize.light import load_light
 from ..ingest.mapping import Mapped
 from ..ingest.records import RecordParser, _records, record_row
-from ..ingest.readers import expand_sources, read_items
+from ..ingest.readers import Source, expand_sources, read_items
 from ..rendering.plan import AUTO, RenderPlan, TemplateArgs, TrainOn, parse_template_args
 from ..schemas.records import Record, RecordKind
 from ..tokenize.encode import MAX_SAMPLE_CHARS, Encoder, Tokenized
@@ -65,26 +65,30 @@ class Sample:
 
 @dataclass(slots=True)
 class Inputs:
-    """Expanded input files with their counts started; `records()` streams them once per call."""
+    """Expanded input files (or splits of them, sftdata.dist) with their counts started; `records()` streams
+    them once per call."""
 
-    paths: list[Path]
+    sources: list[Source]
     counts: Counts
     kind: RecordKind | None = None
 
+    @property
+    def paths(self) -> list[Path]:
+        return list(dict.fromkeys(s.path for s in self.sources))
+
     def records(self, counts: Counts | None = None) -> Iterator[Mapped | Reject]:
         counts = counts if counts is not None else self.counts
-        sources = expand_sources(self.paths)
-        for source in sources:
+        for source in self.sources:
             counts.file(source.name)
-        return _records(read_items(sources), RecordParser(self.kind), counts, None)
+        return _records(read_items(self.sources), RecordParser(self.kind), counts, None)
 
 
-def open_inputs(inputs: Iterable[str | os.PathLike[str]], kind: RecordKind | None = None) -> Inputs:
+def open_inputs(inputs: Iterable[str | os.PathLike[str] | Source], kind: RecordKind | None = None) -> Inputs:
     sources = expand_sources(list(inputs))
     counts = Counts()
     for source in sources:
         counts.file(source.name)
-    return Inputs([s.path for s in sources], counts, kind)
+    return Inputs(sources, counts, kind)
 
 
 def load(tokenizer: Any) -> tuple[Any, str]:

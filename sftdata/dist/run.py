@@ -75,9 +75,7 @@ def convert_split(job: ConvertJob) -> dict[str, Any]:
         mapper, plan, to = _prepare(options)
         counts = Counts()
         counts.file(split.name)
-        span = (split.start, split.end, split.first_line) if split.end is not None else None
-        items = read_source(split.source(), encoding=split.codec or options["encoding"],
-                            records_path=options["records_path"], span=span)
+        items = read_source(split.source(), encoding=options["encoding"], records_path=options["records_path"])
         stream = _records(items, mapper, counts, to, options["split_thinking"], options["split_turns"])
         result = _run("convert", stream, counts, Path(job.out_dir) / f"{PART.format(split.index)}.jsonl", plan, None)
     except SftDataError as error:

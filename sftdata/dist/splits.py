@@ -36,7 +36,9 @@ class Split:
         return asdict(self)
 
     def source(self) -> Source:
-        return Source(Path(self.path), Format(self.format), self.is_dir_entry)
+        """The split as a reader input: every command reads it as it reads a file (sftdata.ingest.readers)."""
+        span = (self.start, self.end, self.first_line) if self.end is not None else None
+        return Source(Path(self.path), Format(self.format), self.is_dir_entry, span, self.codec if span else None)
 
 
 def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, encoding: Encoding = "auto") -> list[Split]:

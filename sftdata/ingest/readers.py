@@ -60,6 +60,8 @@ class Source:
     path: Path
     format: Format
     in_directory: bool  # per-item files found by walking a directory or glob
+    span: tuple[int, int, int] | None = None  # a split (sftdata.dist): (start, end, first line) of a JSON Lines file
+    codec: str | None = None  # with a span: the codec fixed for the whole file
 
     @property
     def name(self) -> str:
@@ -90,10 +92,14 @@ def format_of(path: Path) -> Format | None:
     return _SUFFIXES.get(path.suffix.lower())
 
 
-def expand_sources(inputs: list[str | os.PathLike[str]]) -> list[Source]:
-    """Resolve files, directories (recursive) and globs to Sources, in a stable order, each once."""
-    sources: dict[Path, Source] = {}
+def expand_sources(inputs: list[str | os.PathLike[str] | Source]) -> list[Source]:
+    """Resolve files, directories (recursive) and globs to Sources, in a stable order, each once; a Source
+    (a split of a file) is taken as it is."""
+    sources: dict[Path | tuple[Path, int], Source] = {}
     for entry in inputs:
+        if isinstance(entry, Source):  # one split of a file (sftdata.dist), read as it is
+            sources.setdefault((entry.path, entry.span[0]) if entry.span else entry.path, entry)
+            continue
         text = os.fspath(entry)
         path = Path(text)
         if path.is_dir():
@@ -181,7 +187,10 @@ def read_items(sources: list[Source], *, encoding: Encoding = "auto",
 def read_source(source: Source, *, encoding: Encoding = "auto", records_path: str | None = None,
                 span: tuple[int, int, int] | None = None) -> Iterator[RawItem | Reject]:
     """The rows of one file; `span` = (start, end, first line number) reads one byte range of a JSON Lines
-    file (a split, sftdata.dist), with `encoding` the codec fixed for the whole file."""
+    file (a split, sftdata.dist), with `encoding` the codec fixed for the whole file. A Source that carries
+    its own span and codec is read that way."""
+    if span is None and source.span is not None:
+        span, encoding = source.span, source.codec or encoding
     try:
         _check_regular(source)
         if source.format is Format.parquet:
