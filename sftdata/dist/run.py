@@ -4,20 +4,17 @@
 as `sftdata convert` (mapping or importer, records, render plan, the pipeline's write loop), writing
 `part-NNNNN.jsonl` and `part-NNNNN.rejects.jsonl` atomically; a task retried after its worker died, or
 run twice, rewrites its own part and nothing else. The render plan and the tokenizer are built once per
-worker process. `run_jobs` hands the tasks to an engine: ``local`` (this process, one after another),
-``ray`` (a Ray cluster: ``address`` "auto", "ray://host:port", or none for a local one; Ray retries a task
-whose worker died) or ``spark`` (``address`` a master URL such as "spark://host:7077" or "local[2]"; none
-is "local[*]"; one partition per split). The driver sums the counts per file and reason into one `_meta.json` and, with
+worker process. sftdata.dist.engines hands the tasks to local, Ray or Spark. The driver sums the counts per file and reason into one `_meta.json` and, with
 `concat`, writes the parts end to end as the single files a local run writes.
 """
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
@@ -33,10 +30,9 @@ from ..rendering.plan import make_plan
 from ..schemas.mapping import MappingSpec
 from ..schemas.records import RecordKind
 from ..writers import AtomicFile, meta_path, rejects_path, write_json
+from .engines import Engine, run_jobs
 from .splits import Split, plan_splits
 
-Engine = Literal["local", "ray", "spark"]
-ENGINES = ("local", "ray", "spark")
 PART = "part-{:05d}"
 
 
@@ -82,41 +78,6 @@ def convert_split(job: ConvertJob) -> dict[str, Any]:
         return {"index": split.index, "error": str(error)}
     return {"index": split.index, "counts": counts.summary(),
             "examples": [r.as_dict() for r in result.examples]}
-
-
-def run_jobs(task: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], engine: Engine,
-             address: str | None = None) -> list[dict[str, Any]]:
-    if engine == "local":
-        return [task(job) for job in jobs]
-    if engine == "ray":
-        try:
-            import ray
-        except ImportError:
-            raise SftDataError("--engine ray needs Ray", hint="pip install 'sftdata[ray]'") from None
-        if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     **({} if address else {"num_cpus": os.cpu_count()}))
-        remote = ray.remote(max_retries=3)(task)  # a worker that dies mid-task: the task runs again
-        return ray.get([remote.remote(job) for job in jobs])
-    if engine == "spark":
-        return _spark(task, jobs, address)
-    raise SftDataError(f"unknown engine {engine!r}", hint=f"use one of {', '.join(ENGINES)}")
-
-
-def _spark(task: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], address: str | None) -> list[dict[str, Any]]:
-    """One Spark partition per split (spark.task.maxFailures retries a failed one); the driver collects the
-    counts. Python workers run this interpreter unless PYSPARK_PYTHON says otherwise."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise SftDataError("--engine spark needs PySpark (and Java 17+)", hint="pip install 'sftdata[spark]'") from None
-    import sys
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName("sftdata").master(address or "local[*]")
-    spark = builder.config("spark.ui.enabled", "false").config("spark.task.maxFailures", "4").getOrCreate()
-    return spark.sparkContext.parallelize(list(jobs), max(1, len(jobs))).map(task).collect()
 
 
 def convert(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, engine: Engine,
