@@ -10,7 +10,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "convert": "sftdata.api", "render": "sftdata.pipeline", "validate": "sftdata.pipeline",
+    "convert": "sftdata.api", "render": "sftdata.api", "validate": "sftdata.pipeline",
     "schema": "sftdata.pipeline", "RunResult": "sftdata.items",
     "SftDataError": "sftdata.errors", "InputError": "sftdata.errors", "MappingError": "sftdata.errors",
     "TemplateError": "sftdata.errors", "TokenizerError": "sftdata.errors", "OutputError": "sftdata.errors",

@@ -3,7 +3,12 @@
 `import sftdata` exposes each of these lazily (`sftdata.stats(...)`, `sftdata.dedup(...)`, …); the CLI calls
 the same functions, so a flag and its keyword argument cannot drift apart (tests/test_api.py checks it).
 Each returns a typed result; progress, where a command reports any, goes to the `progress` callback.
-convert, render, validate and schema live in sftdata.pipeline, with the same rule.
+validate and schema live in sftdata.pipeline, with the same rule.
+
+convert, render, filter, pretokenize and dedup also run split by split on an engine (`engine="ray"` or
+`"spark"`, sftdata.dist): the inputs are cut into splits of about `split_mib` MiB, `address` names the Ray
+cluster or Spark master (none runs one locally), OUTPUT is a folder of part files with one _meta.json,
+and `concat` also writes the single files a local run writes (OUTPUT.jsonl and its sidecars).
 """
 from __future__ import annotations
 
@@ -31,6 +36,15 @@ if TYPE_CHECKING:
 
 Files = Sequence[str | os.PathLike[str]]
 PathLike = str | os.PathLike[str]
+Engine = Literal["local", "ray", "spark"]
+
+
+def _on_engine(command: Literal["render", "filter", "pretokenize"], inputs: Files, output: PathLike, engine: Engine,
+               address: str | None, split_mib: float, concat: bool, options: dict[str, Any]) -> Any:
+    from .dist.commands import run_command
+
+    return run_command(command, inputs, output, engine=engine, address=address, split_mib=split_mib, concat=concat,
+                       options=options)
 
 
 def convert(inputs: Files, output: PathLike, *, preset: str | None = None, mapping: Any = None, to: Any = None,
@@ -38,13 +52,10 @@ def convert(inputs: Files, output: PathLike, *, preset: str | None = None, mappi
             tokenizer: str | None = None, eos: str | None = None, style: Any = None, template_args: TemplateArgs = None,
             train_on: TrainOn = "all", split_thinking: bool = False, split_turns: bool = False,
             dataset_info: PathLike | None = None, name: str | None = None,
-            engine: Literal["local", "ray", "spark"] = "local", address: str | None = None, split_mib: float = 64.0,
+            engine: Engine = "local", address: str | None = None, split_mib: float = 64.0,
             concat: bool = False, progress: Progress | None = None) -> RunResult:
-    """Raw data → records JSONL, or SFT text with `template` (`sftdata convert`; sftdata.pipeline.convert).
-
-    With `engine="ray"` or `"spark"` the inputs are cut into splits of about `split_mib` MiB and converted on
-    a Ray cluster or with Spark (`address`: a Ray address or Spark master URL; none runs locally): OUTPUT is then a folder of part files with one _meta.json,
-    and `concat` also writes the single files a local run writes (OUTPUT.jsonl, its rejects and sidecar)."""
+    """Raw data → records JSONL, or SFT text with `template` (`sftdata convert`; sftdata.pipeline.convert);
+    on an engine with `engine`, `address`, `split_mib`, `concat` (see the module's docstring)."""
     from .pipeline import convert as local
 
     if engine == "local":
@@ -66,6 +77,26 @@ def convert(inputs: Files, output: PathLike, *, preset: str | None = None, mappi
                else template_args, "train_on": train_on, "split_thinking": split_thinking, "split_turns": split_turns}
     return distributed(inputs, output, engine=engine, address=address, split_mib=split_mib, concat=concat,
                        options=options)
+
+
+def render(inputs: Files, output: PathLike, *, template: str = "auto", tokenizer: str | None = None,
+           eos: str | None = None, style: Any = "text", kind: Any = None, template_args: TemplateArgs = None,
+           train_on: TrainOn = "all", split_thinking: bool = False, split_turns: bool = False, engine: Engine = "local",
+           address: str | None = None, split_mib: float = 64.0, concat: bool = False,
+           progress: Progress | None = None) -> RunResult:
+    """Records JSONL → SFT JSONL with exactly one EOS per trained span (`sftdata render`;
+    sftdata.pipeline.render); on an engine with `engine`, `address`, `split_mib`, `concat`."""
+    from .items import Style
+    from .schemas.records import RecordKind
+
+    options = {"template": template, "tokenizer": tokenizer, "eos": eos, "style": Style(style),
+               "kind": RecordKind(kind) if kind is not None else None, "template_args": template_args,
+               "train_on": train_on, "split_thinking": split_thinking, "split_turns": split_turns}
+    if engine != "local":
+        return _on_engine("render", inputs, output, engine, address, split_mib, concat, options)
+    from .pipeline import render as local
+
+    return local(list(inputs), output, **options, progress=progress)
 
 
 def export(input: PathLike, output: PathLike, to: str, *, eval_file: PathLike | None = None,  # noqa: A002
@@ -128,8 +159,15 @@ def audit(inputs: Files, tokenizer: str, *, template: str | None = None, templat
 
 
 def dedup(inputs: Files, output: PathLike, *, threshold: float = 0.7, against: Files = (),
-          fields: Sequence[str] | None = None, progress: Progress | None = None) -> CurateResult:
-    """Drop exact and near duplicates; dropped rows go to OUT.dupes.jsonl (`sftdata dedup`)."""
+          fields: Sequence[str] | None = None, engine: Engine = "local", address: str | None = None,
+          split_mib: float = 64.0, concat: bool = False, progress: Progress | None = None) -> CurateResult:
+    """Drop exact and near duplicates; dropped rows go to OUT.dupes.jsonl (`sftdata dedup`); on an engine
+    with `engine`, `address`, `split_mib`, `concat` (sftdata.dist.dedup: the same kept rows and dupes)."""
+    if engine != "local":
+        from .dist.dedup import dedup as distributed
+
+        return distributed(inputs, output, threshold=threshold, fields=fields, against=against, engine=engine,
+                           address=address, split_mib=split_mib, concat=concat)
     from .curate.dedup import dedup as run
 
     return run(inputs, output, threshold=threshold, fields=fields, against=against, progress=progress)
@@ -177,15 +215,22 @@ def filter(inputs: Files, output: PathLike, *, min_chars: int | None = None,  # 
            max_chars: int | None = None, max_tokens: int | None = None, max_reasoning_tokens: int | None = None,
            tokenizer: str | None = None,
            template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all", deny: Sequence[str] = (), lang: str | None = None,
-           min_lang_share: float = 0.5, drop_refusals: bool = False, progress: Progress | None = None) -> CurateResult:
-    """Drop rows by length, tokens, patterns, language mix or refusals (`sftdata filter`)."""
+           min_lang_share: float = 0.5, drop_refusals: bool = False, engine: Engine = "local",
+           address: str | None = None, split_mib: float = 64.0, concat: bool = False,
+           progress: Progress | None = None) -> CurateResult:
+    """Drop rows by length, tokens, patterns, language mix or refusals (`sftdata filter`); on an engine with
+    `engine`, `address`, `split_mib`, `concat`."""
     from .curate.filters import FilterSpec, filter_records
 
     spec = FilterSpec(min_chars=min_chars, max_chars=max_chars, max_tokens=max_tokens,
                       max_reasoning_tokens=max_reasoning_tokens, deny=list(deny), lang=lang,
                       min_lang_share=min_lang_share, drop_refusals=drop_refusals)
-    return filter_records(inputs, output, spec, tokenizer=tokenizer, template=template, template_args=template_args,
-                          train_on=train_on, progress=progress)
+    options = {"spec": spec, "tokenizer": tokenizer, "template": template, "template_args": template_args,
+               "train_on": train_on}
+    if engine != "local":
+        spec.compiled()  # a bad --deny pattern fails here, before any task runs
+        return _on_engine("filter", inputs, output, engine, address, split_mib, concat, options)
+    return filter_records(inputs, output, **options, progress=progress)
 
 
 def split(inputs: Files, output: PathLike, *, eval_ratio: float = 0.05, seed: int = 0, group_near_dups: bool = False,
@@ -198,14 +243,19 @@ def split(inputs: Files, output: PathLike, *, eval_ratio: float = 0.05, seed: in
 
 
 def pretokenize(inputs: Files, output: PathLike, *, tokenizer: str, template: str, max_seq_length: int,
-                on_overflow: Literal["drop", "truncate"] = "drop", template_args: TemplateArgs = None, train_on: TrainOn = "all", 
-                progress: Progress | None = None) -> CurateResult:
-    """input_ids with completion_mask or assistant_masks for TRL's SFTTrainer (`sftdata pretokenize`)."""
+                on_overflow: Literal["drop", "truncate"] = "drop", template_args: TemplateArgs = None,
+                train_on: TrainOn = "all", engine: Engine = "local", address: str | None = None,
+                split_mib: float = 64.0, concat: bool = False, progress: Progress | None = None) -> CurateResult:
+    """input_ids with completion_mask or assistant_masks for TRL's SFTTrainer (`sftdata pretokenize`); on an
+    engine with `engine`, `address`, `split_mib`, `concat`."""
     from .curate.pretokenize import Overflow
     from .curate.pretokenize import pretokenize as run
 
-    return run(inputs, output, tokenizer=tokenizer, template=template, max_seq_length=max_seq_length,
-               on_overflow=Overflow(on_overflow), template_args=template_args, train_on=train_on, progress=progress)
+    options = {"tokenizer": tokenizer, "template": template, "max_seq_length": max_seq_length,
+               "on_overflow": Overflow(on_overflow), "template_args": template_args, "train_on": train_on}
+    if engine != "local":
+        return _on_engine("pretokenize", inputs, output, engine, address, split_mib, concat, options)
+    return run(inputs, output, **options, progress=progress)
 
 
 def synth(seeds: PathLike, output: PathLike, *, count: int,

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sftdata
-from sftdata.curate.minhash import Sketcher, _group_edges, estimate, find_duplicates, normalise, shingle_sizes
+from sftdata.curate.minhash import Sketcher, group_edges, estimate, find_duplicates, normalise, shingle_sizes
 
 THRESHOLD = 0.7
 # 128 8-bit minhashes: the estimate's standard error is about 0.045 at J = 0.6; four of them (an estimate
@@ -123,7 +123,7 @@ def test_property_dropped_rows_are_near_a_kept_row_and_kept_candidates_are_not_n
         assert target in kept and matches.similarity[row] >= THRESHOLD
         assert jaccard(texts[row], texts[target]) >= THRESHOLD - TOLERANCE
     # no two kept rows that the index puts side by side are near duplicates
-    candidates = np.concatenate([_group_edges(sk.bands[:, b], np.arange(len(texts)))
+    candidates = np.concatenate([group_edges(sk.bands[:, b], np.arange(len(texts)))
                                  for b in range(sk.bands.shape[1])])
     both = np.isin(candidates[:, 0], kept) & np.isin(candidates[:, 1], kept)
     pairs = candidates[both]

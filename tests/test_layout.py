@@ -35,7 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline": {"ingest", "rendering", "formats", *BELOW_LIBRARY},
     "synthesis": {"ingest", "rendering", "tokenize", "curate", "dequantize", "package", *BELOW_LIBRARY},
     "trainers": {"ingest", "rendering", "tokenize", "curate", "dequantize", "package", *BELOW_LIBRARY},
-    "dist": {"ingest", "rendering", "tokenize", "formats", "pipeline", *BELOW_LIBRARY},
+    "dist": {"ingest", "rendering", "tokenize", "formats", "pipeline", "curate", *BELOW_LIBRARY},
     "evaluation": {"ingest", "rendering", "tokenize", "curate", "synthesis", "trainers", "dequantize", "package",
                    *BELOW_LIBRARY},
     "api": {"ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers", "evaluation", "dist",

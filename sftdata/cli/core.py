@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import orjson
 import typer
 
-from .common import (EosOpt, JsonOpt, Kind, StrictOpt, StyleOpt, TemplateArgsOpt, TemplateOpt, TokenizerOpt, TrainOnArg,
+from .common import (AddressOpt, ConcatOpt, EngineArg, EngineOpt, SplitMibOpt, EosOpt, JsonOpt, Kind, StrictOpt, StyleOpt, TemplateArgsOpt, TemplateOpt, TokenizerOpt, TrainOnArg,
                      TrainOnOpt, errors, progress_bar, report)
 
 
@@ -21,12 +21,6 @@ class PresetOpt(str, Enum):
     llamafactory = "llamafactory"  # with --dataset-info (sftdata.formats.llamafactory)
     trl = "trl"
     hf = "hf"
-
-
-class EngineOpt(str, Enum):
-    local = "local"
-    ray = "ray"
-    spark = "spark"
 
 
 def convert(
@@ -47,10 +41,10 @@ def convert(
     split_turns: Annotated[bool, typer.Option("--split-turns", help="One chat per trained assistant turn, ending at it, so each turn is rendered as the last one (faithful for templates that render history differently).")] = False,
     dataset_info: Annotated[Optional[Path], typer.Option("--dataset-info", help="LLaMA-Factory dataset_info.json (--preset llamafactory).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="The dataset_info entry to use (default: the one whose file_name is the input).")] = None,
-    engine: Annotated[EngineOpt, typer.Option("--engine", help="local (this process); ray or spark: split the inputs and convert on a Ray cluster or with Spark; OUT is then a folder of part files.")] = EngineOpt.local,
-    address: Annotated[Optional[str], typer.Option("--address", help="Ray: auto or ray://host:port (default: start a local cluster); Spark: a master URL (default local[*]).")] = None,
-    split_mib: Annotated[float, typer.Option("--split-mib", help="Size of a split of a JSON Lines input, in MiB (other files are one split each).")] = 64.0,
-    concat: Annotated[bool, typer.Option("--concat", help="With --engine: also write the single files a local run writes (OUT.jsonl, its rejects and sidecar).")] = False,
+    engine: EngineArg = EngineOpt.local,
+    address: AddressOpt = None,
+    split_mib: SplitMibOpt = 64.0,
+    concat: ConcatOpt = False,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -85,6 +79,10 @@ def render(
     train_on: TrainOnArg = TrainOnOpt.all,
     split_thinking: Annotated[bool, typer.Option("--split-thinking", help="Move a leading `<think>…</think>` in assistant content into reasoning_content.")] = False,
     split_turns: Annotated[bool, typer.Option("--split-turns", help="One chat per trained assistant turn, ending at it, so each turn is rendered as the last one (faithful for templates that render history differently).")] = False,
+    engine: EngineArg = EngineOpt.local,
+    address: AddressOpt = None,
+    split_mib: SplitMibOpt = 64.0,
+    concat: ConcatOpt = False,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -92,15 +90,16 @@ def render(
 
     Example: `sftdata render records.jsonl -o sft.jsonl --template alpaca_ko --tokenizer ./tokenizer`
     """
-    from .. import pipeline
+    from .. import api
     from ..items import Style
     from ..schemas.records import RecordKind
 
     with errors(), progress_bar("rendering", as_json) as progress:
-        result = pipeline.render(inputs, output, template=template, tokenizer=tokenizer, eos=eos,
-                                 style=Style(style.value), kind=RecordKind(kind.value) if kind else None,
-                                 template_args=template_args, train_on=train_on.value,
-                                 split_thinking=split_thinking, split_turns=split_turns, progress=progress)
+        result = api.render(inputs, output, template=template, tokenizer=tokenizer, eos=eos,
+                            style=Style(style.value), kind=RecordKind(kind.value) if kind else None,
+                            template_args=template_args, train_on=train_on.value, split_thinking=split_thinking,
+                            split_turns=split_turns, engine=engine.value, address=address, split_mib=split_mib,
+                            concat=concat, progress=progress)
     report(result, as_json, strict)
 
 

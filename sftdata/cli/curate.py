@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import JsonOpt, StrictOpt, TemplateArgsOpt, TrainOnArg, TrainOnOpt, err, errors, progress_bar, report
+from .common import (AddressOpt, ConcatOpt, EngineArg, EngineOpt, JsonOpt, SplitMibOpt, StrictOpt, TemplateArgsOpt, TrainOnArg, TrainOnOpt, err, errors,
+                     progress_bar, report)
 
 FilesArg = Annotated[list[str], typer.Argument(help="Records JSONL as convert writes it (instruction, chat or QA).")]
 OutOpt = Annotated[Path, typer.Option("--output", "-o", help="Output JSONL; rejects go to OUT.rejects.jsonl.")]
@@ -27,6 +28,10 @@ def dedup(
     threshold: ThresholdOpt = 0.7,
     against: Annotated[Optional[list[str]], typer.Option("--against", help="Also drop rows found in these files (e.g. the eval set); repeatable.")] = None,
     fields: FieldsOpt = None,
+    engine: EngineArg = EngineOpt.local,
+    address: AddressOpt = None,
+    split_mib: SplitMibOpt = 64.0,
+    concat: ConcatOpt = False,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -39,7 +44,7 @@ def dedup(
 
     with errors(), progress_bar("deduplicating", as_json) as progress:
         result = api.dedup(inputs, output, threshold=threshold, fields=_fields(fields), against=against or (),
-                     progress=progress)
+                           engine=engine.value, address=address, split_mib=split_mib, concat=concat, progress=progress)
     report(result, as_json, strict)
     s = result.summary()
     err.print(f"duplicates: {s['exact']:,} exact, {s['near']:,} near (threshold {s['threshold']}) → {s['dupes']}",
@@ -61,6 +66,10 @@ def filter_(
     lang: Annotated[Optional[str], typer.Option("--lang", help="Expected language: ko, zh, ja, en, latin, ru.")] = None,
     min_lang_share: Annotated[float, typer.Option("--min-lang-share", help="Least share of letters in the --lang script.")] = 0.5,
     drop_refusals: Annotated[bool, typer.Option("--drop-refusals", help="Drop answers that refuse ('As an AI language model', '죄송하지만 … 수 없습니다', ...).")] = False,
+    engine: EngineArg = EngineOpt.local,
+    address: AddressOpt = None,
+    split_mib: SplitMibOpt = 64.0,
+    concat: ConcatOpt = False,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -74,7 +83,8 @@ def filter_(
         result = api.filter(inputs, output, min_chars=min_chars, max_chars=max_chars, max_tokens=max_tokens,
                             max_reasoning_tokens=max_reasoning_tokens,
                             tokenizer=tokenizer, template=template, template_args=template_args, train_on=train_on.value, deny=deny or (), lang=lang,
-                            min_lang_share=min_lang_share, drop_refusals=drop_refusals, progress=progress)
+                            min_lang_share=min_lang_share, drop_refusals=drop_refusals, engine=engine.value,
+                            address=address, split_mib=split_mib, concat=concat, progress=progress)
     report(result, as_json, strict)
 
 
@@ -116,6 +126,10 @@ def pretokenize(
     template_args: TemplateArgsOpt = None,
     train_on: TrainOnArg = TrainOnOpt.all,
     on_overflow: Annotated[OverflowOpt, typer.Option("--on-overflow", help="drop longer samples, or truncate them (prompt first; the completion's end and EOS are kept).")] = OverflowOpt.drop,
+    engine: EngineArg = EngineOpt.local,
+    address: AddressOpt = None,
+    split_mib: SplitMibOpt = 64.0,
+    concat: ConcatOpt = False,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -127,7 +141,9 @@ def pretokenize(
 
     with errors(), progress_bar("tokenizing", as_json) as progress:
         result = api.pretokenize(inputs, output, tokenizer=tokenizer, template=template, max_seq_length=max_seq_length,
-                                 on_overflow=on_overflow.value, template_args=template_args, train_on=train_on.value, progress=progress)
+                                 on_overflow=on_overflow.value, template_args=template_args, train_on=train_on.value,
+                                 engine=engine.value, address=address, split_mib=split_mib, concat=concat,
+                                 progress=progress)
     report(result, as_json, strict)
     s = result.summary()
     o = s["overflow"]

@@ -153,27 +153,42 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
             row += 1
             ticker.tick()
     ticker.close()
-    sketcher = rows.sketcher
-    result.extra = {"dupes": str(dupes_path(output)), "threshold": threshold,
-                    "compared": compare.value if isinstance(compare, Side) else compare,
-                    "exact": int(matches.exact[refs:].sum()),
-                    "near": int(((matches.dup_of[refs:] >= 0) & ~matches.exact[refs:]).sum()),
-                    "against_rows": refs}
-    extra = {**result.extra, "minhash": {"num_perm": NUM_PERM, "bands": sketcher.bands, "rows": sketcher.rows,
-                                          "shingles": "characters: 3-grams for Hangul/CJK/kana text, else 5-grams",
-                                          "normalise": "NFKC, casefold, whitespace collapsed"},
-             "against": [file_digest(p) for p in references]}
+    exact = int(matches.exact[refs:].sum())
+    result.extra = figures(dupes_path(output), threshold, compare, exact,
+                           int((matches.dup_of[refs:] >= 0).sum()) - exact, refs)
+    extra = {**result.extra, **method(rows.sketcher, references)}
     result.meta = build_meta("dedup", [s.path for s in sources], counts, output, result.rejects, extra, started)
     write_json(meta_path(output), result.meta)
     return result
 
 
+def figures(dupes: Path | str, threshold: float, compare: Side | Sequence[str], exact: int, near: int,
+            refs: int) -> dict[str, Any]:
+    """A dedup run's own figures (its summary and sidecar)."""
+    return {"dupes": str(dupes), "threshold": threshold,
+            "compared": compare.value if isinstance(compare, Side) else compare, "exact": exact, "near": near,
+            "against_rows": refs}
+
+
+def method(sketcher: Sketcher, references: Sequence[Path]) -> dict[str, Any]:
+    """How rows were compared, and the --against files (hashed), for the sidecar."""
+    return {"minhash": {"num_perm": NUM_PERM, "bands": sketcher.bands, "rows": sketcher.rows,
+                        "shingles": "characters: 3-grams for Hangul/CJK/kana text, else 5-grams",
+                        "normalise": "NFKC, casefold, whitespace collapsed"},
+            "against": [file_digest(p) for p in references]}
+
+
 def _dropped(item: RawItem | Reject, row: int, target: int, refs: int, matches: Matches,
              locators: Locators) -> tuple[Reject, dict[str, Any]]:
-    exact = bool(matches.exact[row])
-    similarity = round(float(matches.similarity[row]), 3)
-    reason = "in_against_file" if target < refs else ("exact_duplicate" if exact else "near_duplicate")
-    original = locators[target]
+    return dropped_row(item, locators[target], bool(matches.exact[row]), float(matches.similarity[row]), target < refs)
+
+
+def dropped_row(item: RawItem | Reject, original: Locator, exact: bool, similarity: float,
+                against: bool) -> tuple[Reject, dict[str, Any]]:
+    """The reject (counted as deduplicated) and the OUT.dupes.jsonl row for an item dropped as a duplicate of
+    `original` (sftdata.dist.dedup writes the same)."""
+    similarity = round(similarity, 3)
+    reason = "in_against_file" if against else ("exact_duplicate" if exact else "near_duplicate")
     what = "an exact" if exact else f"a near (estimated Jaccard {similarity:.2f})"
     reject = Reject(Stage.dedup, reason, f"{what} duplicate of {original}", item.locator,
                     raw=item.data if isinstance(item, RawItem) else None)

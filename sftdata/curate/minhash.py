@@ -252,30 +252,61 @@ def find_duplicates(sk: Sketches, threshold: float, refs: int = 0) -> Matches:
     far from A keeps C, the dupes file never names a similarity below the threshold, and no two kept rows
     that the index compared are near duplicates. Rows [0, refs) are references (`--against`
     files): never kept or dropped themselves; a later row that duplicates one is dropped. Empty texts are
-    never duplicates. `cluster` is the kept row (or reference) each row belongs with: itself when kept."""
+    never duplicates. `cluster` is the kept row (or reference) each row belongs with: itself when kept.
+    sftdata.dist.dedup runs the same steps split by split: group_edges per shuffle partition,
+    verify per split, resolve on the driver."""
     n = len(sk)
     valid = np.flatnonzero(~sk.empty)
-    edges = [_group_edges(sk.exact[valid], valid)]
+    edges = [group_edges(sk.exact[valid], valid)]
     for band in range(sk.bands.shape[1]):
-        edges.append(_group_edges(sk.bands[valid, band], valid))
-    pairs = _unique_pairs(edges)
-    score = np.zeros(0, dtype=np.float32)
-    if len(pairs):
-        same = sk.exact[pairs[:, 0]] == sk.exact[pairs[:, 1]]
-        near = estimate(sk.sig, pairs[:, 0], pairs[:, 1])
-        keep = same | (near >= threshold)
-        pairs, score = pairs[keep], np.where(same[keep], 2.0, near[keep]).astype(np.float32)
-    dup_of = _attach(n, pairs, score, refs)
-    dropped = np.flatnonzero(dup_of >= 0)
-    exact = np.zeros(n, dtype=bool)
-    similarity = np.zeros(n, dtype=np.float32)
-    exact[dropped] = sk.exact[dropped] == sk.exact[dup_of[dropped]]
-    similarity[dropped] = np.where(exact[dropped], 1.0, estimate(sk.sig, dropped, dup_of[dropped]))
+        edges.append(group_edges(sk.bands[valid, band], valid))
+    pairs = unique_pairs(edges)
+    pairs, score = verify(pairs, sk.exact[pairs[:, 0]], sk.exact[pairs[:, 1]], sk.sig, pairs[:, 0], pairs[:, 1],
+                          threshold)
+    dup_of, best = _attach(n, pairs, score, refs)
+    exact, similarity = verdicts(dup_of, best)
     cluster = np.where(dup_of >= 0, dup_of, np.arange(n))
     return Matches(dup_of, exact, similarity, cluster)
 
 
-def _unique_pairs(edges: list[np.ndarray]) -> np.ndarray:
+EXACT_SCORE = 2.0  # a verified pair's score when the normalised texts are identical
+
+
+def verify(pairs: np.ndarray, exact_left: np.ndarray, exact_right: np.ndarray, sig: np.ndarray, left: np.ndarray,
+           right: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs that are duplicates, with their scores: EXACT_SCORE for identical normalised texts,
+    else the estimated Jaccard similarity (rows `left`/`right` of `sig`), kept at or above the threshold."""
+    if not len(pairs):
+        return pairs, np.zeros(0, dtype=np.float32)
+    same = exact_left == exact_right
+    near = estimate(sig, left, right)
+    keep = same | (near >= threshold)
+    return pairs[keep], np.where(same[keep], EXACT_SCORE, near[keep]).astype(np.float32)
+
+
+def verdicts(dup_of: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: dropped as an exact duplicate, and the similarity to the row it duplicates (1.0 when exact)."""
+    dropped = dup_of >= 0
+    exact = dropped & (best == EXACT_SCORE)
+    similarity = np.where(exact, 1.0, np.where(dropped, best, 0.0)).astype(np.float32)
+    return exact, similarity
+
+
+def resolve(pairs: np.ndarray, score: np.ndarray, refs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The keep rule (find_duplicates) over verified pairs of row ids that may be sparse (sftdata.dist.dedup:
+    global ids of billions of rows): only the rows in some pair take memory. Returns, for each dropped row,
+    (its id, the id of the row it duplicates, the pair's score)."""
+    if not len(pairs):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float32)
+    nodes, compact = np.unique(pairs, return_inverse=True)  # sorted: input order is kept
+    compact = compact.reshape(pairs.shape)
+    dup_of, best = _attach(len(nodes), compact, score, int(np.searchsorted(nodes, refs)))
+    dropped = np.flatnonzero(dup_of >= 0)
+    return nodes[dropped], nodes[dup_of[dropped]], best[dropped]
+
+
+def unique_pairs(edges: list[np.ndarray]) -> np.ndarray:
     """The distinct (later, earlier) row pairs among the edges (each edge is (member, the bucket's first
     row), so member > first), packed into one int64 key each for a 1-D sort."""
     if not edges or not sum(len(e) for e in edges):
@@ -288,16 +319,19 @@ def _unique_pairs(edges: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _attach(n: int, pairs: np.ndarray, score: np.ndarray, refs: int, rounds: int = 64) -> np.ndarray:
-    """For each row, the earlier kept row (or reference) it duplicates, or -1 when it is kept.
+def _attach(n: int, pairs: np.ndarray, score: np.ndarray, refs: int,
+            rounds: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the earlier kept row (or reference) it duplicates, or -1 when it is kept, and the score
+    of that pair.
 
     In input order, a row is dropped when a verified earlier partner is kept, and kept when every earlier
     partner is dropped. That is settled in vectorised rounds (a row whose earlier partners are all
     settled is settled in the next round); a long chain left after `rounds` rounds is finished row by
     row. Each dropped row then names its best kept partner: exact first, then the most similar."""
     dup_of = np.full(n, -1, dtype=np.int64)
+    best = np.zeros(n, dtype=np.float32)
     if len(pairs) == 0:
-        return dup_of
+        return dup_of, best
     later, earlier = pairs[:, 0], pairs[:, 1]
     keep = later >= refs  # a reference is never dropped
     later, earlier, score = later[keep], earlier[keep], score[keep]
@@ -324,7 +358,8 @@ def _attach(n: int, pairs: np.ndarray, score: np.ndarray, refs: int, rounds: int
     order = np.lexsort((e, -sc, l))
     first = np.concatenate(([True], l[order][1:] != l[order][:-1]))
     dup_of[l[order][first]] = e[order][first]
-    return dup_of
+    best[l[order][first]] = sc[order][first]
+    return dup_of, best
 
 
 def _settle_in_order(state: np.ndarray, later: np.ndarray, earlier: np.ndarray) -> None:
@@ -340,7 +375,7 @@ def _settle_in_order(state: np.ndarray, later: np.ndarray, earlier: np.ndarray) 
     state[open_] = 1
 
 
-def _group_edges(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def group_edges(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """(member, first) pairs for every group of equal keys; `first` is the group's lowest row."""
     if len(keys) == 0:
         return np.zeros((0, 2), np.int64)

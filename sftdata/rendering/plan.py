@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -121,15 +122,20 @@ def rendered_row(rendered: Rendered, style: Style) -> dict[str, Any]:
     return {"text": rendered.text}
 
 
-def make_plan(template: str | None, tokenizer: str | None, eos: str | None, style: Style | None,
+def make_plan(template: str | None, tokenizer: Any, eos: str | None, style: Style | None,
               *, trust_remote_code: bool = False, template_args: TemplateArgs = None,
               train_on: TrainOn = "all") -> RenderPlan | None:
-    """None when nothing is rendered (records are written as they are)."""
+    """None when nothing is rendered (records are written as they are). `tokenizer` is a directory, .gguf file
+    or hub id, or a tokenizer already loaded."""
     if template is None and style is None:
         if tokenizer or eos:
             raise TemplateError("--tokenizer/--eos only matter with --template or --style")
         return None
-    tok = load_tokenizer(tokenizer, trust_remote_code=trust_remote_code) if tokenizer else None
+    tok = tokenizer
+    if isinstance(tokenizer, (str, os.PathLike)):
+        tok = load_tokenizer(tokenizer, trust_remote_code=trust_remote_code) if tokenizer else None
+    elif tokenizer is not None:  # already loaded (a split task's, built once per worker: sftdata.dist)
+        tokenizer = str(getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__)
     plan = RenderPlan(style or Style.text, template or AUTO, eos, tokenizer, tok,
                       template_args=parse_template_args(template_args),
                       train_on=train_on)

@@ -1,0 +1,313 @@
+"""`sftdata dedup --engine ...`: the kept rows and dupes of a local run, split by split.
+
+Four steps, the same as sftdata.curate.dedup and its minhash.find_duplicates, spread out:
+
+1. sketch (one task per split, `--against` splits first): the records of the split are read and sketched
+   as locally; invalid input rows go to the split's rejects part; the sketches, the row locators and which
+   lines were records go to `OUT/.work/sketch-NNNNN.npz`. Each valid row sends its exact hash and its LSH
+   band keys (16 bytes a key, 21 keys a row at the default threshold) to a shuffle partition.
+2. group (one task per partition, after the engine's shuffle): rows with an equal key are joined to the
+   key's first row in input order, as group_edges does locally; candidate pairs go to the driver.
+3. verify (one task per split of the later row): the pairs are checked on the b-bit signatures, read from
+   the sketch files, with minhash.verify.
+4. The driver resolves the verified pairs with the local keep rule (minhash.resolve: memory in the number
+   of rows that have a duplicate, not of all rows) and write tasks stream each split again into its part
+   (kept rows) and dupes part (each dropped row with the locator of the row it duplicates).
+
+Row ids are (split << 32 | row in split) in the tasks, which sorts as input order; the driver turns them into
+the global row numbers a local run uses once every split's record count is known.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..curate.dedup import Locators, SketchedRows, dropped_row, dupes_path, figures, method, sketch_stream
+from ..curate.fields import Side, check_fields
+from ..curate.minhash import (DEFAULT_THRESHOLD, Sketcher, group_edges, resolve, verdicts,
+                              verify)
+from ..curate.samples import CurateResult
+from ..ingest.readers import read_source
+from ..ingest.records import RecordParser, _records
+from ..items import Counts, Locator, Reject
+from ..writers import AtomicFile, dumps_line, rejects_path
+from .driver import engine_figures, finish, merge, open_folder, part_path, splits_of
+from .engines import Engine, run_jobs, run_shuffle
+from .splits import Split
+
+WORK = ".work"
+SHIFT = 32
+LOW = (1 << SHIFT) - 1
+PARTITION_BYTES = 1 << 30  # about this much input per shuffle partition
+MAX_PARTITIONS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class SketchJob:
+    split: Split
+    sid: int  # position among the --against splits and then the input splits
+    reference: bool
+    out_dir: str
+    threshold: float
+    compare: Any  # Side or field names
+    partitions: int
+
+
+def _work(out_dir: str, sid: int) -> Path:
+    return Path(out_dir) / WORK / f"sketch-{sid:05d}.npz"
+
+
+def sketch_split(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray, ...]]]:
+    """Step 1: the split's sketches to its work file; its keys, one bucket per shuffle partition."""
+    split = job.split
+    counts = Counts()
+    counts.file(split.name)
+    rows = SketchedRows(Sketcher(job.threshold))
+    examples: list[Reject] = []
+    stream = _records(read_source(split.source()), RecordParser(), counts, None)
+    if job.reference:  # a local run reads references with throwaway counts and writes none of their rejects
+        is_record = sketch_stream(stream, rows, job.compare)
+    else:
+        with AtomicFile(rejects_path(part_path(job.out_dir, split.index))) as rej:
+            def on_reject(reject: Reject) -> None:
+                counts.reject(reject)
+                if len(examples) < 5:
+                    examples.append(reject)
+                rej.write(dumps_line(reject.as_dict()))
+
+            is_record = sketch_stream(stream, rows, job.compare, on_reject)
+    sk = rows.joined()
+    _save(_work(job.out_dir, job.sid), sk, rows.locators, is_record)
+    valid = np.flatnonzero(~sk.empty)
+    ids = (np.int64(job.sid) << SHIFT) | valid.astype(np.int64)
+    band = np.arange(sk.bands.shape[1], dtype=np.uint64)
+    band_keys = ((band[None, :] << np.uint64(SHIFT)) | sk.bands[valid].astype(np.uint64)).ravel()
+    band_ids = np.repeat(ids, sk.bands.shape[1])
+    exact_keys = sk.exact[valid]
+    buckets = []
+    for p in range(job.partitions):
+        in_band = band_keys % np.uint64(job.partitions) == p
+        in_exact = exact_keys % np.uint64(job.partitions) == p
+        buckets.append((band_keys[in_band], band_ids[in_band], exact_keys[in_exact], ids[in_exact]))
+    result = {"index": job.sid, "records": len(sk), "counts": None if job.reference else counts.summary(),
+              "examples": [r.as_dict() for r in examples]}
+    return result, buckets
+
+
+def _save(path: Path, sk: Any, locators: Locators, is_record: bytearray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with AtomicFile(path) as handle:  # numbers and fixed-width strings only: np.load never unpickles
+        np.savez(handle, exact=sk.exact, sig=sk.sig, is_record=np.frombuffer(bytes(is_record), dtype=np.uint8),
+                 files=np.array(locators.files, dtype=str), file_no=np.asarray(locators.file),
+                 line=np.asarray(locators.line), index=np.asarray(locators.index),
+                 element=np.asarray(locators.element))
+
+
+def _load(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def group_partition(partition: int, buckets: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+    """Step 2: (member, first) pairs of row ids for every key of the partition held by more than one row."""
+    del partition
+    edges = []
+    for keys_at, ids_at in ((0, 1), (2, 3)):  # LSH band keys, then exact hashes
+        keys = np.concatenate([b[keys_at] for b in buckets]) if buckets else np.zeros(0, np.uint64)
+        ids = np.concatenate([b[ids_at] for b in buckets]) if buckets else np.zeros(0, np.int64)
+        order = np.argsort(ids, kind="stable")  # group_edges takes each key's first row in this order
+        edges.append(group_edges(keys[order], ids[order]))
+    return np.unique(np.concatenate(edges), axis=0) if edges else np.zeros((0, 2), np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyJob:
+    sid: int
+    out_dir: str
+    later: np.ndarray  # row ids (split << 32 | row) in this split
+    earlier: np.ndarray  # row ids anywhere before them
+    threshold: float
+
+
+def verify_split(job: VerifyJob) -> dict[str, Any]:
+    """Step 3: the split's candidate pairs checked on the signatures (minhash.verify), as scores."""
+    own = _load(_work(job.out_dir, job.sid))
+    earlier = _gather(job.out_dir, job.earlier, ("exact", "sig"))
+    rows = job.later & LOW
+    m = len(rows)
+    pairs = np.stack([np.arange(m), np.arange(m)], axis=1)
+    sig = np.concatenate([own["sig"][rows], earlier["sig"]])
+    kept, score = verify(pairs, own["exact"][rows], earlier["exact"], sig, np.arange(m), m + np.arange(m),
+                         job.threshold)
+    return {"index": job.sid, "kept": kept[:, 0], "score": score}
+
+
+def _gather(out_dir: str, ids: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Columns of the work files at the given (non-empty) row ids, in their order, one work file at a time."""
+    columns: dict[str, np.ndarray] = {}
+    sids = ids >> SHIFT
+    for sid in np.unique(sids):
+        where = np.flatnonzero(sids == sid)
+        data = _load(_work(out_dir, int(sid)))
+        for name in names:
+            column = data[name]
+            if name not in columns:
+                columns[name] = np.empty((len(ids), *column.shape[1:]), dtype=column.dtype)
+            columns[name][where] = column[ids[where] & LOW]
+    return columns
+
+
+def _locators(out_dir: str, ids: np.ndarray) -> list[Locator]:
+    """The locators of rows anywhere in the run, from their splits' work files."""
+    out: list[Locator | None] = [None] * len(ids)
+    sids = ids >> SHIFT
+    for sid in np.unique(sids):
+        data = _load(_work(out_dir, int(sid)))
+        columns = Locators([str(f) for f in data["files"]], {}, *(data[name].tolist()  # Python ints, as locally
+                                                                 for name in ("file_no", "line", "index", "element")))
+        for k in np.flatnonzero(sids == sid).tolist():
+            out[k] = columns[int(ids[k] & LOW)]
+    return out  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteJob:
+    split: Split
+    sid: int
+    out_dir: str
+    rows: np.ndarray  # rows of this split dropped, in order
+    targets: np.ndarray  # the row id each duplicates
+    scores: np.ndarray  # the verified pair's score (minhash.EXACT_SCORE when exact)
+    against: np.ndarray  # whether the target is a --against row
+
+
+def write_split(job: WriteJob) -> dict[str, Any]:
+    """Step 4: the split's rows again, kept ones to its part, dropped ones to its dupes part."""
+    split = job.split
+    is_record = _load(_work(job.out_dir, job.sid))["is_record"]
+    originals = _locators(job.out_dir, job.targets) if len(job.targets) else []
+    exact, similarity = verdicts(np.zeros(len(job.rows), np.int64), job.scores)
+    dropped = {row: k for k, row in enumerate(job.rows.tolist())}
+    counts = Counts()
+    counts.file(split.name)
+    examples: list[Reject] = []
+    part = part_path(job.out_dir, split.index)
+    row = 0
+    with AtomicFile(part) as out, AtomicFile(dupes_path(part)) as dup:
+        for was_record, item in zip(is_record.tolist(), read_source(split.source())):
+            if not was_record:
+                continue
+            k = dropped.get(row)
+            if k is None:
+                counts.file(item.locator.file).written += 1
+                out.write(dumps_line(item.data))
+            else:
+                reject, line = dropped_row(item, originals[k], bool(exact[k]), float(similarity[k]),
+                                           bool(job.against[k]))
+                counts.drop(reject)
+                if len(examples) < 5:
+                    examples.append(reject)
+                dup.write(dumps_line(line))
+            row += 1
+    return {"index": split.index, "counts": counts.summary(), "examples": [r.as_dict() for r in examples]}
+
+
+def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
+          threshold: float = DEFAULT_THRESHOLD, fields: Sequence[str] | None = None,
+          against: Sequence[str | os.PathLike[str]] = (), engine: Engine = "local", address: str | None = None,
+          split_mib: float = 64, concat: bool = False, partitions: int | None = None) -> CurateResult:
+    """Records JSONL → OUT/part-NNNNN.jsonl (kept), .dupes.jsonl and .rejects.jsonl per split and one
+    _meta.json, with the rows, dupes and figures of `sftdata dedup` on the same inputs. `partitions`: of the
+    key shuffle (default: one per GiB of input, at most MAX_PARTITIONS)."""
+    started = time.perf_counter()
+    compare: Side | list[str] = check_fields(fields) if fields else Side.prompt
+    sketcher = Sketcher(threshold)  # a bad threshold fails here, before any task
+    refs_splits = splits_of(against, split_mib) if against else []
+    splits = splits_of(inputs, split_mib)
+    out = open_folder(output)
+    shutil.rmtree(out / WORK, ignore_errors=True)
+    partitions = partitions or _partitions([*refs_splits, *splits])
+    jobs = [SketchJob(s, sid, sid < len(refs_splits), str(out), threshold, compare, partitions)
+            for sid, s in enumerate([*refs_splits, *splits])]
+    try:
+        sketched, grouped = run_shuffle(sketch_split, group_partition, jobs, partitions, engine, address)
+        offsets = np.concatenate(([0], np.cumsum([r["records"] for r in sketched]))).astype(np.int64)
+        refs = int(offsets[len(refs_splits)])
+        pairs, scores = _verified(grouped, str(out), threshold, engine, address)
+        dropped, targets, best = resolve(_global(pairs, offsets), scores, refs)
+        written = run_jobs(write_split, _write_jobs(splits, len(refs_splits), str(out), offsets, dropped, targets,
+                                                    best, refs), engine, address)
+    finally:
+        shutil.rmtree(out / WORK, ignore_errors=True)
+    inputs_done = sketched[len(refs_splits):]
+    counts, examples = merge(splits, [*inputs_done, *sorted(written, key=lambda r: r["index"])])
+    exact = int(verdicts(np.zeros(len(best), np.int64), best)[0].sum())
+    result = CurateResult("dedup", counts, out, None, examples=examples)
+    result.extra = figures(out / "part-*.dupes.jsonl", threshold, compare, exact, len(dropped) - exact, refs)
+    extra = {**result.extra, **method(sketcher, list(dict.fromkeys(Path(s.path) for s in refs_splits))),
+             **engine_figures(engine, address, split_mib, splits), "shuffle_partitions": partitions}
+    result.meta, single = finish("dedup", out, splits, counts, extra, started, concat, sidecars=(".dupes.jsonl",))
+    if single is not None:
+        result.output, result.rejects = single, rejects_path(single)
+        result.extra["dupes"] = str(dupes_path(single))
+    return result
+
+
+def _partitions(splits: Sequence[Split]) -> int:
+    total = sum((s.end - s.start) if s.end is not None else _size(s.path) for s in splits)
+    return max(1, min(MAX_PARTITIONS, -(-total // PARTITION_BYTES)))
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _verified(grouped: list[np.ndarray], out_dir: str, threshold: float, engine: Engine,
+              address: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3 over all candidate pairs (row ids), one task per split of the later row."""
+    candidates = np.unique(np.concatenate([g for g in grouped if len(g)] or [np.zeros((0, 2), np.int64)]), axis=0)
+    later_sid = candidates[:, 0] >> SHIFT
+    jobs = [VerifyJob(int(sid), out_dir, candidates[later_sid == sid, 0], candidates[later_sid == sid, 1], threshold)
+            for sid in np.unique(later_sid)]
+    done = {r["index"]: r for r in run_jobs(verify_split, jobs, engine, address)}
+    pairs, scores = [], []
+    for job in jobs:
+        result = done[job.sid]
+        keep = np.isin(np.arange(len(job.later)), result["kept"])
+        pairs.append(np.stack([job.later[keep], job.earlier[keep]], axis=1))
+        scores.append(result["score"])
+    if not pairs:
+        return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
+    return np.concatenate(pairs), np.concatenate(scores).astype(np.float32)
+
+
+def _global(ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    return offsets[ids >> SHIFT] + (ids & LOW)
+
+
+def _packed(rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    sid = np.searchsorted(offsets, rows, side="right") - 1
+    return (sid.astype(np.int64) << SHIFT) | (rows - offsets[sid])
+
+
+def _write_jobs(splits: Sequence[Split], first_sid: int, out_dir: str, offsets: np.ndarray, dropped: np.ndarray,
+                targets: np.ndarray, best: np.ndarray, refs: int) -> list[WriteJob]:
+    order = np.argsort(dropped, kind="stable")
+    dropped, targets, best = dropped[order], targets[order], best[order]
+    jobs = []
+    for k, split in enumerate(splits):
+        sid = first_sid + k
+        lo, hi = np.searchsorted(dropped, [offsets[sid], offsets[sid + 1]])
+        jobs.append(WriteJob(split, sid, out_dir, dropped[lo:hi] - offsets[sid], _packed(targets[lo:hi], offsets),
+                             best[lo:hi], targets[lo:hi] < refs))
+    return jobs

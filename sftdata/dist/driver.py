@@ -1,0 +1,117 @@
+"""The driver's side of a split run: the output folder, the tasks on an engine, the counts summed, the
+one `_meta.json`, and with `concat` the single files a local run writes.
+
+Every distributed command (sftdata.dist.run's convert, sftdata.dist.commands' render, filter and
+pretokenize, sftdata.dist.dedup) writes `part-NNNNN.jsonl` and its sidecars per split into the folder;
+a task returns its counts and first rejects as plain data, and fails by returning an "error" (a
+row's problem is a reject in its part, never a failed task).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import SftDataError
+from ..items import Counts, Locator, Reject, Stage
+from ..provenance import build_meta
+from ..writers import AtomicFile, meta_path, rejects_path, sidecar_path, write_json
+from .engines import Engine, run_jobs
+from .splits import Split, plan_splits
+
+PART = "part-{:05d}"
+
+
+def part_path(out: str | os.PathLike[str], index: int) -> Path:
+    return Path(out) / f"{PART.format(index)}.jsonl"
+
+
+def open_folder(output: str | os.PathLike[str]) -> Path:
+    """The output folder, emptied of the parts and _meta.json of an earlier run (which may have had more splits)."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise SftDataError("on an engine the output is a folder of part files, and this is a file", file=str(out),
+                           hint="name a folder (add --concat for the single files a local run writes)")
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob("part-*.jsonl"), out / "_meta.json"]:
+        stale.unlink(missing_ok=True)
+    return out
+
+
+def splits_of(inputs: Sequence[Any], split_mib: float, encoding: str = "auto") -> list[Split]:
+    if split_mib <= 0:
+        raise SftDataError(f"--split-mib must be positive, not {split_mib}")
+    return plan_splits(inputs, max(1, int(split_mib * (1 << 20))), encoding)
+
+
+def run_tasks(task: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], engine: Engine,
+              address: str | None) -> list[dict[str, Any]]:
+    """The tasks' results in split order; the first task that failed fails the run."""
+    results = sorted(run_jobs(task, jobs, engine, address), key=lambda r: r["index"])
+    failed = [r["error"] for r in results if "error" in r]
+    if failed:
+        raise SftDataError(failed[0])
+    return results
+
+
+def task_error(index: int, error: SftDataError) -> dict[str, Any]:
+    return {"index": index, "error": str(error)}
+
+
+def merge(splits: Sequence[Split], results: Sequence[dict[str, Any]], keep: int = 5) -> tuple[Counts, list[Reject]]:
+    """The run's counts (per original file and reason) and its first rejects, from the tasks' results."""
+    counts = Counts()
+    for split in splits:
+        counts.file(split.name)
+    examples: list[Reject] = []
+    for result in results:
+        add_counts(counts, result["counts"])
+        for row in result["examples"]:
+            if len(examples) < keep:
+                where = Locator(row["file"], row.get("line"), row.get("index"), row.get("element"))
+                examples.append(Reject(Stage(row["stage"]), row["reason"], row["message"], where,
+                                       field=row.get("field"), raw=row.get("raw")))
+    return counts, examples
+
+
+def add_counts(counts: Counts, summary: dict[str, Any]) -> None:
+    """Add a Counts.summary() (a task's) to `counts`."""
+    for name, figures in summary["files"].items():
+        mine = counts.file(name)
+        for key, value in figures.items():
+            setattr(mine, key, getattr(mine, key) + value)
+    for reason, n in summary["by_reason"].items():
+        counts.by_reason[reason] = counts.by_reason.get(reason, 0) + n
+
+
+def engine_figures(engine: Engine, address: str | None, split_mib: float, splits: Sequence[Split]) -> dict[str, Any]:
+    return {"engine": engine, "address": address, "split_mib": split_mib, "splits": len(splits),
+            "parts": [part_path("", s.index).name for s in splits]}
+
+
+def finish(command: str, out: Path, splits: Sequence[Split], counts: Counts, extra: dict[str, Any], started: float,
+           concat: bool, sidecars: Sequence[str] = ()) -> tuple[dict[str, Any], Path | None]:
+    """Write _meta.json (sources hashed once, here) and, with `concat`, OUT.jsonl with its rejects, the
+    command's other `sidecars` (e.g. ".dupes.jsonl") and its .meta.json. Returns (meta, the single file)."""
+    sources = list(dict.fromkeys(Path(s.path) for s in splits))
+    meta = build_meta(command, sources, counts, out, None, extra, started)
+    write_json(out / "_meta.json", meta)
+    if not concat:
+        return meta, None
+    single = out.with_name(out.name + ".jsonl")
+    parts = [part_path(out, s.index) for s in splits]
+    concatenate(parts, single)
+    concatenate([rejects_path(p) for p in parts], rejects_path(single))
+    for suffix in sidecars:
+        concatenate([sidecar_path(p, suffix) for p in parts], sidecar_path(single, suffix))
+    write_json(meta_path(single), build_meta(command, sources, counts, single, rejects_path(single), extra, started))
+    return meta, single
+
+
+def concatenate(parts: Sequence[Path], target: Path) -> None:
+    with AtomicFile(target) as sink:
+        for part in parts:
+            with open(part, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    sink.write(chunk)
