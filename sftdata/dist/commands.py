@@ -24,6 +24,7 @@ from .driver import (
     merge,
     open_folder,
     part_path,
+    rendering,
     run_tasks,
     splits_of,
     task_error,
@@ -108,7 +109,9 @@ def run_command(command: Command, inputs: Sequence[str | os.PathLike[str]], outp
     results = run_tasks(command_split, [CommandJob(command, s, str(out), options) for s in splits], engine, address)
     counts, examples = merge(splits, results)
     figures = combine([r["extra"] for r in results], command)
-    extra = {**combine([r["meta"] for r in results], command), **engine_figures(engine, address, split_mib, splits)}
+    extra = {**combine([r["meta"] for r in results], command), **rendering([r["meta"] for r in results],
+                                                                          options.get("tokenizer")),
+             **engine_figures(engine, address, split_mib, splits)}
     result = _result_type(command)(command, counts, out, None, examples=examples)
     if hasattr(result, "extra"):
         result.extra = figures

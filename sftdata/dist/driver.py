@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..errors import SftDataError
 from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
@@ -107,6 +109,25 @@ def finish(command: str, out: Path, splits: Sequence[Split], counts: Counts, ext
         concatenate([sidecar_path(p, suffix) for p in parts], sidecar_path(single, suffix))
     write_json(meta_path(single), build_meta(command, sources, counts, single, rejects_path(single), extra, started))
     return meta, single
+
+
+def rendering(parts: Sequence[dict[str, Any]], tokenizer: Any = None) -> dict[str, Any]:
+    """The rendering part of the run's sidecar (RenderPlan.provenance) from the parts': the templates in the
+    order a local run first used them (each part lists those its own rows used, in order), every EOS, and
+    the tokenizer as the user named it (a task gets it loaded)."""
+    out: dict[str, Any] = {}
+    if any("template" in part for part in parts):
+        first: dict[bytes, Any] = {}
+        for template in (t for part in parts for t in part.get("template") or []):
+            first.setdefault(orjson.dumps(template, option=orjson.OPT_SORT_KEYS), template)
+        out["template"] = list(first.values())
+    eos = [part["eos"] for part in parts if "eos" in part]
+    if eos:
+        lists = [e for e in eos if isinstance(e, list)]
+        out["eos"] = sorted({x for e in lists for x in e}) if lists else eos[0]
+    if isinstance(tokenizer, (str, os.PathLike)):
+        out["tokenizer"] = os.fspath(tokenizer)
+    return out
 
 
 def concatenate(parts: Sequence[Path], target: Path) -> None:

@@ -35,6 +35,7 @@ from .driver import (
     merge,
     open_folder,
     part_path,
+    rendering,
     run_tasks,
     splits_of,
     task_error,
@@ -50,32 +51,36 @@ class ConvertJob:
     options: dict[str, Any] = field(default_factory=dict)  # JSON-able: the convert options
 
 
-_PREPARED: dict[bytes, tuple[Any, Any, RecordKind | None]] = {}  # per worker process: options → (mapper, plan, to)
+_PREPARED: dict[bytes, tuple[Any, Any, RecordKind | None]] = {}  # per worker: options → (mapper, tokenizer, to)
 
 
 def _prepare(options: dict[str, Any]) -> tuple[Any, Any, RecordKind | None]:
+    """The mapper and the tokenizer, built once per worker process."""
     key = orjson.dumps(options, option=orjson.OPT_SORT_KEYS)
     if key not in _PREPARED:
         mapping = options["mapping"]
         mapping = MappingSpec.model_validate(mapping) if isinstance(mapping, dict) else mapping
         importer = importer_for(options["preset"], mapping)
         mapper = importer or Mapper(resolve_spec(options["preset"], mapping))
-        plan = _plan(options)
-        _PREPARED[key] = (mapper, plan, RecordKind(options["to"]) if options["to"] else None)
+        tokenizer = _plan(options, options["tokenizer"]).tokenizer_obj if options["tokenizer"] else None
+        _PREPARED[key] = (mapper, tokenizer, RecordKind(options["to"]) if options["to"] else None)
     return _PREPARED[key]
 
 
-def _plan(options: dict[str, Any]) -> Any:
+def _plan(options: dict[str, Any], tokenizer: Any) -> Any:
+    """A render plan of the split's own (cheap once the tokenizer is loaded): its sidecar names the templates
+    this split's rows used, in the order they first did."""
     style = Style(options["style"]) if options["style"] else None
-    return make_plan(options["template"], options["tokenizer"], options["eos"], style,
+    return make_plan(options["template"], tokenizer, options["eos"], style,
                      template_args=options["template_args"], train_on=options["train_on"])
 
 
 def convert_split(job: ConvertJob) -> dict[str, Any]:
-    """One split through convert's code: its part files, and its counts and first rejects as JSON."""
+    """One split through convert's code: its part files, and its counts, first rejects and rendering as JSON."""
     split, options = job.split, job.options
     try:
-        mapper, plan, to = _prepare(options)
+        mapper, tokenizer, to = _prepare(options)
+        plan = _plan(options, tokenizer)
         counts = Counts()
         counts.file(split.name)
         items = read_source(split.source(), encoding=options["encoding"], records_path=options["records_path"])
@@ -83,8 +88,8 @@ def convert_split(job: ConvertJob) -> dict[str, Any]:
         result = _run("convert", stream, counts, part_path(job.out_dir, split.index), plan, None)
     except SftDataError as error:
         return task_error(split.index, error)
-    return {"index": split.index, "counts": counts.summary(),
-            "examples": [r.as_dict() for r in result.examples]}
+    return {"index": split.index, "counts": counts.summary(), "examples": [r.as_dict() for r in result.examples],
+            "rendering": plan.provenance() if plan is not None else None}
 
 
 def convert(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, engine: Engine,
@@ -96,11 +101,12 @@ def convert(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[
     splits = splits_of(inputs, split_mib, options["encoding"])
     results = run_tasks(convert_split, [ConvertJob(s, str(out), options) for s in splits], engine, address)
     counts, examples = merge(splits, results)
-    mapper, plan, to = _prepare(options)  # the driver's own: the plan (and tokenizer) built once here too
+    mapper, _, to = _prepare(options)
     extra: dict[str, Any] = {**engine_figures(engine, address, split_mib, splits), **_described(options, mapper, to),
                              "encodings": {s.name: s.codec for s in splits if s.codec}}
-    if plan is not None:
-        extra.update(plan.provenance())
+    rendered = [r["rendering"] for r in results if r["rendering"] is not None]
+    if rendered:
+        extra.update({**rendered[0], **rendering(rendered, options["tokenizer"])})
     result = RunResult("convert", counts, out, None, examples=examples)
     result.meta, single = finish("convert", out, splits, counts, extra, started, concat)
     if single is not None:
