@@ -1,11 +1,14 @@
 """sftdata.dist: convert split into byte ranges gives what a local run gives, byte for byte, in order:
-the planner on tricky files with tiny splits (no engine), and a real Ray local cluster (2 CPUs), with a
-worker killed mid-task."""
+the planner on tricky files with tiny splits (no engine), a real Ray local cluster (2 CPUs) running
+convert, pretokenize and dedup (with a worker killed mid-task, and through the CLI with --address), and a
+real Spark local[2] session running convert and dedup."""
 from __future__ import annotations
 
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +17,7 @@ import orjson
 import pytest
 
 import sftdata
+from sftdata.dist.dedup import dedup as dist_dedup
 from sftdata.dist.run import convert as dist_convert
 from sftdata.dist.splits import plan_splits
 from sftdata.ingest.readers import iter_lines
@@ -130,44 +134,109 @@ def test_ray_cluster_gives_the_local_output(tmp_path, ray_cluster):
     assert orjson.loads((tmp_path / "out" / "_meta.json").read_bytes())["splits"] >= 4
 
 
-def test_a_worker_killed_mid_task_changes_nothing(tmp_path, ray_cluster):
-    import psutil
+class Killer:
+    """Kills (SIGKILL) the first Ray worker seen running a task whose process title names `task`."""
 
-    data = _big(tmp_path / "big.jsonl", 60_000)
-    local = sftdata.convert([data], tmp_path / "local.jsonl", preset="alpaca", template="alpaca", eos="</s>")
-    killed: list[int] = []
-    done = threading.Event()
+    def __init__(self, task: str) -> None:
+        self.task, self.killed, self.done = f"ray::{task}", [], threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def kill_one() -> None:
-        while not done.is_set() and not killed:
+    def _run(self) -> None:
+        import psutil
+
+        while not self.done.is_set() and not self.killed:
             for proc in psutil.process_iter(["pid", "cmdline"]):
-                if any("ray::convert_split" in part for part in proc.info["cmdline"] or []):
+                if any(self.task in part for part in proc.info["cmdline"] or []):
                     os.kill(proc.info["pid"], signal.SIGKILL)
-                    killed.append(proc.info["pid"])
+                    self.killed.append(proc.info["pid"])
                     break
             time.sleep(0.01)
 
-    killer = threading.Thread(target=kill_one, daemon=True)
-    killer.start()
-    try:
+    def __enter__(self) -> "Killer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(5)
+
+
+def test_a_worker_killed_mid_task_changes_nothing(tmp_path, ray_cluster):
+    data = _big(tmp_path / "big.jsonl", 60_000)
+    local = sftdata.convert([data], tmp_path / "local.jsonl", preset="alpaca", template="alpaca", eos="</s>")
+    with Killer("convert_split") as killer:
         result = sftdata.convert([data], tmp_path / "out", preset="alpaca", template="alpaca", eos="</s>",
                                  engine="ray", split_mib=0.5, concat=True)
-    finally:
-        done.set()
-        killer.join(5)
-    assert killed, "no worker was caught running a split"
+    assert killer.killed, "no worker was caught running a split"
     assert _files(tmp_path / "out.jsonl") == _files(tmp_path / "local.jsonl")
     assert result.counts.summary() == local.counts.summary()
 
 
+def _records(path: Path, rows: int) -> Path:
+    """Records with exact and near duplicates (Korean and English), chats among them, and broken lines."""
+    from test_dist_commands import _near_duplicates
+
+    _near_duplicates(path, rows)
+    with open(path, "ab") as handle:
+        for i in range(0, rows // 20):
+            handle.write(orjson.dumps({"messages": [{"role": "user", "content": f"질문 {i % 300}"},
+                                                    {"role": "assistant", "content": f"답변 {i}"}]}) + b"\n")
+    return path
+
+
+def _dedup_files(base: Path) -> tuple[bytes, ...]:
+    return (*_files(base), base.with_name(base.stem + ".dupes.jsonl").read_bytes())
+
+
+def test_ray_cluster_pretokenizes_and_deduplicates_as_a_local_run(tmp_path, ray_cluster, smollm2_tokenizer_dir):
+    data = _records(tmp_path / "records.jsonl", 20_000)
+    tok = str(smollm2_tokenizer_dir)
+    local = sftdata.pretokenize([data], tmp_path / "local.jsonl", tokenizer=tok, template="auto", max_seq_length=40)
+    result = sftdata.pretokenize([data], tmp_path / "tok", tokenizer=tok, template="auto", max_seq_length=40,
+                                 engine="ray", split_mib=0.5, concat=True)
+    assert _files(tmp_path / "tok.jsonl") == _files(tmp_path / "local.jsonl")
+    assert result.summary()["tokens"] == local.summary()["tokens"] and result.counts.balanced()
+    assert result.counts.summary() == local.counts.summary() and result.meta["splits"] >= 3
+    local = sftdata.dedup([data], tmp_path / "dedup.jsonl")
+    with Killer("split_outputs") as killer:  # a sketch task's worker dies: Ray runs it again
+        result = sftdata.dedup([data], tmp_path / "parts", engine="ray", split_mib=0.25, concat=True)
+    assert killer.killed, "no worker was caught sketching a split"
+    assert _dedup_files(tmp_path / "parts.jsonl") == _dedup_files(tmp_path / "dedup.jsonl")
+    assert result.counts.summary() == local.counts.summary() and result.counts.balanced()
+    assert (result.summary()["exact"], result.summary()["near"]) == (local.summary()["exact"], local.summary()["near"])
+    assert local.summary()["near"] > 1000
+
+
+def test_the_cli_runs_dedup_on_a_running_cluster(tmp_path, ray_cluster):
+    """`sftdata dedup --engine ray --address ...` joins the cluster, writes the parts and prints one JSON line."""
+    data = _records(tmp_path / "records.jsonl", 3_000)
+    local = sftdata.dedup([data], tmp_path / "local.jsonl")
+    address = ray_cluster.get_runtime_context().gcs_address
+    done = subprocess.run([sys.executable, "-m", "sftdata.cli", "dedup", str(data), "-o", str(tmp_path / "parts"),
+                           "--engine", "ray", "--address", address, "--split-mib", "0.1", "--json"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()
+    summary = orjson.loads(line)
+    assert summary["deduplicated"] == local.summary()["deduplicated"] and summary["output"] == str(tmp_path / "parts")
+    kept = b"".join(p.read_bytes() for p in sorted((tmp_path / "parts").glob("part-*[0-9].jsonl")))
+    assert kept == (tmp_path / "local.jsonl").read_bytes()
+    assert not list((tmp_path / "parts").glob("part-*.meta.json"))
+
+
 def test_spark_local_session_gives_the_local_output(tmp_path):
-    """A real Spark local[2] session (Java from the OS packages): the same splits, the same bytes."""
+    """A real Spark local[2] session (Java from the OS packages): the same splits, the same bytes; dedup's keys
+    through Spark's shuffle into 3 partitions."""
     data = _big(tmp_path / "big.jsonl", 20_000)
     inputs = [data, *_tricky(tmp_path / "in")]
     local = sftdata.convert(inputs, tmp_path / "local.jsonl", preset="alpaca")
     try:
         result = sftdata.convert(inputs, tmp_path / "out", preset="alpaca", engine="spark", address="local[2]",
                                  split_mib=0.25, concat=True)
+        records = _records(tmp_path / "records.jsonl", 20_000)
+        local_dedup = sftdata.dedup([records], tmp_path / "dedup.jsonl")
+        deduplicated = dist_dedup([records], tmp_path / "dedup-parts", engine="spark", address="local[2]",
+                                  split_mib=0.5, concat=True, partitions=3)
     finally:
         from pyspark.sql import SparkSession
 
@@ -177,3 +246,6 @@ def test_spark_local_session_gives_the_local_output(tmp_path):
     assert _files(tmp_path / "out.jsonl") == _files(tmp_path / "local.jsonl")
     assert result.counts.summary() == local.counts.summary()
     assert orjson.loads((tmp_path / "out" / "_meta.json").read_bytes())["engine"] == "spark"
+    assert _dedup_files(tmp_path / "dedup-parts.jsonl") == _dedup_files(tmp_path / "dedup.jsonl")
+    assert deduplicated.counts.summary() == local_dedup.counts.summary()
+    assert deduplicated.meta["shuffle_partitions"] == 3
