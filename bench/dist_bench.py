@@ -1,7 +1,13 @@
-"""`sftdata convert` on one process against `--engine ray` and `--engine spark` (2 CPUs), alternating.
+"""`sftdata convert` (or `dedup`) on one process against `--engine ray` and `--engine spark` (2 CPUs), alternating.
 
-    python bench/dist_bench.py                        # 1,000,000 records, 3 rounds
+    python bench/dist_bench.py                        # convert, 1,000,000 records, 3 rounds
     python bench/dist_bench.py --records 100000 --rounds 1 --split-mib 16
+    python bench/dist_bench.py --command dedup        # dedup of the converted records
+
+For dedup the input is the local convert's records file (convert's sides run first, once, when it is
+missing) and the sides are `sftdata dedup` locally, its split path with no engine, and `--engine ray` /
+`--engine spark`; kept rows, dupes and rejects are checked byte for byte, and the run's _meta.json gives
+the bytes shuffled and the candidate and verified pairs.
 
 The input is load_bench.py's generated file (seeded; Korean and English rows, ~0.1% broken lines). Sides,
 each one whole process, alternating: `local` (`sftdata convert --preset alpaca`: for a JSONL file over
@@ -26,6 +32,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "dist"
+DEDUP_SPLITS = ("import sys; from sftdata.dist.dedup import dedup; "
+                "dedup([sys.argv[1]], sys.argv[2], engine='local', split_mib=float(sys.argv[3]), concat=True)")
 SPLITS = ("import sys; from sftdata.dist.run import convert; "
           "convert([sys.argv[1]], sys.argv[2], engine='local', split_mib=float(sys.argv[3]), concat=True, options="
           "dict(preset='alpaca', mapping=None, to=None, encoding='auto', records_path=None, template=None, "
@@ -65,6 +73,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--split-mib", type=float, default=32)
+    parser.add_argument("--command", choices=("convert", "dedup"), default="convert")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(HERE))
@@ -74,29 +83,62 @@ def main() -> None:
     if not raw.is_file():
         generate(raw, args.records)
     cli = [sys.executable, "-m", "sftdata.cli"]
+    if args.command == "dedup":
+        return bench_dedup(args, raw, cli)
     sides = {"local": [*cli, "convert", str(raw), "-o", str(OUT / "local.jsonl"), "--preset", "alpaca"],
              "splits": [sys.executable, "-c", SPLITS, str(raw), str(OUT / "splits"), str(args.split_mib)],
              "ray": [*cli, "convert", str(raw), "-o", str(OUT / "ray"), "--preset", "alpaca", "--engine", "ray",
                      "--split-mib", str(args.split_mib), "--concat"],
              "spark": [*cli, "convert", str(raw), "-o", str(OUT / "spark"), "--preset", "alpaca", "--engine", "spark",
                        "--address", "local[2]", "--split-mib", str(args.split_mib), "--concat"]}
+    results = alternate(sides, args.rounds)
+    local = (OUT / "local.jsonl").read_bytes()
+    same = all(local == (OUT / f"{name}.jsonl").read_bytes() for name in ("ray", "spark", "splits"))
+    report(results, args.records, args.rounds, same, OUT / "results.json")
+
+
+def alternate(sides: dict[str, list[str]], rounds: int) -> dict[str, list[dict[str, float]]]:
     results: dict[str, list[dict[str, float]]] = {k: [] for k in sides}
-    for round_ in range(args.rounds):
+    for round_ in range(rounds):
         for name in (list(sides) if round_ % 2 == 0 else list(reversed(sides))):
             figures = run(name, sides[name])
             results[name].append(figures)
             print(f"round {round_ + 1} {name}: {figures['wall_s']:.1f} s wall, {figures['cpu_s']:.1f} s CPU, "
                   f"{figures['peak_mib']:.0f} MiB peak", flush=True)
-    local = (OUT / "local.jsonl").read_bytes()
-    same = all(local == (OUT / f"{name}.jsonl").read_bytes() for name in ("ray", "spark", "splits"))
-    print(f"\n{args.records:,} records, {args.rounds} rounds, medians; outputs identical: {same}")
+    return results
+
+
+def report(results: dict[str, list[dict[str, float]]], records: int, rounds: int, same: bool, path: Path,
+           **extra: object) -> None:
+    print(f"\n{records:,} records, {rounds} rounds, medians; outputs identical: {same}")
     for name, runs in results.items():
         wall = statistics.median(r["wall_s"] for r in runs)
         cpu = statistics.median(r["cpu_s"] for r in runs)
         peak = statistics.median(r["peak_mib"] for r in runs)
-        print(f"  {name:6} {wall:7.1f} s wall  {cpu / args.records * 1000:6.3f} CPU s per 1k rows  {peak:6.0f} MiB peak")
-    (OUT / "results.json").write_text(json.dumps({"records": args.records, "identical": same, "runs": results},
-                                                 indent=1), encoding="utf-8")
+        print(f"  {name:6} {wall:7.1f} s wall  {cpu / records * 1000:6.3f} CPU s per 1k rows  {peak:6.0f} MiB peak")
+    path.write_text(json.dumps({"records": records, "identical": same, "runs": results, **extra}, indent=1),
+                    encoding="utf-8")
+
+
+def bench_dedup(args: argparse.Namespace, raw: Path, cli: list[str]) -> None:
+    records = OUT / f"records-{args.records}.jsonl"
+    if not records.is_file():
+        run("convert", [*cli, "convert", str(raw), "-o", str(records), "--preset", "alpaca"])
+    sides = {"local": [*cli, "dedup", str(records), "-o", str(OUT / "dedup-local.jsonl")],
+             "splits": [sys.executable, "-c", DEDUP_SPLITS, str(records), str(OUT / "dedup-splits"),
+                        str(args.split_mib)],
+             "ray": [*cli, "dedup", str(records), "-o", str(OUT / "dedup-ray"), "--engine", "ray",
+                     "--split-mib", str(args.split_mib), "--concat"],
+             "spark": [*cli, "dedup", str(records), "-o", str(OUT / "dedup-spark"), "--engine", "spark",
+                       "--address", "local[2]", "--split-mib", str(args.split_mib), "--concat"]}
+    results = alternate(sides, args.rounds)
+    same = all((OUT / f"dedup-local{suffix}").read_bytes() == (OUT / f"dedup-{name}{suffix}").read_bytes()
+               for name in ("ray", "spark", "splits") for suffix in (".jsonl", ".dupes.jsonl", ".rejects.jsonl"))
+    meta = json.loads((OUT / "dedup-ray" / "_meta.json").read_text(encoding="utf-8"))
+    shuffle = {k: meta[k] for k in ("shuffle_partitions", "shuffle_bytes", "candidate_pairs", "verified_pairs",
+                                    "splits")}
+    print(f"shuffle: {shuffle}; read {meta['counts']['read']:,}, deduplicated {meta['counts']['deduplicated']:,}")
+    report(results, meta["counts"]["read"], args.rounds, same, OUT / "dedup-results.json", shuffle=shuffle)
 
 
 if __name__ == "__main__":

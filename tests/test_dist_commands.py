@@ -56,7 +56,8 @@ def _without_places(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k not in ("output", "rejects", "dupes")}
 
 
-ENGINE_KEYS = {"engine", "address", "split_mib", "splits", "parts", "shuffle_partitions"}
+ENGINE_KEYS = {"engine", "address", "split_mib", "splits", "parts", "shuffle_partitions", "shuffle_bytes",
+               "candidate_pairs", "verified_pairs"}
 
 
 def _same_meta(local: Path, parts: Path) -> None:

@@ -97,7 +97,7 @@ def sketch_split(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray,
         in_exact = exact_keys % np.uint64(job.partitions) == p
         buckets.append((band_keys[in_band], band_ids[in_band], exact_keys[in_exact], ids[in_exact]))
     result = {"index": job.sid, "records": len(sk), "counts": None if job.reference else counts.summary(),
-              "examples": [r.as_dict() for r in examples]}
+              "examples": [r.as_dict() for r in examples], "shuffled": sum(a.nbytes for b in buckets for a in b)}
     return result, buckets
 
 
@@ -240,7 +240,7 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
         sketched, grouped = run_shuffle(sketch_split, group_partition, jobs, partitions, engine, address)
         offsets = np.concatenate(([0], np.cumsum([r["records"] for r in sketched]))).astype(np.int64)
         refs = int(offsets[len(refs_splits)])
-        pairs, scores = _verified(grouped, str(out), threshold, engine, address)
+        pairs, scores, candidates = _verified(grouped, str(out), threshold, engine, address)
         dropped, targets, best = resolve(_global(pairs, offsets), scores, refs)
         written = run_jobs(write_split, _write_jobs(splits, len(refs_splits), str(out), offsets, dropped, targets,
                                                     best, refs), engine, address)
@@ -252,7 +252,9 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     result = CurateResult("dedup", counts, out, None, examples=examples)
     result.extra = figures(out / "part-*.dupes.jsonl", threshold, compare, exact, len(dropped) - exact, refs)
     extra = {**result.extra, **method(sketcher, list(dict.fromkeys(Path(s.path) for s in refs_splits))),
-             **engine_figures(engine, address, split_mib, splits), "shuffle_partitions": partitions}
+             **engine_figures(engine, address, split_mib, splits), "shuffle_partitions": partitions,
+             "shuffle_bytes": sum(r["shuffled"] for r in sketched), "candidate_pairs": candidates,
+             "verified_pairs": len(pairs)}
     result.meta, single = finish("dedup", out, splits, counts, extra, started, concat, sidecars=(".dupes.jsonl",))
     if single is not None:
         result.output, result.rejects = single, rejects_path(single)
@@ -273,8 +275,9 @@ def _size(path: str) -> int:
 
 
 def _verified(grouped: list[np.ndarray], out_dir: str, threshold: float, engine: Engine,
-              address: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Step 3 over all candidate pairs (row ids), one task per split of the later row."""
+              address: str | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Step 3 over all candidate pairs (row ids), one task per split of the later row: the verified pairs,
+    their scores, and how many candidates there were."""
     candidates = np.unique(np.concatenate([g for g in grouped if len(g)] or [np.zeros((0, 2), np.int64)]), axis=0)
     later_sid = candidates[:, 0] >> SHIFT
     jobs = [VerifyJob(int(sid), out_dir, candidates[later_sid == sid, 0], candidates[later_sid == sid, 1], threshold)
@@ -287,8 +290,8 @@ def _verified(grouped: list[np.ndarray], out_dir: str, threshold: float, engine:
         pairs.append(np.stack([job.later[keep], job.earlier[keep]], axis=1))
         scores.append(result["score"])
     if not pairs:
-        return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
-    return np.concatenate(pairs), np.concatenate(scores).astype(np.float32)
+        return np.zeros((0, 2), np.int64), np.zeros(0, np.float32), 0
+    return np.concatenate(pairs), np.concatenate(scores).astype(np.float32), len(candidates)
 
 
 def _global(ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
