@@ -15,6 +15,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import sftdata
 from sftdata.dist.dedup import dedup as dist_dedup
@@ -98,6 +100,27 @@ def test_planner_numbers_lines_as_the_reader_does(tmp_path):
     owned = [[n for n, _ in iter_lines(path, s.start, s.end, s.first_line)] for s in splits]
     assert owned == [[1], [], [3], [], [4], [], []]
     assert [n for part in owned for n in part] == [n for n, _ in iter_lines(path)]
+
+
+LINES = st.sampled_from([b'{"a": 1}', b"", b"  ", '{"a": "한국어"}'.encode(), '{"a": "한국"}'.encode("cp949"),
+                         '{"a": "café"}'.encode("latin-1"), b'{"a": "' + b"x" * 300 + b'"}'])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(LINES, max_size=30), ends=st.sampled_from([b"\n", b"\r\n"]), bom=st.booleans(),
+       last_end=st.booleans(), split_bytes=st.integers(1, 200))
+def test_the_surveyed_plan_matches_a_pass_over_the_whole_file(tmp_path, lines, ends, bom, last_end, split_bytes):
+    """Each range's survey (its newlines, its own lines' codec) adds up to what one pass over the file finds:
+    the codec detect_encoding picks, and first lines that number every line as the reader does."""
+    from sftdata.ingest.readers import detect_encoding
+
+    path = tmp_path / "f.jsonl"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + ends.join(lines) + (ends if last_end and lines else b""))
+    splits = plan_splits([path], split_bytes)
+    assert {s.codec for s in splits} == {detect_encoding(path)}
+    owned = [n for s in splits for n, _ in iter_lines(path, s.start, s.end, s.first_line)]
+    assert owned == [n for n, _ in iter_lines(path)]
+    assert all(a.end == b.start for a, b in zip(splits, splits[1:]))
 
 
 def test_a_rendered_run_on_splits(tmp_path):

@@ -105,7 +105,7 @@ def run_command(command: Command, inputs: Sequence[str | os.PathLike[str]], outp
     the result is the command's own type (RunResult, CurateResult) with the summed counts and figures."""
     started = time.perf_counter()
     out = open_folder(output)
-    splits = splits_of(inputs, split_mib)
+    splits = splits_of(inputs, split_mib, engine, address)
     results = run_tasks(command_split, [CommandJob(command, s, str(out), options) for s in splits], engine, address)
     counts, examples = merge(splits, results)
     figures = combine([r["extra"] for r in results], command)

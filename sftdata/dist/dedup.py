@@ -45,8 +45,8 @@ from .splits import Split
 WORK = ".work"
 SHIFT = 32
 LOW = (1 << SHIFT) - 1
-PARTITION_BYTES = 1 << 30  # about this much input per shuffle partition
-MAX_PARTITIONS = 256
+PARTITION_BYTES = 256 << 20  # about this much input per shuffle partition : a reducer holds 336 bytes of keys a row
+MAX_PARTITIONS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,12 +225,12 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
           split_mib: float = 64, concat: bool = False, partitions: int | None = None) -> CurateResult:
     """Records JSONL → OUT/part-NNNNN.jsonl (kept), .dupes.jsonl and .rejects.jsonl per split and one
     _meta.json, with the rows, dupes and figures of `sftdata dedup` on the same inputs. `partitions`: of the
-    key shuffle (default: one per GiB of input, at most MAX_PARTITIONS)."""
+    key shuffle (default: one per 256 MiB of input, at most MAX_PARTITIONS)."""
     started = time.perf_counter()
     compare: Side | list[str] = check_fields(fields) if fields else Side.prompt
     sketcher = Sketcher(threshold)  # a bad threshold fails here, before any task
-    refs_splits = splits_of(against, split_mib) if against else []
-    splits = splits_of(inputs, split_mib)
+    refs_splits = splits_of(against, split_mib, engine, address) if against else []
+    splits = splits_of(inputs, split_mib, engine, address)
     out = open_folder(output)
     shutil.rmtree(out / WORK, ignore_errors=True)
     partitions = partitions or _partitions([*refs_splits, *splits])

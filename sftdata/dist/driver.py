@@ -20,7 +20,7 @@ from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
 from ..writers import AtomicFile, meta_path, rejects_path, sidecar_path, write_json
 from .engines import Engine, run_jobs
-from .splits import Split, plan_splits
+from .splits import Split, plan_splits, survey_range
 
 PART = "part-{:05d}"
 
@@ -41,10 +41,13 @@ def open_folder(output: str | os.PathLike[str]) -> Path:
     return out
 
 
-def splits_of(inputs: Sequence[Any], split_mib: float, encoding: str = "auto") -> list[Split]:
+def splits_of(inputs: Sequence[Any], split_mib: float, engine: Engine, address: str | None,
+              encoding: str = "auto") -> list[Split]:
+    """The splits, with each byte range surveyed (its newlines and codec) by a task on the engine."""
     if split_mib <= 0:
         raise SftDataError(f"--split-mib must be positive, not {split_mib}")
-    return plan_splits(inputs, max(1, int(split_mib * (1 << 20))), encoding)
+    return plan_splits(inputs, max(1, int(split_mib * (1 << 20))), encoding,
+                       survey=lambda jobs: run_jobs(survey_range, jobs, engine, address) if jobs else [])
 
 
 def run_tasks(task: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], engine: Engine,

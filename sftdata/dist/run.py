@@ -98,7 +98,7 @@ def convert(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[
     """`sftdata convert --engine ...`: OUTPUT is a folder of part files with one _meta.json."""
     started = time.perf_counter()
     out = open_folder(output)
-    splits = splits_of(inputs, split_mib, options["encoding"])
+    splits = splits_of(inputs, split_mib, engine, address, options["encoding"])
     results = run_tasks(convert_split, [ConvertJob(s, str(out), options) for s in splits], engine, address)
     counts, examples = merge(splits, results)
     mapper, _, to = _prepare(options)

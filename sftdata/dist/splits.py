@@ -1,20 +1,24 @@
-"""The split planner: which rows of which file each task reads, fixed on the driver before anything runs.
+"""The split planner: which rows of which file each task reads, fixed before any split is converted.
 
-A JSON Lines file is cut into byte ranges of about `split_bytes`; a range owns the lines that start in it
-(sftdata.ingest.readers.iter_lines reads exactly those). Two things about a range depend on the bytes
-before it, so the planner fixes them with one sequential pass over the file (counting newlines, 1-2 GB/s):
-the number of its first line, so every row and reject keeps the 1-based line a local run gives it, and the
-file's codec (`--encoding auto` decides UTF-8 / UTF-8 with BOM / CP949 on the whole file, and the line
-that decides may sit in the last range). Other formats (JSON, CSV/TSV, Parquet) are one split per file:
-a CSV record may span lines, and a JSON document must be parsed whole.
+A JSON Lines file is cut into byte ranges of about `split_bytes` from its size alone; a range owns the
+lines that start in it (sftdata.ingest.readers.iter_lines reads exactly those). Two things about a range
+depend on the bytes before it: the number of its first line, so every row and reject keeps the 1-based
+line a local run gives it, and the file's codec (`--encoding auto` decides UTF-8 / UTF-8 with BOM / CP949
+on the whole file, and the line that decides may sit in the last range). Both come from a survey of each
+range, which can run as tasks on the engine (`survey`): its newlines, whether a line starts exactly at it,
+and the codec its own lines decide (sftdata.ingest.encodings.scan_lines); the driver adds up the newlines
+and takes the first range's decision, so it never reads the data itself. Other formats (JSON, CSV/TSV,
+Parquet) are one split per file: a CSV record may span lines, and a JSON document must be parsed whole.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO, Any
 
+from ..ingest.encodings import bom_encoding, scan_lines
 from ..ingest.readers import Encoding, Format, Source, detect_encoding, expand_sources
 
 CHUNK = 1 << 24
@@ -41,43 +45,114 @@ class Split:
         return Source(Path(self.path), Format(self.format), self.is_dir_entry, span, self.codec if span else None)
 
 
-def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, encoding: Encoding = "auto") -> list[Split]:
-    """Every input's splits, in the order a local run reads them."""
+@dataclass(frozen=True, slots=True)
+class RangeJob:
+    """One byte range of a JSON Lines file to survey."""
+
+    path: str
+    start: int
+    end: int
+    detect: bool  # also classify the range's own lines (--encoding auto)
+
+
+Survey = Callable[[Sequence[RangeJob]], list[dict[str, Any]]]
+
+
+def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, encoding: Encoding = "auto",
+                survey: Survey | None = None) -> list[Split]:
+    """Every input's splits, in the order a local run reads them. `survey` runs the range surveys (e.g. as
+    tasks on an engine) and returns their results in order; by default they run here."""
     if split_bytes < 1:
         raise ValueError("split_bytes must be positive")
+    sources = expand_sources(list(inputs))
+    ranges: dict[int, list[tuple[int, int]]] = {}
+    jobs: list[RangeJob] = []
+    for k, source in enumerate(sources):
+        if source.format is Format.jsonl and source.path.is_file():
+            size = os.path.getsize(source.path)
+            ranges[k] = [(start, min(start + split_bytes, size)) for start in range(0, size, split_bytes)] or [(0, 0)]
+            jobs += [RangeJob(str(source.path), a, b, encoding == "auto") for a, b in ranges[k]]
+    surveyed = iter((survey or (lambda todo: [survey_range(j) for j in todo]))(jobs))
     out: list[Split] = []
-    for source in expand_sources(list(inputs)):
+    for k, source in enumerate(sources):
         base = {"path": str(source.path), "name": source.name, "is_dir_entry": source.in_directory,
                 "format": source.format.value}
-        if source.format is not Format.jsonl or not source.path.is_file():
+        if k not in ranges:
             out.append(Split(len(out), **base))
             continue
-        codec = detect_encoding(source.path, encoding)
-        for start, end, first in _ranges(source.path, split_bytes):
+        found = [next(surveyed) for _ in ranges[k]]
+        codec = _codec(found) if encoding == "auto" else detect_encoding(source.path, encoding)
+        newlines = 0
+        for (start, end), figures in zip(ranges[k], found):
+            first = 1 if start == 0 else newlines + (1 if figures["starts_here"] else 2)
             out.append(Split(len(out), **base, start=start, end=end, first_line=first, codec=codec))
+            newlines += figures["newlines"]
     return out
 
 
-def _ranges(path: os.PathLike[str], split_bytes: int) -> list[tuple[int, int, int]]:
-    """(start, end, number of the first line that starts at or after `start`) for each range of the file."""
-    size = os.path.getsize(path)
-    bounds = list(range(0, size, split_bytes)) or [0]
-    firsts: list[int] = []
-    newlines = 0
-    position = 0
-    with open(path, "rb") as handle:
-        for bound in bounds:
-            while position < bound:  # count the newlines before the bound
-                chunk = handle.read(min(CHUNK, bound - position))
-                if not chunk:
-                    break
-                newlines += chunk.count(b"\n")
-                position += len(chunk)
-            if bound == 0:
-                firsts.append(1)
-                continue
-            handle.seek(bound - 1)
-            starts_here = handle.read(1) == b"\n"  # a line starts exactly at the bound
-            handle.seek(position)
-            firsts.append(newlines + 1 if starts_here else newlines + 2)  # else the next line is the first owned
-    return [(start, min(start + split_bytes, size), first) for start, first in zip(bounds, firsts)]
+def _codec(found: list[dict[str, Any]]) -> str:
+    """The file's codec from its ranges' surveys, as detect_stream decides it scanning the whole file."""
+    for figures in found:
+        if figures["decided"]:
+            return figures["decided"]
+    return "cp949" if any(f["saw_cp949"] for f in found) else "utf-8"
+
+
+def survey_range(job: RangeJob) -> dict[str, Any]:
+    """The newlines in [start, end), whether a line starts exactly at `start`, and what the lines that start
+    in the range decide about the codec (range 0 looks for a BOM first, as detect_stream does)."""
+    with open(job.path, "rb") as handle:
+        starts_here = True
+        if job.start > 0:
+            handle.seek(job.start - 1)
+            starts_here = handle.read(1) == b"\n"
+        newlines, position = 0, job.start
+        while position < job.end:
+            chunk = handle.read(min(CHUNK, job.end - position))
+            if not chunk:
+                break
+            newlines += chunk.count(b"\n")
+            position += len(chunk)
+        decided, saw_cp949 = None, False
+        if job.detect:
+            decided, saw_cp949 = _classify(handle, job, starts_here)
+    return {"newlines": newlines, "starts_here": starts_here, "decided": decided, "saw_cp949": saw_cp949}
+
+
+def _classify(handle: IO[bytes], job: RangeJob, starts_here: bool) -> tuple[str | None, bool]:
+    first = job.start
+    if not starts_here:  # the line under `start` belongs to the range before
+        handle.seek(job.start)
+        first = _next_line(handle, job.start)
+    if first >= job.end:
+        return None, False
+    handle.seek(max(job.end - 1, first))
+    window = _Window(handle, first, _next_line(handle, max(job.end - 1, first)))
+    if job.start > 0:
+        return scan_lines(window)
+    head = window.read(64)
+    bom = bom_encoding(head)
+    return (bom, False) if bom else scan_lines(window, head)
+
+
+def _next_line(handle: IO[bytes], position: int) -> int:
+    """The offset just after the first newline at or after `position` (or the end of the file)."""
+    handle.seek(position)
+    while chunk := handle.read(1 << 20):
+        cut = chunk.find(b"\n")
+        if cut >= 0:
+            return position + cut + 1
+        position += len(chunk)
+    return position
+
+
+class _Window:
+    """The bytes [start, stop) of a file, read like a file."""
+
+    def __init__(self, handle: IO[bytes], start: int, stop: int) -> None:
+        self.handle, self.stop = handle, stop
+        handle.seek(start)
+
+    def read(self, size: int = -1) -> bytes:
+        left = self.stop - self.handle.tell()
+        return self.handle.read(left if size < 0 else min(size, left)) if left > 0 else b""

@@ -97,6 +97,14 @@ def detect_stream(handle: IO[bytes]) -> str:
     bom = bom_encoding(head)
     if bom:
         return bom
+    decided, saw_cp949 = scan_lines(handle, head)
+    return decided or ("cp949" if saw_cp949 else "utf-8")
+
+
+def scan_lines(handle: IO[bytes], head: bytes = b"") -> tuple[str | None, bool]:
+    """(the encoding the first deciding line settles, or None; whether a line was valid CP949) for the lines
+    of `head` + the rest of `handle`, which starts at a line's start. sftdata.dist.splits scans each byte
+    range's own lines this way; the first range with a decision decides the file."""
     saw_cp949 = False
     pending = head  # the unfinished last line of the blocks read so far (only kept if non-ASCII)
     skipping = False  # inside an over-long line that was already classified
@@ -127,14 +135,14 @@ def detect_stream(handle: IO[bytes]) -> str:
             line = data[start:] if end < 0 else data[start:end]
             decided, cp949_ok = classify(line, final=end >= 0 or at_end)
             if decided:
-                return decided
+                return decided, saw_cp949
             saw_cp949 = saw_cp949 or cp949_ok
             if end < 0:
                 break
             position = end + 1
         if at_end:
             break
-    return "cp949" if saw_cp949 else "utf-8"
+    return None, saw_cp949
 
 
 def detect_bytes(data: bytes) -> str:
