@@ -168,3 +168,17 @@ def test_dedup_on_an_engine_refuses_a_bad_threshold_before_any_task(tmp_path):
     with pytest.raises(sftdata.SftDataError, match="threshold"):
         dist_dedup([data], tmp_path / "parts", threshold=1.5)
     assert not (tmp_path / "parts").exists()
+
+
+def test_an_unreadable_input_fails_the_run_as_locally(tmp_path):
+    """A named input that is not a regular file (a FIFO) is the user's error on an engine too: the task
+    reports it and the driver raises it, never a traceback from inside a worker."""
+    import os
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(sftdata.SftDataError) as local:
+        sftdata.dedup([fifo], tmp_path / "local.jsonl")
+    with pytest.raises(sftdata.SftDataError) as split:
+        dist_dedup([fifo], tmp_path / "parts")
+    assert str(split.value) == str(local.value) and "not a regular file" in str(local.value)

@@ -36,16 +36,17 @@ from ..curate.minhash import (DEFAULT_THRESHOLD, Sketcher, group_edges, resolve,
 from ..curate.samples import CurateResult
 from ..ingest.readers import read_source
 from ..ingest.records import RecordParser, _records
+from ..errors import SftDataError
 from ..items import Counts, Locator, Reject
 from ..writers import AtomicFile, dumps_line, rejects_path
-from .driver import engine_figures, finish, merge, open_folder, part_path, splits_of
+from .driver import engine_figures, finish, merge, open_folder, part_path, splits_of, task_error
 from .engines import Engine, run_jobs, run_shuffle
 from .splits import Split
 
 WORK = ".work"
 SHIFT = 32
 LOW = (1 << SHIFT) - 1
-PARTITION_BYTES = 256 << 20  # about this much input per shuffle partition : a reducer holds 336 bytes of keys a row
+PARTITION_BYTES = 256 << 20  # input per shuffle partition; a reducer holds 336 bytes of keys a row
 MAX_PARTITIONS = 1024
 
 
@@ -65,7 +66,16 @@ def _work(out_dir: str, sid: int) -> Path:
 
 
 def sketch_split(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray, ...]]]:
-    """Step 1: the split's sketches to its work file; its keys, one bucket per shuffle partition."""
+    """Step 1: the split's sketches to its work file; its keys, one bucket per shuffle partition (empty ones
+    with an "error" when the split cannot be read at all)."""
+    try:
+        return _sketch(job)
+    except SftDataError as error:
+        empty = (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.int64))
+        return task_error(job.sid, error), [empty] * job.partitions
+
+
+def _sketch(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray, ...]]]:
     split = job.split
     counts = Counts()
     counts.file(split.name)
@@ -238,6 +248,9 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
             for sid, s in enumerate([*refs_splits, *splits])]
     try:
         sketched, grouped = run_shuffle(sketch_split, group_partition, jobs, partitions, engine, address)
+        failed = [r["error"] for r in sketched if "error" in r]
+        if failed:
+            raise SftDataError(failed[0])
         offsets = np.concatenate(([0], np.cumsum([r["records"] for r in sketched]))).astype(np.int64)
         refs = int(offsets[len(refs_splits)])
         pairs, scores, candidates = _verified(grouped, str(out), threshold, engine, address)
