@@ -31,7 +31,7 @@ import numpy as np
 
 from ..curate.dedup import Locators, SketchedRows, dropped_row, dupes_path, figures, method, sketch_stream
 from ..curate.fields import Side, check_fields
-from ..curate.minhash import (DEFAULT_THRESHOLD, Sketcher, group_edges, resolve, verdicts,
+from ..curate.minhash import (DEFAULT_THRESHOLD, Sketcher, group_edges, resolve, unique_pairs, verdicts,
                               verify)
 from ..curate.samples import CurateResult
 from ..ingest.readers import read_source
@@ -128,13 +128,19 @@ def _load(path: Path) -> dict[str, np.ndarray]:
 def group_partition(partition: int, buckets: list[tuple[np.ndarray, ...]]) -> np.ndarray:
     """Step 2: (member, first) pairs of row ids for every key of the partition held by more than one row."""
     del partition
-    edges = []
+    # Each bucket's ids ascend (a map task's rows in order); in map order they ascend overall, which is the
+    # order group_edges needs to take each key's first row. Spark may hand the buckets over in any order.
+    buckets = sorted((b for b in buckets if len(b[1]) or len(b[3])), key=_first_id)
+    edges = [np.zeros((0, 2), np.int64)]
     for keys_at, ids_at in ((0, 1), (2, 3)):  # LSH band keys, then exact hashes
-        keys = np.concatenate([b[keys_at] for b in buckets]) if buckets else np.zeros(0, np.uint64)
-        ids = np.concatenate([b[ids_at] for b in buckets]) if buckets else np.zeros(0, np.int64)
-        order = np.argsort(ids, kind="stable")  # group_edges takes each key's first row in this order
-        edges.append(group_edges(keys[order], ids[order]))
-    return np.unique(np.concatenate(edges), axis=0) if edges else np.zeros((0, 2), np.int64)
+        if buckets:
+            edges.append(group_edges(np.concatenate([b[keys_at] for b in buckets]),
+                                     np.concatenate([b[ids_at] for b in buckets])))
+    return np.concatenate(edges)  # a pair found in several bands repeats: the driver keeps it once
+
+
+def _first_id(bucket: tuple[np.ndarray, ...]) -> int:
+    return int(min(ids[0] for ids in (bucket[1], bucket[3]) if len(ids)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,8 +259,8 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
             raise SftDataError(failed[0])
         offsets = np.concatenate(([0], np.cumsum([r["records"] for r in sketched]))).astype(np.int64)
         refs = int(offsets[len(refs_splits)])
-        pairs, scores, candidates = _verified(grouped, str(out), threshold, engine, address)
-        dropped, targets, best = resolve(_global(pairs, offsets), scores, refs)
+        pairs, scores, candidates = _verified(grouped, offsets, str(out), threshold, engine, address)
+        dropped, targets, best = resolve(pairs, scores, refs)
         written = run_jobs(write_split, _write_jobs(splits, len(refs_splits), str(out), offsets, dropped, targets,
                                                     best, refs), engine, address)
     finally:
@@ -287,11 +293,12 @@ def _size(path: str) -> int:
         return 0
 
 
-def _verified(grouped: list[np.ndarray], out_dir: str, threshold: float, engine: Engine,
+def _verified(grouped: list[np.ndarray], offsets: np.ndarray, out_dir: str, threshold: float, engine: Engine,
               address: str | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """Step 3 over all candidate pairs (row ids), one task per split of the later row: the verified pairs,
-    their scores, and how many candidates there were."""
-    candidates = np.unique(np.concatenate([g for g in grouped if len(g)] or [np.zeros((0, 2), np.int64)]), axis=0)
+    """Step 3 over all candidate pairs, one task per split of the later row: the verified pairs (global row
+    numbers), their scores, and how many distinct candidates there were."""
+    candidates = unique_pairs([_global(g, offsets) for g in grouped])  # (later, earlier), each once
+    candidates = _packed(candidates.ravel(), offsets).reshape(candidates.shape)
     later_sid = candidates[:, 0] >> SHIFT
     jobs = [VerifyJob(int(sid), out_dir, candidates[later_sid == sid, 0], candidates[later_sid == sid, 1], threshold)
             for sid in np.unique(later_sid)]
@@ -304,7 +311,7 @@ def _verified(grouped: list[np.ndarray], out_dir: str, threshold: float, engine:
         scores.append(result["score"])
     if not pairs:
         return np.zeros((0, 2), np.int64), np.zeros(0, np.float32), 0
-    return np.concatenate(pairs), np.concatenate(scores).astype(np.float32), len(candidates)
+    return _global(np.concatenate(pairs), offsets), np.concatenate(scores).astype(np.float32), len(candidates)
 
 
 def _global(ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
