@@ -1,18 +1,21 @@
 """`sftdata dedup --engine ...`: the kept rows and dupes of a local run, split by split.
 
-Four steps, the same as sftdata.curate.dedup and its minhash.find_duplicates, spread out:
+Three steps on the engine and one on the driver, the same as sftdata.curate.dedup and its
+minhash.find_duplicates, spread out:
 
 1. sketch (one task per split, `--against` splits first): the records of the split are read and sketched
    as locally; invalid input rows go to the split's rejects part; the sketches, the row locators and which
-   lines were records go to `OUT/.work/sketch-NNNNN.npz`. Each valid row sends its exact hash and its LSH
-   band keys (16 bytes a key, 21 keys a row at the default threshold) to a shuffle partition.
-2. group (one task per partition, after the engine's shuffle): rows with an equal key are joined to the
-   key's first row in input order, as group_edges does locally; candidate pairs go to the driver.
-3. verify (one task per split of the later row): the pairs are checked on the b-bit signatures, read from
-   the sketch files, with minhash.verify.
-4. The driver resolves the verified pairs with the local keep rule (minhash.resolve: memory in the number
-   of rows that have a duplicate, not of all rows) and write tasks stream each split again into its part
-   (kept rows) and dupes part (each dropped row with the locator of the row it duplicates).
+   lines were records go to `OUT/.work/sketch-NNNNN.*.npy` (one file per column, on the shared output
+   path). Each valid row sends its exact hash and its LSH band keys (16 bytes a key, 21 keys a row at the
+   default threshold) to a shuffle partition.
+2. group and verify (one task per partition, after the engine's shuffle): rows with an equal key are
+   joined to the key's first row in input order, as group_edges does locally, and each candidate pair is
+   checked on the b-bit signatures (memory-mapped from the sketch files) with minhash.verify; only the
+   verified pairs go to the driver.
+3. The driver resolves the verified pairs with the local keep rule (minhash.resolve: memory in the number
+   of rows that have a duplicate, not of all rows).
+4. write (one task per split): the split's rows again, kept ones to its part, dropped ones to its dupes
+   part with the locator of the row each duplicates.
 
 Row ids are (split << 32 | row in split) in the tasks, which sorts as input order; the driver turns them into
 the global row numbers a local run uses once every split's record count is known.
@@ -29,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from ..curate.dedup import Locators, SketchedRows, dropped_row, dupes_path, figures, method, sketch_stream
+from ..curate.dedup import SketchedRows, dropped_row, dupes_path, figures, method, sketch_stream
 from ..curate.fields import Side, check_fields
-from ..curate.minhash import (DEFAULT_THRESHOLD, Sketcher, group_edges, resolve, unique_pairs, verdicts,
+from ..curate.minhash import (DEFAULT_THRESHOLD, Sketcher, group_edges, resolve, verdicts,
                               verify)
 from ..curate.samples import CurateResult
 from ..ingest.readers import read_source
@@ -61,8 +64,8 @@ class SketchJob:
     partitions: int
 
 
-def _work(out_dir: str, sid: int) -> Path:
-    return Path(out_dir) / WORK / f"sketch-{sid:05d}.npz"
+def _work(out_dir: str, sid: int, column: str) -> Path:
+    return Path(out_dir) / WORK / f"sketch-{sid:05d}.{column}.npy"
 
 
 def sketch_split(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray, ...]]]:
@@ -94,7 +97,9 @@ def _sketch(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray, ...]
 
             is_record = sketch_stream(stream, rows, job.compare, on_reject)
     sk = rows.joined()
-    _save(_work(job.out_dir, job.sid), sk, rows.locators, is_record)
+    _save(job.out_dir, job.sid, {"exact": sk.exact, "sig": sk.sig, "is_record": np.frombuffer(bytes(is_record), np.uint8),
+                                 "files": np.array(rows.locators.files, dtype=str),
+                                 **{name: np.asarray(getattr(rows.locators, attr)) for name, attr in LOCATOR_COLUMNS}})
     valid = np.flatnonzero(~sk.empty)
     ids = (np.int64(job.sid) << SHIFT) | valid.astype(np.int64)
     band = np.arange(sk.bands.shape[1], dtype=np.uint64)
@@ -111,85 +116,92 @@ def _sketch(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray, ...]
     return result, buckets
 
 
-def _save(path: Path, sk: Any, locators: Locators, is_record: bytearray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with AtomicFile(path) as handle:  # numbers and fixed-width strings only: np.load never unpickles
-        np.savez(handle, exact=sk.exact, sig=sk.sig, is_record=np.frombuffer(bytes(is_record), dtype=np.uint8),
-                 files=np.array(locators.files, dtype=str), file_no=np.asarray(locators.file),
-                 line=np.asarray(locators.line), index=np.asarray(locators.index),
-                 element=np.asarray(locators.element))
+LOCATOR_COLUMNS = (("file_no", "file"), ("line", "line"), ("index", "index"), ("element", "element"))
 
 
-def _load(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
+def _save(out_dir: str, sid: int, columns: dict[str, np.ndarray]) -> None:
+    """One .npy file per column (numbers and fixed-width strings only: nothing is ever unpickled), each written
+    atomically, so a task run again rewrites them whole and readers map only the rows they need."""
+    for name, column in columns.items():
+        path = _work(out_dir, sid, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with AtomicFile(path) as handle:
+            np.save(handle, column, allow_pickle=False)
 
 
-def group_partition(partition: int, buckets: list[tuple[np.ndarray, ...]]) -> np.ndarray:
-    """Step 2: (member, first) pairs of row ids for every key of the partition held by more than one row."""
-    del partition
-    # Each bucket's ids ascend (a map task's rows in order); in map order they ascend overall, which is the
-    # order group_edges needs to take each key's first row. Spark may hand the buckets over in any order.
+def _column(out_dir: str, sid: int, name: str) -> np.ndarray:
+    return np.load(_work(out_dir, sid, name), mmap_mode="r", allow_pickle=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Grouper:
+    """Step 2, the reduce: rows that share a key of the partition become candidate pairs, which are verified on
+    the signatures (read from the sketch files) here, so only duplicates leave the partition."""
+
+    out_dir: str
+    threshold: float
+
+    def __call__(self, partition: int, buckets: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, int]:
+        del partition
+        candidates = _candidates(buckets)
+        if not len(candidates):
+            return candidates, np.zeros(0, np.float32), 0
+        left = _gather(self.out_dir, candidates[:, 0], ("exact", "sig"))
+        right = _gather(self.out_dir, candidates[:, 1], ("exact", "sig"))
+        m = len(candidates)
+        pairs, scores = verify(candidates, left["exact"], right["exact"], np.concatenate([left["sig"], right["sig"]]),
+                               np.arange(m), m + np.arange(m), self.threshold)
+        return pairs, scores, m
+
+
+def _candidates(buckets: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+    """(member, first) pairs of row ids, each once, for every key held by more than one row. Each bucket's ids
+    ascend (a map task's rows in order), so in map order they ascend overall, the order group_edges needs to
+    take each key's first row; Spark may hand the buckets over in any order."""
     buckets = sorted((b for b in buckets if len(b[1]) or len(b[3])), key=_first_id)
     edges = [np.zeros((0, 2), np.int64)]
     for keys_at, ids_at in ((0, 1), (2, 3)):  # LSH band keys, then exact hashes
         if buckets:
             edges.append(group_edges(np.concatenate([b[keys_at] for b in buckets]),
                                      np.concatenate([b[ids_at] for b in buckets])))
-    return np.concatenate(edges)  # a pair found in several bands repeats: the driver keeps it once
+    pairs = np.concatenate(edges)
+    if len(pairs) < 2:
+        return pairs
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))  # a pair found in several bands once
+    pairs = pairs[order]
+    return pairs[np.concatenate(([True], (np.diff(pairs, axis=0) != 0).any(axis=1)))]
 
 
 def _first_id(bucket: tuple[np.ndarray, ...]) -> int:
     return int(min(ids[0] for ids in (bucket[1], bucket[3]) if len(ids)))
 
 
-@dataclass(frozen=True, slots=True)
-class VerifyJob:
-    sid: int
-    out_dir: str
-    later: np.ndarray  # row ids (split << 32 | row) in this split
-    earlier: np.ndarray  # row ids anywhere before them
-    threshold: float
-
-
-def verify_split(job: VerifyJob) -> dict[str, Any]:
-    """Step 3: the split's candidate pairs checked on the signatures (minhash.verify), as scores."""
-    own = _load(_work(job.out_dir, job.sid))
-    earlier = _gather(job.out_dir, job.earlier, ("exact", "sig"))
-    rows = job.later & LOW
-    m = len(rows)
-    pairs = np.stack([np.arange(m), np.arange(m)], axis=1)
-    sig = np.concatenate([own["sig"][rows], earlier["sig"]])
-    kept, score = verify(pairs, own["exact"][rows], earlier["exact"], sig, np.arange(m), m + np.arange(m),
-                         job.threshold)
-    return {"index": job.sid, "kept": kept[:, 0], "score": score}
-
-
 def _gather(out_dir: str, ids: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Columns of the work files at the given (non-empty) row ids, in their order, one work file at a time."""
+    """Columns of the sketch files at the given (non-empty) row ids, in their order, mapped from disk."""
     columns: dict[str, np.ndarray] = {}
     sids = ids >> SHIFT
-    for sid in np.unique(sids):
+    for sid in np.unique(sids).tolist():
         where = np.flatnonzero(sids == sid)
-        data = _load(_work(out_dir, int(sid)))
+        rows = ids[where] & LOW
         for name in names:
-            column = data[name]
+            column = _column(out_dir, sid, name)
             if name not in columns:
                 columns[name] = np.empty((len(ids), *column.shape[1:]), dtype=column.dtype)
-            columns[name][where] = column[ids[where] & LOW]
+            columns[name][where] = column[rows]
     return columns
 
 
 def _locators(out_dir: str, ids: np.ndarray) -> list[Locator]:
-    """The locators of rows anywhere in the run, from their splits' work files."""
+    """The locators of rows anywhere in the run, from their splits' sketch files."""
     out: list[Locator | None] = [None] * len(ids)
     sids = ids >> SHIFT
-    for sid in np.unique(sids):
-        data = _load(_work(out_dir, int(sid)))
-        columns = Locators([str(f) for f in data["files"]], {}, *(data[name].tolist()  # Python ints, as locally
-                                                                 for name in ("file_no", "line", "index", "element")))
-        for k in np.flatnonzero(sids == sid).tolist():
-            out[k] = columns[int(ids[k] & LOW)]
+    for sid in np.unique(sids).tolist():
+        where = np.flatnonzero(sids == sid)
+        rows = ids[where] & LOW
+        files = [str(f) for f in _column(out_dir, sid, "files")]
+        values = [_column(out_dir, sid, name)[rows].tolist() for name, _ in LOCATOR_COLUMNS]  # Python ints
+        for k, file_no, line, index, element in zip(where.tolist(), *values):
+            out[k] = Locator(files[file_no], *(None if v < 0 else v for v in (line, index, element)))
     return out  # type: ignore[return-value]
 
 
@@ -207,7 +219,7 @@ class WriteJob:
 def write_split(job: WriteJob) -> dict[str, Any]:
     """Step 4: the split's rows again, kept ones to its part, dropped ones to its dupes part."""
     split = job.split
-    is_record = _load(_work(job.out_dir, job.sid))["is_record"]
+    is_record = _column(job.out_dir, job.sid, "is_record")
     originals = _locators(job.out_dir, job.targets) if len(job.targets) else []
     exact, similarity = verdicts(np.zeros(len(job.rows), np.int64), job.scores)
     dropped = {row: k for k, row in enumerate(job.rows.tolist())}
@@ -253,13 +265,14 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     jobs = [SketchJob(s, sid, sid < len(refs_splits), str(out), threshold, compare, partitions)
             for sid, s in enumerate([*refs_splits, *splits])]
     try:
-        sketched, grouped = run_shuffle(sketch_split, group_partition, jobs, partitions, engine, address)
+        sketched, grouped = run_shuffle(sketch_split, Grouper(str(out), threshold), jobs, partitions, engine,
+                                        address)
         failed = [r["error"] for r in sketched if "error" in r]
         if failed:
             raise SftDataError(failed[0])
         offsets = np.concatenate(([0], np.cumsum([r["records"] for r in sketched]))).astype(np.int64)
         refs = int(offsets[len(refs_splits)])
-        pairs, scores, candidates = _verified(grouped, offsets, str(out), threshold, engine, address)
+        pairs, scores = _verified(grouped, offsets)
         dropped, targets, best = resolve(pairs, scores, refs)
         written = run_jobs(write_split, _write_jobs(splits, len(refs_splits), str(out), offsets, dropped, targets,
                                                     best, refs), engine, address)
@@ -272,7 +285,7 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     result.extra = figures(out / "part-*.dupes.jsonl", threshold, compare, exact, len(dropped) - exact, refs)
     extra = {**result.extra, **method(sketcher, list(dict.fromkeys(Path(s.path) for s in refs_splits))),
              **engine_figures(engine, address, split_mib, splits), "shuffle_partitions": partitions,
-             "shuffle_bytes": sum(r["shuffled"] for r in sketched), "candidate_pairs": candidates,
+             "shuffle_bytes": sum(r["shuffled"] for r in sketched), "candidate_pairs": sum(g[2] for g in grouped),
              "verified_pairs": len(pairs)}
     result.meta, single = finish("dedup", out, splits, counts, extra, started, concat, sidecars=(".dupes.jsonl",))
     if single is not None:
@@ -293,25 +306,13 @@ def _size(path: str) -> int:
         return 0
 
 
-def _verified(grouped: list[np.ndarray], offsets: np.ndarray, out_dir: str, threshold: float, engine: Engine,
-              address: str | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """Step 3 over all candidate pairs, one task per split of the later row: the verified pairs (global row
-    numbers), their scores, and how many distinct candidates there were."""
-    candidates = unique_pairs([_global(g, offsets) for g in grouped])  # (later, earlier), each once
-    candidates = _packed(candidates.ravel(), offsets).reshape(candidates.shape)
-    later_sid = candidates[:, 0] >> SHIFT
-    jobs = [VerifyJob(int(sid), out_dir, candidates[later_sid == sid, 0], candidates[later_sid == sid, 1], threshold)
-            for sid in np.unique(later_sid)]
-    done = {r["index"]: r for r in run_jobs(verify_split, jobs, engine, address)}
-    pairs, scores = [], []
-    for job in jobs:
-        result = done[job.sid]
-        keep = np.isin(np.arange(len(job.later)), result["kept"])
-        pairs.append(np.stack([job.later[keep], job.earlier[keep]], axis=1))
-        scores.append(result["score"])
-    if not pairs:
-        return np.zeros((0, 2), np.int64), np.zeros(0, np.float32), 0
-    return _global(np.concatenate(pairs), offsets), np.concatenate(scores).astype(np.float32), len(candidates)
+def _verified(grouped: list[tuple[np.ndarray, np.ndarray, int]], offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The partitions' verified pairs as global row numbers, each once (a pair that shares keys in two
+    partitions was verified in both, to the same score)."""
+    pairs = np.concatenate([np.zeros((0, 2), np.int64), *(_global(g[0], offsets) for g in grouped)])
+    scores = np.concatenate([np.zeros(0, np.float32), *(g[1] for g in grouped)])
+    _, first = np.unique((pairs[:, 0] << 32) | pairs[:, 1], return_index=True)
+    return pairs[first], scores[first]
 
 
 def _global(ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
