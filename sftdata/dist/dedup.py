@@ -51,6 +51,7 @@ SHIFT = 32
 LOW = (1 << SHIFT) - 1
 PARTITION_BYTES = 256 << 20  # input per shuffle partition; a reducer holds 336 bytes of keys a row
 MAX_PARTITIONS = 1024
+VERIFY_BATCH = 1 << 16  # candidate pairs verified at once: 2 x 128-byte signatures each
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +145,17 @@ class Grouper:
     def __call__(self, partition: int, buckets: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, int]:
         del partition
         candidates = _candidates(buckets)
-        if not len(candidates):
-            return candidates, np.zeros(0, np.float32), 0
-        left = _gather(self.out_dir, candidates[:, 0], ("exact", "sig"))
-        right = _gather(self.out_dir, candidates[:, 1], ("exact", "sig"))
-        m = len(candidates)
-        pairs, scores = verify(candidates, left["exact"], right["exact"], np.concatenate([left["sig"], right["sig"]]),
-                               np.arange(m), m + np.arange(m), self.threshold)
-        return pairs, scores, m
+        pairs, scores = [np.zeros((0, 2), np.int64)], [np.zeros(0, np.float32)]
+        for start in range(0, len(candidates), VERIFY_BATCH):  # signatures of a batch of pairs in memory at a time
+            batch = candidates[start:start + VERIFY_BATCH]
+            left = _gather(self.out_dir, batch[:, 0], ("exact", "sig"))
+            right = _gather(self.out_dir, batch[:, 1], ("exact", "sig"))
+            m = len(batch)
+            kept, score = verify(batch, left["exact"], right["exact"], np.concatenate([left["sig"], right["sig"]]),
+                                 np.arange(m), m + np.arange(m), self.threshold)
+            pairs.append(kept)
+            scores.append(score)
+        return np.concatenate(pairs), np.concatenate(scores), len(candidates)
 
 
 def _candidates(buckets: list[tuple[np.ndarray, ...]]) -> np.ndarray:
