@@ -49,7 +49,7 @@ from .splits import Split
 WORK = ".work"
 SHIFT = 32
 LOW = (1 << SHIFT) - 1
-PARTITION_BYTES = 256 << 20  # input per shuffle partition; a reducer holds 336 bytes of keys a row
+PARTITION_BYTES = 64 << 20  # input per shuffle partition (about one split); a reducer holds 336 bytes of keys a row
 MAX_PARTITIONS = 1024
 VERIFY_BATCH = 1 << 16  # candidate pairs verified at once: 2 x 128-byte signatures each
 
@@ -257,7 +257,7 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
           split_mib: float = 64, concat: bool = False, partitions: int | None = None) -> CurateResult:
     """Records JSONL → OUT/part-NNNNN.jsonl (kept), .dupes.jsonl and .rejects.jsonl per split and one
     _meta.json, with the rows, dupes and figures of `sftdata dedup` on the same inputs. `partitions`: of the
-    key shuffle (default: one per 256 MiB of input, at most MAX_PARTITIONS)."""
+    key shuffle (default: one per 64 MiB of input, at most MAX_PARTITIONS)."""
     started = time.perf_counter()
     compare: Side | list[str] = check_fields(fields) if fields else Side.prompt
     sketcher = Sketcher(threshold)  # a bad threshold fails here, before any task
