@@ -184,13 +184,13 @@ def read_items(sources: list[Source], *, encoding: Encoding = "auto",
         yield from read_source(source, encoding=encoding, records_path=records_path)
 
 
-def read_source(source: Source, *, encoding: Encoding = "auto", records_path: str | None = None,
-                span: tuple[int, int, int] | None = None) -> Iterator[RawItem | Reject]:
-    """The rows of one file; `span` = (start, end, first line number) reads one byte range of a JSON Lines
-    file (a split, sftdata.dist), with `encoding` the codec fixed for the whole file. A Source that carries
-    its own span and codec is read that way."""
-    if span is None and source.span is not None:
-        span, encoding = source.span, source.codec or encoding
+def read_source(source: Source, *, encoding: Encoding = "auto",
+                records_path: str | None = None) -> Iterator[RawItem | Reject]:
+    """The rows of one file; a Source that is a split (sftdata.dist) reads its byte range of a JSON Lines file
+    (the lines that start in it, the first numbered as the planner counted) with the codec fixed for the
+    whole file."""
+    if source.span is not None:
+        encoding = source.codec or encoding
     try:
         _check_regular(source)
         if source.format is Format.parquet:
@@ -205,7 +205,7 @@ def read_source(source: Source, *, encoding: Encoding = "auto", records_path: st
                 raise FileProblem("undecodable", f"{codec} cannot be read line by line", file=source.name,
                                  hint="save the file as UTF-8")
             if source.format is Format.jsonl:
-                yield from _read_jsonl(source, codec, *(span or (0, None, 1)))
+                yield from _read_jsonl(source, codec, *(source.span or (0, None, 1)))
             else:
                 from .tabular import read_csv
 
