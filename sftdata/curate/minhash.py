@@ -264,7 +264,7 @@ def find_duplicates(sk: Sketches, threshold: float, refs: int = 0) -> Matches:
     pairs, score = verify(pairs, sk.exact[pairs[:, 0]], sk.exact[pairs[:, 1]], sk.sig, pairs[:, 0], pairs[:, 1],
                           threshold)
     dup_of, best = _attach(n, pairs, score, refs)
-    exact, similarity = verdicts(dup_of, best)
+    exact, similarity = verdicts(best, dup_of >= 0)
     cluster = np.where(dup_of >= 0, dup_of, np.arange(n))
     return Matches(dup_of, exact, similarity, cluster)
 
@@ -284,9 +284,10 @@ def verify(pairs: np.ndarray, exact_left: np.ndarray, exact_right: np.ndarray, s
     return pairs[keep], np.where(same[keep], EXACT_SCORE, near[keep]).astype(np.float32)
 
 
-def verdicts(dup_of: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: dropped as an exact duplicate, and the similarity to the row it duplicates (1.0 when exact)."""
-    dropped = dup_of >= 0
+def verdicts(best: np.ndarray, dropped: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (all dropped unless `dropped` says which are): dropped as an exact duplicate, and the
+    similarity to the row it duplicates (1.0 when exact), from the score of that pair."""
+    dropped = np.ones(len(best), dtype=bool) if dropped is None else dropped
     exact = dropped & (best == EXACT_SCORE)
     similarity = np.where(exact, 1.0, np.where(dropped, best, 0.0)).astype(np.float32)
     return exact, similarity

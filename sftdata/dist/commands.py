@@ -8,6 +8,7 @@ counts and the command's additive figures (`SUMS`, e.g. pretokenize's tokens and
 """
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from .driver import (
     run_tasks,
     splits_of,
     task_error,
+    worker_tokenizer,
 )
 from .engines import Engine
 from .splits import Split
@@ -45,27 +47,6 @@ class CommandJob:
     split: Split
     out_dir: str
     options: dict[str, Any] = field(default_factory=dict)  # the command's keyword arguments
-
-
-_TOKENIZERS: dict[tuple[str, str], Any] = {}  # per worker process: (loader, spec) → tokenizer
-
-
-def _tokenizer(spec: Any, light: bool) -> Any:
-    """The tokenizer as the command would load it (filter and pretokenize may use the light loader, render
-    the transformers one), once per worker."""
-    if not isinstance(spec, (str, os.PathLike)):
-        return spec
-    key = ("light" if light else "full", os.fspath(spec))
-    if key not in _TOKENIZERS:
-        if light:
-            from ..curate.samples import load
-
-            _TOKENIZERS[key] = load(spec)[0]
-        else:
-            from ..tokenize.load import load_tokenizer
-
-            _TOKENIZERS[key] = load_tokenizer(spec)
-    return _TOKENIZERS[key]
 
 
 def _function(command: Command) -> Callable[..., RunResult]:
@@ -88,7 +69,7 @@ def command_split(job: CommandJob) -> dict[str, Any]:
     part = part_path(job.out_dir, split.index)
     try:
         if options.get("tokenizer") is not None:
-            options["tokenizer"] = _tokenizer(options["tokenizer"], light=job.command != "render")
+            options["tokenizer"] = worker_tokenizer(options["tokenizer"], light=job.command != "render")
         with in_split_task():
             result = _function(job.command)([split.source()], part, **options)
     except SftDataError as error:
@@ -133,17 +114,13 @@ def combine(parts: Sequence[dict[str, Any]], command: Command) -> dict[str, Any]
     """The first part's figures, with the command's additive ones summed and its lists joined over all parts."""
     if not parts:
         return {}
-    out = _copy(parts[0])
+    out = copy.deepcopy(parts[0])
     for dotted in SUMS.get(command, ()):
         _set(out, dotted, sum(_get(p, dotted) or 0 for p in parts) if _get(out, dotted) is not None else None)
     for dotted in UNIONS.get(command, ()):
         if _get(out, dotted) is not None:
             _set(out, dotted, sorted({v for p in parts for v in (_get(p, dotted) or [])}))
     return out
-
-
-def _copy(value: Any) -> Any:
-    return {k: _copy(v) for k, v in value.items()} if isinstance(value, dict) else value
 
 
 def _get(data: dict[str, Any], dotted: str) -> Any:

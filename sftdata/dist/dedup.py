@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..curate.dedup import SketchedRows, dropped_row, dupes_path, figures, method, sketch_stream
+from ..curate.dedup import Locators, SketchedRows, dropped_row, dupes_path, figures, method, sketch_stream
 from ..curate.fields import Side, check_fields
 from ..curate.minhash import (DEFAULT_THRESHOLD, Sketcher, group_edges, resolve, verdicts,
                               verify)
@@ -40,10 +40,11 @@ from ..curate.samples import CurateResult
 from ..ingest.readers import read_source
 from ..ingest.records import RecordParser, _records
 from ..errors import SftDataError
-from ..items import Counts, Locator, Reject
+from ..items import Counts, Locator
 from ..writers import AtomicFile, dumps_line, rejects_path
-from .driver import engine_figures, finish, merge, open_folder, part_path, splits_of, task_error
-from .engines import Engine, run_jobs, run_shuffle
+from .driver import (engine_figures, finish, merge, open_folder, part_path, raise_failed, run_tasks, splits_of,
+                     task_error)
+from .engines import Engine, run_shuffle
 from .splits import Split
 
 WORK = ".work"
@@ -81,22 +82,15 @@ def sketch_split(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray,
 
 def _sketch(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray, ...]]]:
     split = job.split
-    counts = Counts()
-    counts.file(split.name)
+    done = CurateResult("dedup", Counts())
+    done.counts.file(split.name)
     rows = SketchedRows(Sketcher(job.threshold))
-    examples: list[Reject] = []
-    stream = _records(read_source(split.source()), RecordParser(), counts, None)
+    stream = _records(read_source(split.source()), RecordParser(), done.counts, None)
     if job.reference:  # a local run reads references with throwaway counts and writes none of their rejects
         is_record = sketch_stream(stream, rows, job.compare)
     else:
         with AtomicFile(rejects_path(part_path(job.out_dir, split.index))) as rej:
-            def on_reject(reject: Reject) -> None:
-                counts.reject(reject)
-                if len(examples) < 5:
-                    examples.append(reject)
-                rej.write(dumps_line(reject.as_dict()))
-
-            is_record = sketch_stream(stream, rows, job.compare, on_reject)
+            is_record = sketch_stream(stream, rows, job.compare, lambda reject: done.write_reject(reject, rej))
     sk = rows.joined()
     _save(job.out_dir, job.sid, {"exact": sk.exact, "sig": sk.sig, "is_record": np.frombuffer(bytes(is_record), np.uint8),
                                  "files": np.array(rows.locators.files, dtype=str),
@@ -107,14 +101,22 @@ def _sketch(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray, ...]
     band_keys = ((band[None, :] << np.uint64(SHIFT)) | sk.bands[valid].astype(np.uint64)).ravel()
     band_ids = np.repeat(ids, sk.bands.shape[1])
     exact_keys = sk.exact[valid]
-    buckets = []
-    for p in range(job.partitions):
-        in_band = band_keys % np.uint64(job.partitions) == p
-        in_exact = exact_keys % np.uint64(job.partitions) == p
-        buckets.append((band_keys[in_band], band_ids[in_band], exact_keys[in_exact], ids[in_exact]))
-    result = {"index": job.sid, "records": len(sk), "counts": None if job.reference else counts.summary(),
-              "examples": [r.as_dict() for r in examples], "shuffled": sum(a.nbytes for b in buckets for a in b)}
+    band_parts = _by_partition(band_keys, band_ids, job.partitions)
+    exact_parts = _by_partition(exact_keys, ids, job.partitions)
+    buckets = [(*band, *exact) for band, exact in zip(band_parts, exact_parts)]
+    result = {"index": job.sid, "records": len(sk), "counts": None if job.reference else done.counts.summary(),
+              "examples": [r.as_dict() for r in done.examples], "shuffled": sum(a.nbytes for b in buckets for a in b)}
     return result, buckets
+
+
+def _by_partition(keys: np.ndarray, ids: np.ndarray, partitions: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(keys, ids) per shuffle partition (a key's hash modulo the partitions), in one stable sort: ids keep
+    their ascending order within each partition."""
+    partition = keys % np.uint64(partitions)
+    order = np.argsort(partition, kind="stable")
+    bounds = np.searchsorted(partition[order], np.arange(partitions + 1, dtype=np.uint64))
+    keys, ids = keys[order], ids[order]
+    return [(keys[a:b], ids[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 LOCATOR_COLUMNS = (("file_no", "file"), ("line", "line"), ("index", "index"), ("element", "element"))
@@ -202,10 +204,10 @@ def _locators(out_dir: str, ids: np.ndarray) -> list[Locator]:
     for sid in np.unique(sids).tolist():
         where = np.flatnonzero(sids == sid)
         rows = ids[where] & LOW
-        files = [str(f) for f in _column(out_dir, sid, "files")]
-        values = [_column(out_dir, sid, name)[rows].tolist() for name, _ in LOCATOR_COLUMNS]  # Python ints
-        for k, file_no, line, index, element in zip(where.tolist(), *values):
-            out[k] = Locator(files[file_no], *(None if v < 0 else v for v in (line, index, element)))
+        table = Locators([str(f) for f in _column(out_dir, sid, "files")], {},  # Python ints, as locally
+                         *(_column(out_dir, sid, name)[rows].tolist() for name, _ in LOCATOR_COLUMNS))
+        for j, k in enumerate(where.tolist()):
+            out[k] = table[j]
     return out  # type: ignore[return-value]
 
 
@@ -225,11 +227,10 @@ def write_split(job: WriteJob) -> dict[str, Any]:
     split = job.split
     is_record = _column(job.out_dir, job.sid, "is_record")
     originals = _locators(job.out_dir, job.targets) if len(job.targets) else []
-    exact, similarity = verdicts(np.zeros(len(job.rows), np.int64), job.scores)
+    exact, similarity = verdicts(job.scores)
     dropped = {row: k for k, row in enumerate(job.rows.tolist())}
-    counts = Counts()
-    counts.file(split.name)
-    examples: list[Reject] = []
+    done = CurateResult("dedup", Counts())
+    done.counts.file(split.name)
     part = part_path(job.out_dir, split.index)
     row = 0
     with AtomicFile(part) as out, AtomicFile(dupes_path(part)) as dup:
@@ -238,17 +239,16 @@ def write_split(job: WriteJob) -> dict[str, Any]:
                 continue
             k = dropped.get(row)
             if k is None:
-                counts.file(item.locator.file).written += 1
+                done.counts.file(item.locator.file).written += 1
                 out.write(dumps_line(item.data))
             else:
                 reject, line = dropped_row(item, originals[k], bool(exact[k]), float(similarity[k]),
                                            bool(job.against[k]))
-                counts.drop(reject)
-                if len(examples) < 5:
-                    examples.append(reject)
+                done.counts.drop(reject)
+                done.add_example(reject)
                 dup.write(dumps_line(line))
             row += 1
-    return {"index": split.index, "counts": counts.summary(), "examples": [r.as_dict() for r in examples]}
+    return {"index": split.index, "counts": done.counts.summary(), "examples": [r.as_dict() for r in done.examples]}
 
 
 def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
@@ -271,20 +271,18 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     try:
         sketched, grouped = run_shuffle(sketch_split, Grouper(str(out), threshold), jobs, partitions, engine,
                                         address)
-        failed = [r["error"] for r in sketched if "error" in r]
-        if failed:
-            raise SftDataError(failed[0])
+        raise_failed(sketched)
         offsets = np.concatenate(([0], np.cumsum([r["records"] for r in sketched]))).astype(np.int64)
         refs = int(offsets[len(refs_splits)])
         pairs, scores = _verified(grouped, offsets)
         dropped, targets, best = resolve(pairs, scores, refs)
-        written = run_jobs(write_split, _write_jobs(splits, len(refs_splits), str(out), offsets, dropped, targets,
-                                                    best, refs), engine, address)
+        written = run_tasks(write_split, _write_jobs(splits, len(refs_splits), str(out), offsets, dropped, targets,
+                                                     best, refs), engine, address)
     finally:
         shutil.rmtree(out / WORK, ignore_errors=True)
     inputs_done = sketched[len(refs_splits):]
-    counts, examples = merge(splits, [*inputs_done, *sorted(written, key=lambda r: r["index"])])
-    exact = int(verdicts(np.zeros(len(best), np.int64), best)[0].sum())
+    counts, examples = merge(splits, [*inputs_done, *written])
+    exact = int(verdicts(best)[0].sum())
     result = CurateResult("dedup", counts, out, None, examples=examples)
     result.extra = figures(out / "part-*.dupes.jsonl", threshold, compare, exact, len(dropped) - exact, refs)
     extra = {**result.extra, **method(sketcher, list(dict.fromkeys(Path(s.path) for s in refs_splits))),

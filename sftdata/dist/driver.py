@@ -4,7 +4,8 @@ one `_meta.json`, and with `concat` the single files a local run writes.
 Every distributed command (sftdata.dist.run's convert, sftdata.dist.commands' render, filter and
 pretokenize, sftdata.dist.dedup) writes `part-NNNNN.jsonl` and its sidecars per split into the folder;
 a task returns its counts and first rejects as plain data, and fails by returning an "error" (a
-row's problem is a reject in its part, never a failed task).
+row's problem is a reject in its part, never a failed task). `worker_tokenizer` is the tasks' side: a
+tokenizer loaded once per worker process.
 """
 from __future__ import annotations
 
@@ -54,10 +55,15 @@ def run_tasks(task: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], engine
               address: str | None) -> list[dict[str, Any]]:
     """The tasks' results in split order; the first task that failed fails the run."""
     results = sorted(run_jobs(task, jobs, engine, address), key=lambda r: r["index"])
+    raise_failed(results)
+    return results
+
+
+def raise_failed(results: Sequence[dict[str, Any]]) -> None:
+    """The first task that failed (see task_error) fails the run."""
     failed = [r["error"] for r in results if "error" in r]
     if failed:
         raise SftDataError(failed[0])
-    return results
 
 
 def task_error(index: int, error: SftDataError) -> dict[str, Any]:
@@ -131,6 +137,27 @@ def rendering(parts: Sequence[dict[str, Any]], tokenizer: Any = None) -> dict[st
     if isinstance(tokenizer, (str, os.PathLike)):
         out["tokenizer"] = os.fspath(tokenizer)
     return out
+
+
+_TOKENIZERS: dict[tuple[str, str], Any] = {}  # per worker process: (loader, spec) → tokenizer
+
+
+def worker_tokenizer(spec: Any, light: bool = False) -> Any:
+    """The tokenizer as the command would load it (filter and pretokenize may use the light loader, convert
+    and render the transformers one), loaded once per worker process; one already loaded is itself."""
+    if not isinstance(spec, (str, os.PathLike)):
+        return spec
+    key = ("light" if light else "full", os.fspath(spec))
+    if key not in _TOKENIZERS:
+        if light:
+            from ..curate.samples import load
+
+            _TOKENIZERS[key] = load(spec)[0]
+        else:
+            from ..tokenize.load import load_tokenizer
+
+            _TOKENIZERS[key] = load_tokenizer(spec)
+    return _TOKENIZERS[key]
 
 
 def concatenate(parts: Sequence[Path], target: Path) -> None:

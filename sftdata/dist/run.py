@@ -39,6 +39,7 @@ from .driver import (
     run_tasks,
     splits_of,
     task_error,
+    worker_tokenizer,
 )
 from .engines import Engine
 from .splits import Split
@@ -62,7 +63,7 @@ def _prepare(options: dict[str, Any]) -> tuple[Any, Any, RecordKind | None]:
         mapping = MappingSpec.model_validate(mapping) if isinstance(mapping, dict) else mapping
         importer = importer_for(options["preset"], mapping)
         mapper = importer or Mapper(resolve_spec(options["preset"], mapping))
-        tokenizer = _plan(options, options["tokenizer"]).tokenizer_obj if options["tokenizer"] else None
+        tokenizer = worker_tokenizer(options["tokenizer"]) if options["tokenizer"] else None
         _PREPARED[key] = (mapper, tokenizer, RecordKind(options["to"]) if options["to"] else None)
     return _PREPARED[key]
 
