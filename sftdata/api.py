@@ -220,7 +220,7 @@ def filter(inputs: Files, output: PathLike, *, min_chars: int | None = None,  # 
            progress: Progress | None = None) -> CurateResult:
     """Drop rows by length, tokens, patterns, language mix or refusals (`sftdata filter`); on an engine with
     `engine`, `address`, `split_mib`, `concat`."""
-    from .curate.filters import FilterSpec, filter_records
+    from .curate.filters import FilterSpec, RowFilter, filter_records
 
     spec = FilterSpec(min_chars=min_chars, max_chars=max_chars, max_tokens=max_tokens,
                       max_reasoning_tokens=max_reasoning_tokens, deny=list(deny), lang=lang,
@@ -228,7 +228,7 @@ def filter(inputs: Files, output: PathLike, *, min_chars: int | None = None,  # 
     options = {"spec": spec, "tokenizer": tokenizer, "template": template, "template_args": template_args,
                "train_on": train_on}
     if engine != "local":
-        spec.compiled()  # a bad --deny pattern fails here, before any task runs
+        RowFilter(spec)  # a bad --deny pattern or --lang fails here, as locally, before any task runs
         return _on_engine("filter", inputs, output, engine, address, split_mib, concat, options)
     return filter_records(inputs, output, **options, progress=progress)
 

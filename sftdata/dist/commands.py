@@ -85,8 +85,8 @@ def run_command(command: Command, inputs: Sequence[str | os.PathLike[str]], outp
     """`sftdata render|filter|pretokenize --engine ...`: OUTPUT is a folder of part files with one _meta.json;
     the result is the command's own type (RunResult, CurateResult) with the summed counts and figures."""
     started = time.perf_counter()
+    splits = splits_of(inputs, split_mib, engine, address)  # a bad input fails before OUT is made
     out = open_folder(output)
-    splits = splits_of(inputs, split_mib, engine, address)
     results = run_tasks(command_split, [CommandJob(command, s, str(out), options) for s in splits], engine, address)
     counts, examples = merge(splits, results)
     figures = combine([r["extra"] for r in results], command)

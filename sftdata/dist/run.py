@@ -98,8 +98,8 @@ def convert(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[
             options: dict[str, Any]) -> RunResult:
     """`sftdata convert --engine ...`: OUTPUT is a folder of part files with one _meta.json."""
     started = time.perf_counter()
+    splits = splits_of(inputs, split_mib, engine, address, options["encoding"])  # a bad input fails before OUT is made
     out = open_folder(output)
-    splits = splits_of(inputs, split_mib, engine, address, options["encoding"])
     results = run_tasks(convert_split, [ConvertJob(s, str(out), options) for s in splits], engine, address)
     counts, examples = merge(splits, results)
     mapper, _, to = _prepare(options)
