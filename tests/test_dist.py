@@ -102,6 +102,47 @@ def test_planner_numbers_lines_as_the_reader_does(tmp_path):
     assert [n for part in owned for n in part] == [n for n, _ in iter_lines(path)]
 
 
+def _parquet(path: Path, rows: int, group_rows: int) -> Path:
+    """A Parquet file of many row groups, with the values JSON cannot hold (bytes, decimals) and rejects."""
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "instruction": [_row(i)["instruction"] for i in range(rows)],
+        "input": [None if i % 4 else b"\xed\x95\x9c" + bytes([i % 256]) for i in range(rows)],
+        "output": [_row(i)["output"] for i in range(rows)],
+        "price": pa.array([decimal.Decimal(i) / 100 for i in range(rows)], pa.decimal128(9, 2))})
+    pq.write_table(table, path, row_group_size=group_rows)
+    return path
+
+
+@pytest.mark.parametrize("split_bytes", [1, 2000, 1 << 20])
+def test_parquet_splits_at_row_groups_give_the_local_output(tmp_path, split_bytes):
+    """A Parquet file is cut at its row groups, from its footer alone: rows keep the index a local run
+    gives them (rejects name it), and the parts concatenate to the local output."""
+    import pyarrow.parquet as pq
+
+    data = _parquet(tmp_path / "rows.parquet", 300, 16)
+    inputs = [data, *_tricky(tmp_path / "in")[:1]]
+    local = sftdata.convert(inputs, tmp_path / "local.jsonl", preset="alpaca")
+    splits = plan_splits(inputs, split_bytes)
+    mine = [s for s in splits if s.path == str(data)]
+    groups = pq.read_metadata(data).num_row_groups
+    assert len(mine) == (groups if split_bytes == 1 else 1 if split_bytes == 1 << 20 else len(mine))
+    assert 1 < len(mine) < groups or split_bytes != 2000
+    assert all(s.first_line == s.start for s in mine if s.end is not None) and mine[-1].end in (300, None)
+    assert all(a.end == b.start for a, b in zip(mine, mine[1:]))
+    result = dist_convert(inputs, tmp_path / "parts", engine="local", split_mib=split_bytes / (1 << 20), concat=True,
+                          options=OPTIONS)
+    assert _files(tmp_path / "parts.jsonl") == _files(tmp_path / "local.jsonl")
+    assert result.counts.summary() == local.counts.summary() and local.counts.total("rejected") > 40
+    indexes = [orjson.loads(line)["index"] for line in (tmp_path / "local.rejects.jsonl").read_bytes().splitlines()
+               if orjson.loads(line)["file"] == str(data)]
+    assert indexes == [i for i in range(300) if i % 7 == 0]
+
+
 LINES = st.sampled_from([b'{"a": 1}', b"", b"  ", '{"a": "한국어"}'.encode(), '{"a": "한국"}'.encode("cp949"),
                          '{"a": "café"}'.encode("latin-1"), b'{"a": "' + b"x" * 300 + b'"}'])
 

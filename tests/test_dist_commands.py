@@ -147,6 +147,22 @@ def test_dedup_on_splits_gives_the_local_rows_and_dupes(tmp_path, split_bytes, p
     assert kept == (tmp_path / "local.jsonl").read_bytes()
 
 
+def test_dedup_of_a_parquet_file_split_at_row_groups(tmp_path):
+    """Records in Parquet (as datasets and polars write them) are cut at row groups: same kept rows and dupes."""
+    import polars as pl
+
+    rows = [orjson.loads(line) for line in _near_duplicates(tmp_path / "rows.jsonl", 800).read_bytes().splitlines()
+            if line.startswith(b'{"instruction"')]
+    data = tmp_path / "rows.parquet"
+    pl.DataFrame(rows).write_parquet(data, row_group_size=50)
+    local = sftdata.dedup([data], tmp_path / "local.jsonl")
+    result = dist_dedup([data], tmp_path / "parts", split_mib=3000 / (1 << 20), concat=True, partitions=3)
+    _same_files(tmp_path / "parts.jsonl", tmp_path / "local.jsonl", (".jsonl", ".rejects.jsonl", ".dupes.jsonl"))
+    assert _without_places(result.summary()) == _without_places(local.summary())
+    assert result.meta["splits"] > 3 and local.summary()["near"] > 20
+    assert b'"index":' in (tmp_path / "parts.dupes.jsonl").read_bytes()
+
+
 def test_dedup_on_splits_compares_the_chosen_fields_and_keeps_chains(tmp_path):
     """--fields, and a chain A~B~C with C far from A: B goes as a duplicate of A, C is kept, across splits."""
     a = "서울특별시 종로구 세종대로 광화문 광장에서 열린 행사에 시민들이 많이 모였다 오늘"

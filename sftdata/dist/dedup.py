@@ -297,15 +297,8 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
 
 
 def _partitions(splits: Sequence[Split]) -> int:
-    total = sum((s.end - s.start) if s.end is not None else _size(s.path) for s in splits)
+    total = sum(s.size or 0 for s in splits)
     return max(1, min(MAX_PARTITIONS, -(-total // PARTITION_BYTES)))
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
 
 
 def _verified(grouped: list[tuple[np.ndarray, np.ndarray, int]], offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,8 +7,12 @@ line a local run gives it, and the file's codec (`--encoding auto` decides UTF-8
 on the whole file, and the line that decides may sit in the last range). Both come from a survey of each
 range, which can run as tasks on the engine (`survey`): its newlines, whether a line starts exactly at it,
 and the codec its own lines decide (sftdata.ingest.encodings.scan_lines); the driver adds up the newlines
-and takes the first range's decision, so it never reads the data itself. Other formats (JSON, CSV/TSV,
-Parquet) are one split per file: a CSV record may span lines, and a JSON document must be parsed whole.
+and takes the first range's decision, so it never reads the data itself.
+
+A Parquet file is cut at its row groups, read from its footer (pyarrow's metadata reader): consecutive row
+groups up to about `split_bytes` compressed form a split of rows [start, end), its rows located by the same
+0-based index a local run gives them. JSON and CSV/TSV are one split per file: a CSV record may span lines,
+and a JSON document must be parsed whole.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import SftDataError
 from ..ingest.encodings import bom_encoding, scan_lines
 from ..ingest.readers import Encoding, Format, Source, detect_encoding, expand_sources
 
@@ -31,10 +36,11 @@ class Split:
     name: str  # the file as rows and rejects name it (what a local run calls it)
     is_dir_entry: bool  # the Source came from a folder or glob (readers name it by its path then)
     format: str
-    start: int = 0
+    start: int = 0  # JSON Lines: a byte offset; Parquet: a row
     end: int | None = None  # None: the whole file
-    first_line: int = 1
+    first_line: int = 1  # JSON Lines: the number of the first line; Parquet: the index of the first row (= start)
     codec: str | None = None
+    size: int | None = None  # the bytes the split covers (Parquet: its row groups compressed), when known
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -77,17 +83,59 @@ def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, enco
     for k, source in enumerate(sources):
         base = {"path": str(source.path), "name": source.name, "is_dir_entry": source.in_directory,
                 "format": source.format.value}
+        groups = row_groups(source.path, split_bytes) if source.format is Format.parquet else None
+        if groups:
+            out += [Split(len(out) + n, **base, start=a, end=b, first_line=a, size=size)
+                    for n, (a, b, size) in enumerate(groups)]
+            continue
         if k not in ranges:
-            out.append(Split(len(out), **base))
+            out.append(Split(len(out), **base, size=_file_size(source.path)))
             continue
         found = [next(surveyed) for _ in ranges[k]]
         codec = _codec(found) if encoding == "auto" else detect_encoding(source.path, encoding)
         newlines = 0
         for (start, end), figures in zip(ranges[k], found):
             first = 1 if start == 0 else newlines + (1 if figures["starts_here"] else 2)
-            out.append(Split(len(out), **base, start=start, end=end, first_line=first, codec=codec))
+            out.append(Split(len(out), **base, start=start, end=end, first_line=first, codec=codec, size=end - start))
             newlines += figures["newlines"]
     return out
+
+
+def row_groups(path: Path, split_bytes: int) -> list[tuple[int, int, int]] | None:
+    """A Parquet file's splits from its footer: (first row, end row, compressed bytes) of runs of whole row
+    groups of about `split_bytes`; None for a file of one split, or one whose footer cannot be read (its
+    task then reads it whole and fails or rejects it exactly as a local run does)."""
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.read_metadata(path)
+    except ImportError:
+        raise SftDataError("Parquet files are split by row group with pyarrow", hint="pip install pyarrow "
+                           "(the [ray] and [spark] extras install it)") from None
+    except Exception:  # noqa: BLE001 - pyarrow raises several kinds for a broken footer; the task reports it
+        return None
+    out: list[tuple[int, int, int]] = []
+    start = row = size = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        if size and size + _compressed(group) > split_bytes:
+            out.append((start, row, size))
+            start, size = row, 0
+        row += group.num_rows
+        size += _compressed(group)
+    out.append((start, row, size))
+    return out if len(out) > 1 else None
+
+
+def _compressed(group: Any) -> int:
+    return sum(group.column(c).total_compressed_size for c in range(group.num_columns))
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
 
 
 def _codec(found: list[dict[str, Any]]) -> str:

@@ -60,8 +60,10 @@ class Source:
     path: Path
     format: Format
     in_directory: bool  # per-item files found by walking a directory or glob
-    span: tuple[int, int, int] | None = None  # a split (sftdata.dist): (start, end, first line) of a JSON Lines file
-    codec: str | None = None  # with a span: the codec fixed for the whole file
+    # A split (sftdata.dist): (start, end, first line) bytes of a JSON Lines file, or (start, end, start) rows of
+    # a Parquet file (whole row groups)
+    span: tuple[int, int, int] | None = None
+    codec: str | None = None  # with a JSON Lines span: the codec fixed for the whole file
 
     @property
     def name(self) -> str:
@@ -188,7 +190,7 @@ def read_source(source: Source, *, encoding: Encoding = "auto",
                 records_path: str | None = None) -> Iterator[RawItem | Reject]:
     """The rows of one file; a Source that is a split (sftdata.dist) reads its byte range of a JSON Lines file
     (the lines that start in it, the first numbered as the planner counted) with the codec fixed for the
-    whole file."""
+    whole file, or its rows of a Parquet file."""
     if source.span is not None:
         encoding = source.codec or encoding
     try:

@@ -148,11 +148,15 @@ _NOT_JSON = ("Binary", "Decimal", "Duration", "Int128", "UInt128", "Object")
 
 
 def read_parquet(source: Source, batch_rows: int = 8192) -> Iterator[RawItem | Reject]:
+    """The file's rows, or with a span (a split, sftdata.dist) rows [start, end): polars reads only the row
+    groups that hold them."""
     import polars as pl
 
-    index = 0
+    index = source.span[0] if source.span else 0
     try:
         frame = pl.scan_parquet(source.path)
+        if source.span:
+            frame = frame.slice(source.span[0], source.span[1] - source.span[0])
         fix = [name for name, dtype in frame.collect_schema().items() if any(t in str(dtype) for t in _NOT_JSON)]
         for batch in frame.collect_batches(chunk_size=batch_rows, engine="streaming"):  # memory: threads x row groups
             for row in batch.iter_rows(named=True):
