@@ -22,6 +22,7 @@ from .schemas.mapping import MappingSpec
 from .ingest.records import RecordParser, _records, record_row
 from .schemas.records import RecordKind, record_model
 from .provenance import build_meta
+from .storage import location, size_of
 from .writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def convert(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str]
     fast = {s.name: fast_plan(s, spec, plan, to, encoding) if spec and plain else None for s in sources}
     stream = _convert_stream(sources, fast, importer or Mapper(spec), counts, to, encoding, records_path,
                              split_thinking, split_turns)
-    result = _run("convert", stream, counts, Path(output), plan, progress)
+    result = _run("convert", stream, counts, location(output), plan, progress)
     mapping_desc: Any = preset or (str(mapping) if mapping and not isinstance(mapping, (MappingSpec, Importer)) else None)
     described = importer.describe() if importer else spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     extra = {"preset": preset, "mapping": mapping_desc, "mapping_spec": described, "split_thinking": split_thinking,
@@ -146,11 +147,8 @@ FAST_PATH_MIN_BYTES = 1 << 20
 def fast_plan(source: Source, spec: MappingSpec, plan: RenderPlan | None, to: RecordKind | None,
               encoding: Encoding) -> FastPlan | None:
     """The columnar plan for a source, or None where the per-row path is the one to take."""
-    try:
-        if source.path.stat().st_size < FAST_PATH_MIN_BYTES:
-            return None
-    except OSError:
-        return None  # the reader reports the file's problem
+    if (size_of(source.path) or 0) < FAST_PATH_MIN_BYTES:
+        return None  # small, or a problem the reader reports
     from .rendering.columnar import fast_plan as columnar_plan
 
     return columnar_plan(source, spec, plan, to, encoding)
@@ -188,7 +186,7 @@ def render(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str],
     for source in sources:
         counts.file(source.name)
     stream = _records(read_items(sources), RecordParser(kind), counts, None, split_thinking, split_turns)
-    result = _run("render", stream, counts, Path(output), plan, progress)
+    result = _run("render", stream, counts, location(output), plan, progress)
     return _finish(result, [s.path for s in sources], {}, plan, started)
 
 

@@ -1,5 +1,7 @@
 """Atomic outputs: everything is written to a temporary file beside the target and renamed into
-place only when complete, so a killed run never leaves a half-written file under the final name."""
+place only when complete, so a killed run never leaves a half-written file under the final name. A target
+on a remote filesystem (a sftdata.storage.Url) is written to a local temporary file and uploaded whole
+when complete: an object store shows an object only once it is whole."""
 from __future__ import annotations
 
 import hashlib
@@ -14,22 +16,23 @@ from typing import IO, Any
 import orjson
 
 from .errors import OutputError
+from .storage import Location, Url, check_local, location
 
 
-def sidecar_path(output: Path, suffix: str) -> Path:
+def sidecar_path(output: Location, suffix: str) -> Location:
     """A file written beside an output: OUT.jsonl → OUT{suffix} (".rejects.jsonl", ".meta.json", ...)."""
     return output.with_name(_stem(output) + suffix)
 
 
-def rejects_path(output: Path) -> Path:
+def rejects_path(output: Location) -> Location:
     return sidecar_path(output, ".rejects.jsonl")
 
 
-def meta_path(output: Path) -> Path:
+def meta_path(output: Location) -> Location:
     return sidecar_path(output, ".meta.json")
 
 
-def _stem(output: Path) -> str:
+def _stem(output: Location) -> str:
     name = output.name
     for suffix in (".jsonl", ".json", ".parquet", ".csv", ".html"):
         if name.endswith(suffix):
@@ -40,15 +43,18 @@ def _stem(output: Path) -> str:
 class AtomicFile:
     """A binary file that appears under `path` only if the `with` block finishes without error."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str] | Url) -> None:
+        self.path = location(path)
+        if isinstance(self.path, Path):
+            check_local(self.path)
         self._handle: IO[bytes] | None = None
         self._tmp: str | None = None
 
     def __enter__(self) -> IO[bytes]:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            here = None if isinstance(self.path, Url) else self.path.parent  # a Url: uploaded when complete
+            fd, self._tmp = tempfile.mkstemp(dir=here, prefix=f".{self.path.name}.", suffix=".tmp")
         except OSError as error:
             raise OutputError(f"cannot write: {error.strerror or error}", file=str(self.path)) from None
         self._handle = os.fdopen(fd, "wb", buffering=1 << 20)
@@ -70,7 +76,11 @@ class AtomicFile:
             self._handle.close()
             if kind is None:
                 os.chmod(self._tmp, 0o644)
-                os.replace(self._tmp, self.path)
+                if isinstance(self.path, Url):
+                    self.path.upload(self._tmp)
+                    _unlink(self._tmp)
+                else:
+                    os.replace(self._tmp, self.path)
                 return
         except OSError as failure:
             _unlink(self._tmp)
@@ -89,12 +99,14 @@ def dumps_line(value: Any) -> bytes:
     return orjson.dumps(value) + b"\n"
 
 
-def write_json(path: Path, value: Any) -> None:
+def write_json(path: Location, value: Any) -> None:
     with AtomicFile(path) as handle:
         handle.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
 
 
-def file_digest(path: Path) -> dict[str, Any]:
+def file_digest(path: Location) -> dict[str, Any]:
+    if isinstance(path, Url):
+        return _remote_digest(path)
     digest = hashlib.sha256()
     try:  # a source the reader rejected as unreadable (broken link, FIFO) must not hang or crash here
         if not path.is_file():
@@ -105,6 +117,18 @@ def file_digest(path: Path) -> dict[str, Any]:
         return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
     except OSError as error:
         return {"path": str(path), "error": error.strerror or str(error)}
+
+
+def _remote_digest(url: Url) -> dict[str, Any]:
+    """A remote file's size and the store's own content hash (an S3 ETag, a GCS MD5 or CRC32C): hashing it
+    here would read the whole object on the driver."""
+    try:
+        info = url.info()
+    except OSError as error:
+        return {"path": str(url), "error": error.strerror or str(error)}
+    found = {k.lower(): v for k, v in info.items()}
+    stored = {key: str(found[key]).strip('"') for key in ("etag", "md5hash", "crc32c", "checksum") if found.get(key)}
+    return {"path": str(url), "bytes": int(info.get("size") or 0), **stored}
 
 
 def publish_dir(target: Path, fill: Callable[[Path], None], done: str) -> Path:

@@ -271,6 +271,24 @@ def test_ray_cluster_pretokenizes_and_deduplicates_as_a_local_run(tmp_path, ray_
     assert local.summary()["near"] > 1000
 
 
+def test_ray_workers_read_and_write_a_bucket(tmp_path, ray_cluster, bucket):
+    """Ray workers read their byte ranges from S3 (tests/s3_server.py), upload their parts, and fetch dedup's
+    sketches from the bucket into their own cache: the same kept rows and dupes as a local run."""
+    import fsspec
+
+    data = _records(tmp_path / "records.jsonl", 6_000)
+    fs = fsspec.filesystem("s3")
+    fs.put_file(str(data), f"{bucket}/records.jsonl")
+    local = sftdata.dedup([data], tmp_path / "local.jsonl")
+    result = sftdata.dedup([f"{bucket}/records.jsonl"], f"{bucket}/parts", engine="ray", split_mib=0.1, concat=True)
+    for suffix in ("jsonl", "dupes.jsonl", "rejects.jsonl"):
+        assert fs.cat(f"{bucket}/parts.{suffix}").replace(bucket.encode(), str(tmp_path).encode()) == \
+            (tmp_path / f"local.{suffix}").read_bytes(), suffix
+    assert result.meta["splits"] >= 4 and local.summary()["near"] > 100
+    assert result.summary()["deduplicated"] == local.summary()["deduplicated"]
+    assert not fs.exists(f"{bucket}/parts/.work")
+
+
 def test_the_cli_runs_dedup_on_a_running_cluster(tmp_path, ray_cluster):
     """`sftdata dedup --engine ray --address ...` joins the cluster, writes the parts and prints one JSON line."""
     data = _records(tmp_path / "records.jsonl", 3_000)

@@ -2,7 +2,7 @@
 
 Each module belongs to a room: a folder of sftdata (ingest, rendering, tokenize, curate, formats,
 synthesis, cli), a top-level package (schemas, templates, trainers), the plumbing (errors, items,
-writers, provenance) or a loose orchestration module (pipeline, api). A room may import only the
+writers, provenance, storage) or a loose orchestration module (pipeline, api). A room may import only the
 rooms listed for it below, counting imports inside functions too; modules never import each other in a
 cycle at import time.
 """
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 TOP = {"sftdata": "sftdata", "schemas": "sftdata.schemas", "templates": "sftdata.templates",
        "trainers": "sftdata.trainers"}
 FOLDERS = {"ingest", "rendering", "tokenize", "curate", "formats", "synthesis", "evaluation", "dist", "cli"}
-PLUMBING = {"errors", "items", "writers", "provenance"}
+PLUMBING = {"errors", "items", "writers", "provenance", "storage"}
 BELOW_LIBRARY = {"plumbing", "schemas", "templates"}
 ALLOWED: dict[str, set[str]] = {
     "schemas": set(),

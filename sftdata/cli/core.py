@@ -25,7 +25,7 @@ class PresetOpt(str, Enum):
 
 def convert(
     inputs: Annotated[list[str], typer.Argument(help="Files, directories (recursive) or globs: .json .jsonl .csv .tsv .parquet")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output JSONL; rejects go to OUT.rejects.jsonl.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output JSONL (or with --engine a folder), a path or a URL (s3://, gs://, hdfs://); rejects go to OUT.rejects.jsonl.")],
     preset: Annotated[Optional[PresetOpt], typer.Option("--preset", help="A built-in field layout.")] = None,
     mapping: Annotated[Optional[Path], typer.Option("--map", help="A mapping YAML file (see README).")] = None,
     to: Annotated[Optional[Kind], typer.Option("--to", help="Convert records to this kind.")] = None,
@@ -69,7 +69,7 @@ def convert(
 
 def render(
     inputs: Annotated[list[str], typer.Argument(help="Records JSONL as convert writes it.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output JSONL.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output JSONL (or with --engine a folder), a path or a URL (s3://, gs://, hdfs://).")],
     template: Annotated[str, typer.Option("--template", "-t", help="auto (chat for chat records, alpaca otherwise), a built-in name or a .jinja file.")] = "auto",
     tokenizer: TokenizerOpt = None,
     eos: EosOpt = None,

@@ -11,7 +11,7 @@ from .common import (AddressOpt, ConcatOpt, EngineArg, EngineOpt, JsonOpt, Split
                      progress_bar, report)
 
 FilesArg = Annotated[list[str], typer.Argument(help="Records JSONL as convert writes it (instruction, chat or QA).")]
-OutOpt = Annotated[Path, typer.Option("--output", "-o", help="Output JSONL; rejects go to OUT.rejects.jsonl.")]
+OutOpt = Annotated[str, typer.Option("--output", "-o", help="Output JSONL (or with --engine a folder), a path or a URL (s3://, gs://, hdfs://); rejects go to OUT.rejects.jsonl.")]
 ThresholdOpt = Annotated[float, typer.Option("--threshold", help="Jaccard similarity over character n-grams at or above which rows are near duplicates (default 0.7: see README, Curation).")]
 FieldsOpt = Annotated[Optional[list[str]], typer.Option("--fields", help="Fields to compare (comma-separated or repeated): instruction, input, output, question, context, answer, system, or chat roles user, assistant, tool. Default: the prompt side.")]
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from enum import Enum
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -26,7 +25,7 @@ class ConfidenceOpt(str, Enum):
 
 def scrub(
     inputs: FilesArg,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output JSONL; rejects go to OUT.rejects.jsonl, masked. With --action report: only OUT.meta.json (counts).")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output JSONL (a path or a URL); rejects go to OUT.rejects.jsonl, masked. With --action report: only OUT.meta.json (counts).")] = None,
     action: Annotated[ScrubAction, typer.Option("--action", help="mask each hit with a typed placeholder, drop rows with hits (to the rejects file, masked), or report counts only.")] = ScrubAction.mask,
     types: Annotated[ListOpt, typer.Option("--types", help="PII types to look for (comma-separated or repeated): rrn, frn, phone, email, brn, card, account, passport, driver_license, address, ip, name. Default: all.")] = None,
     fields: Annotated[ListOpt, typer.Option("--fields", help="Only these fields: instruction, input, output, system, question, context, answer, the chat roles user, assistant, tool, or meta. Default: every text field.")] = None,
@@ -67,7 +66,7 @@ class ReportOrDrop(str, Enum):
 def decontaminate(
     inputs: FilesArg,
     against: Annotated[list[str], typer.Option("--against", help="Eval files (any format convert reads; raw files with --against-preset/--against-map); repeatable.")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output JSONL without contaminated rows; they go to OUT.rejects.jsonl with the eval item and span. With --action report: only OUT.matches.jsonl (the rows it would drop) and OUT.meta.json.")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output JSONL (a path or a URL) without contaminated rows; they go to OUT.rejects.jsonl with the eval item and span. With --action report: only OUT.matches.jsonl (the rows it would drop) and OUT.meta.json.")] = None,
     ngram: Annotated[Optional[int], typer.Option("--ngram", help="Characters per n-gram (after spaces and punctuation are removed). Default: 4 for Hangul/CJK text, 8 otherwise.")] = None,
     threshold: Annotated[float, typer.Option("--threshold", help="Share of an eval item's characters that shared n-grams must cover.")] = 0.8,
     min_span: Annotated[int, typer.Option("--min-span", help="Also contaminated: one shared run of at least this many characters.")] = 50,
@@ -108,7 +107,7 @@ class ByOpt(str, Enum):
 
 def mix(
     sources: Annotated[list[str], typer.Argument(help="PATH:WEIGHT for each source (records JSONL); weights need not sum to 1.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output JSONL; rows not drawn are listed in OUT.rejects.jsonl.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output JSONL (a path or a URL); rows not drawn are listed in OUT.rejects.jsonl.")],
     by: Annotated[ByOpt, typer.Option("--by", help="Match the weights by trained tokens (as pretokenize masks them) or by rows.")] = ByOpt.trained_tokens,
     total: Annotated[Optional[int], typer.Option("--total", help="Rows in the mix.")] = None,
     tokens: Annotated[Optional[int], typer.Option("--tokens", help="Trained tokens in the mix (--by trained-tokens). Default (no --total either): the largest mix within --max-repeat.")] = None,

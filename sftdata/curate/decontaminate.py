@@ -37,6 +37,7 @@ from ..ingest.readers import expand_sources, read_items
 from ..ingest.records import RecordParser, _records, record_row
 from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
+from ..storage import location
 from ..writers import atomic_or_null, dumps_line, file_digest, meta_path, rejects_path, sidecar_path, write_json
 from .fields import Side, check_fields, record_text, side_fields, texts
 from .minhash import normalise
@@ -196,8 +197,8 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
         raise SftDataError("--action drop needs --output", hint="or use --action report to count only")
     index = read_eval(against, ngram, check_fields(fields) if fields else Side.prompt, against_preset, against_map)
     pruned = index.prune(common)
-    out_path = Path(output) if output is not None and action == "drop" else None
-    listing = matches_path(Path(output)) if output is not None and action == "report" else None
+    out_path = location(output) if output is not None and action == "drop" else None
+    listing = matches_path(location(output)) if output is not None and action == "report" else None
     inputs_ = open_inputs(inputs)
     counts = inputs_.counts
     result = CurateResult("decontaminate", counts, out_path, rejects_path(out_path) if out_path else listing)
@@ -238,7 +239,7 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
     extra = {**result.extra, "decontaminate": settings, "against": [file_digest(Path(f)) for f in index.files]}
     result.meta = build_meta("decontaminate", inputs_.paths, counts, out_path, result.rejects, extra, started)
     if output is not None:
-        write_json(meta_path(Path(output)), result.meta)
+        write_json(meta_path(location(output)), result.meta)
     return result
 
 

@@ -25,6 +25,7 @@ from ..ingest.records import RecordParser, _records
 from ..provenance import build_meta
 from ..ingest.readers import expand_sources, read_items
 from .samples import CurateResult, Progress, Ticker, batches
+from ..storage import location
 from ..writers import AtomicFile, dumps_line, file_digest, meta_path, rejects_path, sidecar_path, write_json
 
 SKETCH_BATCH = 4096
@@ -116,7 +117,7 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     prompt side), OUT.dupes.jsonl (each dropped row, what it duplicates, the similarity),
     OUT.rejects.jsonl (invalid rows) and OUT.meta.json."""
     started = time.perf_counter()
-    output = Path(output)
+    output = location(output)
     compare: Side | list[str] = check_fields(fields) if fields else Side.prompt
     sources = expand_sources(list(inputs))
     counts = Counts()

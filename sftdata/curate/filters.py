@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..errors import SftDataError
@@ -25,6 +24,7 @@ from .samples import (BATCH_CHARS, CurateResult, Progress, Sample, Ticker, batch
                       open_inputs, open_plan, screen)
 from ..schemas.records import RecordKind
 from .textquality import check_lang, refusal, script_share
+from ..storage import location
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 from ..rendering.plan import TemplateArgs, TrainOn
 
@@ -94,7 +94,7 @@ def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pa
                    progress: Progress | None = None) -> CurateResult:
     """Records JSONL → OUT (rows that pass), OUT.rejects.jsonl (invalid and dropped rows, with reasons)."""
     started = time.perf_counter()
-    output = Path(output)
+    output = location(output)
     counted = [f for f, v in (("--max-tokens", spec.max_tokens), ("--max-reasoning-tokens", spec.max_reasoning_tokens))
                if v is not None]
     if counted and tokenizer is None:

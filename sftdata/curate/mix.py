@@ -25,7 +25,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import SftDataError
@@ -33,6 +32,7 @@ from ..ingest.records import record_row
 from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
 from ..rendering.plan import TemplateArgs, TrainOn
+from ..storage import location
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 from .pretokenize import Overflow, fit
 from .samples import CurateResult, Inputs, Progress, Sample, Ticker, encoder_for, open_inputs, open_plan, rendered, tokenized
@@ -178,7 +178,7 @@ def mix(sources: Sequence[str], output: str | os.PathLike[str], *, by: By = "tra
         raise SftDataError("--tokens needs --by trained-tokens")
     if max_repeat < 1:
         raise SftDataError(f"--max-repeat {max_repeat:g} is below 1", hint="1 means no row is drawn twice")
-    output = Path(output)
+    output = location(output)
     plan = open_plan(template, tokenizer, template_args=template_args, train_on=train_on) if tokenizer is not None else None
     encoder = encoder_for(plan) if plan is not None else None
     opened = [open_inputs([s.path]) for s in chosen]
@@ -209,7 +209,7 @@ def mix(sources: Sequence[str], output: str | os.PathLike[str], *, by: By = "tra
     if plan is not None:
         extra.update(plan.provenance())
         extra["mix"]["max_seq_length"] = max_seq_length
-    result.meta = build_meta("mix", [Path(s.path) for s in chosen], counts, output, result.rejects, extra, started)
+    result.meta = build_meta("mix", [location(s.path) for s in chosen], counts, output, result.rejects, extra, started)
     write_json(meta_path(output), result.meta)
     return result
 

@@ -21,7 +21,6 @@ import os
 import time
 from collections.abc import Sequence
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from ..errors import SftDataError
@@ -32,6 +31,7 @@ from .samples import (CurateResult, Progress, Sample, Ticker, encoder_for, open_
                       tokenized)
 from ..schemas.records import RecordKind
 from ..tokenize.encode import Tokenized
+from ..storage import location
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 from ..rendering.plan import TemplateArgs, TrainOn
 
@@ -67,7 +67,7 @@ def pretokenize(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
                 progress: Progress | None = None) -> CurateResult:
     """Records JSONL → OUT (JSONL of input_ids + mask), OUT.rejects.jsonl, OUT.meta.json."""
     started = time.perf_counter()
-    output = Path(output)
+    output = location(output)
     if max_seq_length < 2:
         raise SftDataError(f"--max-seq-length must be at least 2, not {max_seq_length}")
     plan = open_plan(template, tokenizer, template_args=template_args, train_on=train_on)

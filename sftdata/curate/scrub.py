@@ -16,13 +16,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import SftDataError
 from ..ingest.records import record_row
 from ..items import Reject, Stage
 from ..provenance import build_meta
+from ..storage import location
 from ..writers import atomic_or_null, dumps_line, meta_path, rejects_path, write_json
 from .fields import KNOWN
 from .pii import PLACEHOLDERS, Hit, PiiType, find, given_name
@@ -223,7 +223,7 @@ def scrub(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     started = time.perf_counter()
     if spec.action != "report" and output is None:
         raise SftDataError(f"--action {spec.action} needs --output", hint="or use --action report to count only")
-    out_path = Path(output) if output is not None else None
+    out_path = location(output) if output is not None else None
     inputs_ = open_inputs(inputs)
     counts = inputs_.counts
     scrubber = Scrubber(spec)

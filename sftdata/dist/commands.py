@@ -18,6 +18,7 @@ from typing import Any, Literal
 from ..errors import SftDataError
 from ..items import RunResult
 from ..provenance import in_split_task
+from ..storage import staged
 from ..writers import meta_path, rejects_path
 from .driver import (
     engine_figures,
@@ -70,11 +71,11 @@ def command_split(job: CommandJob) -> dict[str, Any]:
     try:
         if options.get("tokenizer") is not None:
             options["tokenizer"] = worker_tokenizer(options["tokenizer"], light=job.command != "render")
-        with in_split_task():
-            result = _function(job.command)([split.source()], part, **options)
+        with in_split_task(), staged(part) as local:  # a URL: written here, uploaded when complete
+            result = _function(job.command)([split.source()], local, **options)
+            meta_path(local).unlink(missing_ok=True)  # the run has one _meta.json, which the driver writes
     except SftDataError as error:
         return task_error(split.index, error)
-    meta_path(part).unlink(missing_ok=True)  # the run has one _meta.json, which the driver writes
     return {"index": split.index, "counts": result.counts.summary(), "examples": [r.as_dict() for r in result.examples],
             "meta": {k: v for k, v in result.meta.items() if k not in BUILT}, "extra": getattr(result, "extra", {})}
 

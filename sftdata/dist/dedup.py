@@ -6,7 +6,7 @@ minhash.find_duplicates, spread out:
 1. sketch (one task per split, `--against` splits first): the records of the split are read and sketched
    as locally; invalid input rows go to the split's rejects part; the sketches, the row locators and which
    lines were records go to `OUT/.work/sketch-NNNNN.*.npy` (one file per column, on the shared output
-   path). Each valid row sends its exact hash and its LSH band keys (16 bytes a key, 21 keys a row at the
+   path; for an output URL, to `OUT/.work/RUN/` there, and each machine maps its own copies). Each valid row sends its exact hash and its LSH band keys (16 bytes a key, 21 keys a row at the
    default threshold) to a shuffle partition.
 2. group and verify (one task per partition, after the engine's shuffle): rows with an equal key are
    joined to the key's first row in input order, as group_edges does locally, and each candidate pair is
@@ -22,9 +22,12 @@ the global row numbers a local run uses once every split's record count is known
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,7 @@ from ..ingest.readers import read_source
 from ..ingest.records import RecordParser, _records
 from ..errors import SftDataError
 from ..items import Counts, Locator
+from ..storage import Location, location
 from ..writers import AtomicFile, dumps_line, rejects_path
 from .driver import (engine_figures, finish, merge, open_folder, part_path, raise_failed, run_tasks, splits_of,
                      task_error)
@@ -61,13 +65,34 @@ class SketchJob:
     sid: int  # position among the --against splits and then the input splits
     reference: bool
     out_dir: str
+    work: str  # the sketch files' folder (see _work)
     threshold: float
     compare: Any  # Side or field names
     partitions: int
 
 
-def _work(out_dir: str, sid: int, column: str) -> Path:
-    return Path(out_dir) / WORK / f"sketch-{sid:05d}.{column}.npy"
+def _work(work: str, sid: int, column: str) -> Location:
+    return location(work) / f"sketch-{sid:05d}.{column}.npy"
+
+
+def _cache(work: str) -> Path:
+    """This machine's copies of a remote work folder's files (one folder per run)."""
+    return Path(tempfile.gettempdir()) / "sftdata-work" / hashlib.sha256(work.encode()).hexdigest()[:16]
+
+
+def _mapped(work: str, sid: int, column: str) -> Path:
+    """The file to memory-map: the work file, or for a work folder on a remote filesystem (an output URL) its
+    copy in this machine's cache, fetched once per machine and run."""
+    path = _work(work, sid, column)
+    if isinstance(path, Path):
+        return path
+    cached = _cache(work) / path.name
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fetching = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+        path.download(fetching)
+        os.replace(fetching, cached)  # two tasks on one machine may fetch it at once: each copy is whole
+    return cached
 
 
 def sketch_split(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray, ...]]]:
@@ -92,7 +117,7 @@ def _sketch(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray, ...]
         with AtomicFile(rejects_path(part_path(job.out_dir, split.index))) as rej:
             is_record = sketch_stream(stream, rows, job.compare, lambda reject: done.write_reject(reject, rej))
     sk = rows.joined()
-    _save(job.out_dir, job.sid, {"exact": sk.exact, "sig": sk.sig, "is_record": np.frombuffer(bytes(is_record), np.uint8),
+    _save(job.work, job.sid, {"exact": sk.exact, "sig": sk.sig, "is_record": np.frombuffer(bytes(is_record), np.uint8),
                                  "files": np.array(rows.locators.files, dtype=str),
                                  **{name: np.asarray(getattr(rows.locators, attr)) for name, attr in LOCATOR_COLUMNS}})
     valid = np.flatnonzero(~sk.empty)
@@ -122,18 +147,17 @@ def _by_partition(keys: np.ndarray, ids: np.ndarray, partitions: int) -> list[tu
 LOCATOR_COLUMNS = (("file_no", "file"), ("line", "line"), ("index", "index"), ("element", "element"))
 
 
-def _save(out_dir: str, sid: int, columns: dict[str, np.ndarray]) -> None:
+def _save(work: str, sid: int, columns: dict[str, np.ndarray]) -> None:
     """One .npy file per column (numbers and fixed-width strings only: nothing is ever unpickled), each written
-    atomically, so a task run again rewrites them whole and readers map only the rows they need."""
+    atomically (uploaded whole to a remote work folder), so a task run again rewrites them whole and readers
+    map only the rows they need."""
     for name, column in columns.items():
-        path = _work(out_dir, sid, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with AtomicFile(path) as handle:
+        with AtomicFile(_work(work, sid, name)) as handle:
             np.save(handle, column, allow_pickle=False)
 
 
-def _column(out_dir: str, sid: int, name: str) -> np.ndarray:
-    return np.load(_work(out_dir, sid, name), mmap_mode="r", allow_pickle=False)
+def _column(work: str, sid: int, name: str) -> np.ndarray:
+    return np.load(_mapped(work, sid, name), mmap_mode="r", allow_pickle=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +165,7 @@ class Grouper:
     """Step 2, the reduce: rows that share a key of the partition become candidate pairs, which are verified on
     the signatures (read from the sketch files) here, so only duplicates leave the partition."""
 
-    out_dir: str
+    work: str
     threshold: float
 
     def __call__(self, partition: int, buckets: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, int]:
@@ -150,8 +174,8 @@ class Grouper:
         pairs, scores = [np.zeros((0, 2), np.int64)], [np.zeros(0, np.float32)]
         for start in range(0, len(candidates), VERIFY_BATCH):  # signatures of a batch of pairs in memory at a time
             batch = candidates[start:start + VERIFY_BATCH]
-            left = _gather(self.out_dir, batch[:, 0], ("exact", "sig"))
-            right = _gather(self.out_dir, batch[:, 1], ("exact", "sig"))
+            left = _gather(self.work, batch[:, 0], ("exact", "sig"))
+            right = _gather(self.work, batch[:, 1], ("exact", "sig"))
             m = len(batch)
             kept, score = verify(batch, left["exact"], right["exact"], np.concatenate([left["sig"], right["sig"]]),
                                  np.arange(m), m + np.arange(m), self.threshold)
@@ -182,7 +206,7 @@ def _first_id(bucket: tuple[np.ndarray, ...]) -> int:
     return int(min(ids[0] for ids in (bucket[1], bucket[3]) if len(ids)))
 
 
-def _gather(out_dir: str, ids: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+def _gather(work: str, ids: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Columns of the sketch files at the given (non-empty) row ids, in their order, mapped from disk."""
     columns: dict[str, np.ndarray] = {}
     sids = ids >> SHIFT
@@ -190,22 +214,22 @@ def _gather(out_dir: str, ids: np.ndarray, names: Sequence[str]) -> dict[str, np
         where = np.flatnonzero(sids == sid)
         rows = ids[where] & LOW
         for name in names:
-            column = _column(out_dir, sid, name)
+            column = _column(work, sid, name)
             if name not in columns:
                 columns[name] = np.empty((len(ids), *column.shape[1:]), dtype=column.dtype)
             columns[name][where] = column[rows]
     return columns
 
 
-def _locators(out_dir: str, ids: np.ndarray) -> list[Locator]:
+def _locators(work: str, ids: np.ndarray) -> list[Locator]:
     """The locators of rows anywhere in the run, from their splits' sketch files."""
     out: list[Locator | None] = [None] * len(ids)
     sids = ids >> SHIFT
     for sid in np.unique(sids).tolist():
         where = np.flatnonzero(sids == sid)
         rows = ids[where] & LOW
-        table = Locators([str(f) for f in _column(out_dir, sid, "files")], {},  # Python ints, as locally
-                         *(_column(out_dir, sid, name)[rows].tolist() for name, _ in LOCATOR_COLUMNS))
+        table = Locators([str(f) for f in _column(work, sid, "files")], {},  # Python ints, as locally
+                         *(_column(work, sid, name)[rows].tolist() for name, _ in LOCATOR_COLUMNS))
         for j, k in enumerate(where.tolist()):
             out[k] = table[j]
     return out  # type: ignore[return-value]
@@ -216,6 +240,7 @@ class WriteJob:
     split: Split
     sid: int
     out_dir: str
+    work: str
     rows: np.ndarray  # rows of this split dropped, in order
     targets: np.ndarray  # the row id each duplicates
     scores: np.ndarray  # the verified pair's score (minhash.EXACT_SCORE when exact)
@@ -225,8 +250,8 @@ class WriteJob:
 def write_split(job: WriteJob) -> dict[str, Any]:
     """Step 4: the split's rows again, kept ones to its part, dropped ones to its dupes part."""
     split = job.split
-    is_record = _column(job.out_dir, job.sid, "is_record")
-    originals = _locators(job.out_dir, job.targets) if len(job.targets) else []
+    is_record = _column(job.work, job.sid, "is_record")
+    originals = _locators(job.work, job.targets) if len(job.targets) else []
     exact, similarity = verdicts(job.scores)
     dropped = {row: k for k, row in enumerate(job.rows.tolist())}
     done = CurateResult("dedup", Counts())
@@ -264,28 +289,29 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     refs_splits = splits_of(against, split_mib, engine, address) if against else []
     splits = splits_of(inputs, split_mib, engine, address)
     out = open_folder(output)
-    shutil.rmtree(out / WORK, ignore_errors=True)
+    work = str(out / WORK if isinstance(out, Path) else out / WORK / uuid.uuid4().hex)  # remote: a cache per run
+    _clear(out, work)
     partitions = partitions or _partitions([*refs_splits, *splits])
-    jobs = [SketchJob(s, sid, sid < len(refs_splits), str(out), threshold, compare, partitions)
+    jobs = [SketchJob(s, sid, sid < len(refs_splits), str(out), work, threshold, compare, partitions)
             for sid, s in enumerate([*refs_splits, *splits])]
     try:
-        sketched, grouped = run_shuffle(sketch_split, Grouper(str(out), threshold), jobs, partitions, engine,
+        sketched, grouped = run_shuffle(sketch_split, Grouper(work, threshold), jobs, partitions, engine,
                                         address)
         raise_failed(sketched)
         offsets = np.concatenate(([0], np.cumsum([r["records"] for r in sketched]))).astype(np.int64)
         refs = int(offsets[len(refs_splits)])
         pairs, scores = _verified(grouped, offsets)
         dropped, targets, best = resolve(pairs, scores, refs)
-        written = run_tasks(write_split, _write_jobs(splits, len(refs_splits), str(out), offsets, dropped, targets,
-                                                     best, refs), engine, address)
+        written = run_tasks(write_split, _write_jobs(splits, len(refs_splits), str(out), work, offsets, dropped,
+                                                     targets, best, refs), engine, address)
     finally:
-        shutil.rmtree(out / WORK, ignore_errors=True)
+        _clear(out, work)
     inputs_done = sketched[len(refs_splits):]
     counts, examples = merge(splits, [*inputs_done, *written])
     exact = int(verdicts(best)[0].sum())
     result = CurateResult("dedup", counts, out, None, examples=examples)
     result.extra = figures(out / "part-*.dupes.jsonl", threshold, compare, exact, len(dropped) - exact, refs)
-    extra = {**result.extra, **method(sketcher, list(dict.fromkeys(Path(s.path) for s in refs_splits))),
+    extra = {**result.extra, **method(sketcher, list(dict.fromkeys(location(s.path) for s in refs_splits))),
              **engine_figures(engine, address, split_mib, splits), "shuffle_partitions": partitions,
              "shuffle_bytes": sum(r["shuffled"] for r in sketched), "candidate_pairs": sum(g[2] for g in grouped),
              "verified_pairs": len(pairs)}
@@ -294,6 +320,15 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
         result.output, result.rejects = single, rejects_path(single)
         result.extra["dupes"] = str(dupes_path(single))
     return result
+
+
+def _clear(out: Location, work: str) -> None:
+    """The sketch files: gone before a run and after it (and this machine's copies of remote ones)."""
+    if isinstance(out, Path):
+        shutil.rmtree(out / WORK, ignore_errors=True)
+        return
+    (out / WORK).remove_tree()
+    shutil.rmtree(_cache(work), ignore_errors=True)
 
 
 def _partitions(splits: Sequence[Split]) -> int:
@@ -319,7 +354,7 @@ def _packed(rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return (sid.astype(np.int64) << SHIFT) | (rows - offsets[sid])
 
 
-def _write_jobs(splits: Sequence[Split], first_sid: int, out_dir: str, offsets: np.ndarray, dropped: np.ndarray,
+def _write_jobs(splits: Sequence[Split], first_sid: int, out_dir: str, work: str, offsets: np.ndarray, dropped: np.ndarray,
                 targets: np.ndarray, best: np.ndarray, refs: int) -> list[WriteJob]:
     order = np.argsort(dropped, kind="stable")
     dropped, targets, best = dropped[order], targets[order], best[order]
@@ -327,6 +362,6 @@ def _write_jobs(splits: Sequence[Split], first_sid: int, out_dir: str, offsets: 
     for k, split in enumerate(splits):
         sid = first_sid + k
         lo, hi = np.searchsorted(dropped, [offsets[sid], offsets[sid + 1]])
-        jobs.append(WriteJob(split, sid, out_dir, dropped[lo:hi] - offsets[sid], _packed(targets[lo:hi], offsets),
+        jobs.append(WriteJob(split, sid, out_dir, work, dropped[lo:hi] - offsets[sid], _packed(targets[lo:hi], offsets),
                              best[lo:hi], targets[lo:hi] < refs))
     return jobs

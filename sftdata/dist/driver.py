@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ..errors import SftDataError
+from ..errors import OutputError, SftDataError
 from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
+from ..storage import Location, Url, location, open_binary
 from ..writers import AtomicFile, meta_path, rejects_path, sidecar_path, write_json
 from .engines import Engine, run_jobs
 from .splits import Split, plan_splits, survey_range
@@ -26,19 +26,24 @@ from .splits import Split, plan_splits, survey_range
 PART = "part-{:05d}"
 
 
-def part_path(out: str | os.PathLike[str], index: int) -> Path:
-    return Path(out) / f"{PART.format(index)}.jsonl"
+def part_path(out: str | os.PathLike[str] | Url, index: int) -> Location:
+    return location(out) / f"{PART.format(index)}.jsonl"
 
 
-def open_folder(output: str | os.PathLike[str]) -> Path:
-    """The output folder, emptied of the parts and _meta.json of an earlier run (which may have had more splits)."""
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise SftDataError("on an engine the output is a folder of part files, and this is a file", file=str(out),
-                           hint="name a folder (add --concat for the single files a local run writes)")
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in [*out.glob("part-*.jsonl"), out / "_meta.json"]:
-        stale.unlink(missing_ok=True)
+def open_folder(output: str | os.PathLike[str] | Url) -> Location:
+    """The output folder (a path, or a URL: sftdata.storage), emptied of the parts and _meta.json of an earlier
+    run (which may have had more splits)."""
+    out = location(output)
+    try:
+        if out.is_file():
+            raise SftDataError("on an engine the output is a folder of part files, and this is a file",
+                               file=str(out), hint="name a folder (add --concat for the single files a local "
+                               "run writes)")
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in [*out.glob("part-*.jsonl"), out / "_meta.json"]:
+            stale.unlink(missing_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot write: {error.strerror or error}", file=str(out)) from None
     return out
 
 
@@ -101,11 +106,11 @@ def engine_figures(engine: Engine, address: str | None, split_mib: float, splits
             "parts": [part_path("", s.index).name for s in splits]}
 
 
-def finish(command: str, out: Path, splits: Sequence[Split], counts: Counts, extra: dict[str, Any], started: float,
-           concat: bool, sidecars: Sequence[str] = ()) -> tuple[dict[str, Any], Path | None]:
+def finish(command: str, out: Location, splits: Sequence[Split], counts: Counts, extra: dict[str, Any], started: float,
+           concat: bool, sidecars: Sequence[str] = ()) -> tuple[dict[str, Any], Location | None]:
     """Write _meta.json (sources hashed once, here) and, with `concat`, OUT.jsonl with its rejects, the
     command's other `sidecars` (e.g. ".dupes.jsonl") and its .meta.json. Returns (meta, the single file)."""
-    sources = list(dict.fromkeys(Path(s.path) for s in splits))
+    sources = list(dict.fromkeys(location(s.path) for s in splits))
     meta = build_meta(command, sources, counts, out, None, extra, started)
     write_json(out / "_meta.json", meta)
     if not concat:
@@ -160,9 +165,9 @@ def worker_tokenizer(spec: Any, light: bool = False) -> Any:
     return _TOKENIZERS[key]
 
 
-def concatenate(parts: Sequence[Path], target: Path) -> None:
+def concatenate(parts: Sequence[Location], target: Location) -> None:
     with AtomicFile(target) as sink:
         for part in parts:
-            with open(part, "rb") as handle:
+            with open_binary(part) as handle:
                 while chunk := handle.read(1 << 22):
                     sink.write(chunk)

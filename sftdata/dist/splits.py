@@ -19,12 +19,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import IO, Any
 
 from ..errors import SftDataError
 from ..ingest.encodings import bom_encoding, scan_lines
 from ..ingest.readers import Encoding, Format, Source, detect_encoding, expand_sources
+from ..storage import Location, location, open_binary, size_of
 
 CHUNK = 1 << 24
 
@@ -48,7 +48,7 @@ class Split:
     def source(self) -> Source:
         """The split as a reader input: every command reads it as it reads a file (sftdata.ingest.readers)."""
         span = (self.start, self.end, self.first_line) if self.end is not None else None
-        return Source(Path(self.path), Format(self.format), self.is_dir_entry, span, self.codec if span else None)
+        return Source(location(self.path), Format(self.format), self.is_dir_entry, span, self.codec if span else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, enco
     jobs: list[RangeJob] = []
     for k, source in enumerate(sources):
         if source.format is Format.jsonl and source.path.is_file():
-            size = os.path.getsize(source.path)
+            size = size_of(source.path) or 0
             ranges[k] = [(start, min(start + split_bytes, size)) for start in range(0, size, split_bytes)] or [(0, 0)]
             jobs += [RangeJob(str(source.path), a, b, encoding == "auto") for a, b in ranges[k]]
     surveyed = iter((survey or (lambda todo: [survey_range(j) for j in todo]))(jobs))
@@ -89,7 +89,7 @@ def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, enco
                     for n, (a, b, size) in enumerate(groups)]
             continue
         if k not in ranges:
-            out.append(Split(len(out), **base, size=_file_size(source.path)))
+            out.append(Split(len(out), **base, size=size_of(source.path)))
             continue
         found = [next(surveyed) for _ in ranges[k]]
         codec = _codec(found) if encoding == "auto" else detect_encoding(source.path, encoding)
@@ -101,14 +101,15 @@ def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, enco
     return out
 
 
-def row_groups(path: Path, split_bytes: int) -> list[tuple[int, int, int]] | None:
+def row_groups(path: Location, split_bytes: int) -> list[tuple[int, int, int]] | None:
     """A Parquet file's splits from its footer: (first row, end row, compressed bytes) of runs of whole row
     groups of about `split_bytes`; None for a file of one split, or one whose footer cannot be read (its
     task then reads it whole and fails or rejects it exactly as a local run does)."""
     try:
         import pyarrow.parquet as pq
 
-        meta = pq.read_metadata(path)
+        with open_binary(path) as handle:
+            meta = pq.read_metadata(handle)
     except ImportError:
         raise SftDataError("Parquet files are split by row group with pyarrow", hint="pip install pyarrow "
                            "(the [ray] and [spark] extras install it)") from None
@@ -131,13 +132,6 @@ def _compressed(group: Any) -> int:
     return sum(group.column(c).total_compressed_size for c in range(group.num_columns))
 
 
-def _file_size(path: Path) -> int | None:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None
-
-
 def _codec(found: list[dict[str, Any]]) -> str:
     """The file's codec from its ranges' surveys, as detect_stream decides it scanning the whole file."""
     for figures in found:
@@ -149,7 +143,7 @@ def _codec(found: list[dict[str, Any]]) -> str:
 def survey_range(job: RangeJob) -> dict[str, Any]:
     """The newlines in [start, end), whether a line starts exactly at `start`, and what the lines that start
     in the range decide about the codec (range 0 looks for a BOM first, as detect_stream does)."""
-    with open(job.path, "rb") as handle:
+    with open_binary(location(job.path)) as handle:
         starts_here = True
         if job.start > 0:
             handle.seek(job.start - 1)

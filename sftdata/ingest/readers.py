@@ -35,6 +35,7 @@ from .encodings import (UTF8, EncodingNameError, ascii_compatible, bom_encoding,
                         detect_stream, escape_around, escape_bytes, first_error, normalize)
 from ..errors import InputError
 from ..items import Locator, RawItem, Reject, Stage
+from ..storage import Location, Url, glob as glob_urls, is_url, location, open_binary
 
 Encoding = Literal["auto", "utf-8", "utf-8-sig", "cp949", "euc-kr"] | str
 MAX_LINE_BYTES = 256 << 20  # longer lines are rejected without being held in memory
@@ -57,7 +58,7 @@ _SUFFIXES = {".json": Format.json, ".jsonl": Format.jsonl, ".ndjson": Format.jso
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    path: Path
+    path: Location  # a Path, or a Url (s3://, gs://, hdfs://, ...: sftdata.storage)
     format: Format
     in_directory: bool  # per-item files found by walking a directory or glob
     # A split (sftdata.dist): (start, end, first line) bytes of a JSON Lines file, or (start, end, start) rows of
@@ -90,20 +91,24 @@ class FileProblem(InputError):
                       raw_bytes=self.raw_bytes)
 
 
-def format_of(path: Path) -> Format | None:
+def format_of(path: Path | Url) -> Format | None:
     return _SUFFIXES.get(path.suffix.lower())
 
 
 def expand_sources(inputs: list[str | os.PathLike[str] | Source]) -> list[Source]:
     """Resolve files, directories (recursive) and globs to Sources, in a stable order, each once; a Source
     (a split of a file) is taken as it is."""
-    sources: dict[Path | tuple[Path, int], Source] = {}
+    sources: dict[Location | tuple[Location, int], Source] = {}
     for entry in inputs:
         if isinstance(entry, Source):  # one split of a file (sftdata.dist), read as it is
             sources.setdefault((entry.path, entry.span[0]) if entry.span else entry.path, entry)
             continue
+        if is_url(entry) or isinstance(entry, Url):
+            sources.update((s.path, s) for s in _url_sources(str(entry)) if s.path not in sources)
+            continue
         text = os.fspath(entry)
-        path = Path(text)
+        path = location(text)
+        assert isinstance(path, Path)
         if path.is_dir():
             found = _walk(path)
             if not found:
@@ -126,6 +131,50 @@ def expand_sources(inputs: list[str | os.PathLike[str] | Source]) -> list[Source
         else:
             raise InputError("no such file or directory", file=text)
     return list(sources.values())
+
+
+def _url_sources(text: str) -> list[Source]:
+    """expand_sources for a URL: a file, a folder (every file under it, as a local folder is walked) or a
+    pattern with wildcards."""
+    url = Url(text)
+    try:
+        if url.is_dir():
+            found = _walk_url(url)
+            if not found:
+                raise InputError("folder holds no .json/.jsonl/.csv/.tsv/.parquet files", file=text)
+            return [Source(p, format_of(p), True) for p in found]  # type: ignore[arg-type]
+        if url.exists():
+            fmt = format_of(url)
+            if fmt is None:
+                raise InputError(f"unknown file type {url.suffix or '(no suffix)'!r}", file=text,
+                                 hint="use .json, .jsonl, .ndjson, .csv, .tsv or .parquet")
+            return [Source(url, fmt, False)]
+        if glob.has_magic(text):
+            found = []
+            for hit, is_dir in glob_urls(text):
+                found += _walk_url(hit) if is_dir else [hit] if format_of(hit) else []
+            if not found:
+                raise InputError("pattern matches no .json/.jsonl/.csv/.tsv/.parquet files", file=text)
+            return [Source(p, format_of(p), True) for p in found]  # type: ignore[arg-type]
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror or error}", file=text) from None
+    raise InputError("no such file or folder", file=text)
+
+
+def _walk_url(root: Url) -> list[Url]:
+    """_walk over a filesystem fsspec knows: the same files in the same order."""
+    files = root.files()
+    names = {f.url for f in files}
+    concatenated = [f.parent.url + "/" for f in files if f.name == "_meta.json" and f.parent != root
+                    and f.parent.url + ".jsonl" in names]
+    found = []
+    for f in files:
+        parts = f.url[len(root.url) + 1:].split("/")
+        if any(p.startswith(".") for p in parts) or not format_of(f) or f.name.endswith(SIDECARS) \
+                or f.name == "_meta.json" or any(f.url.startswith(c) for c in concatenated):
+            continue
+        found.append((tuple((1, p) for p in parts[:-1]) + ((0, parts[-1]),), f))  # a folder's files first
+    return [f for _, f in sorted(found)]
 
 
 # What sftdata writes beside its outputs: a folder of outputs (or of part files) read as input is its data.
@@ -162,11 +211,11 @@ def _walk(root: Path) -> list[Path]:
     return found
 
 
-def detect_encoding(path: Path, encoding: Encoding = "auto") -> str:
+def detect_encoding(path: Location, encoding: Encoding = "auto") -> str:
     """The codec a file is read with: `encoding` normalised, or for 'auto' the rules of sftdata.ingest.encodings."""
     if encoding != "auto":
         return _codec(encoding)
-    with open(path, "rb") as handle:
+    with open_binary(path) as handle:
         return detect_stream(handle)
 
 
@@ -224,6 +273,10 @@ def read_source(source: Source, *, encoding: Encoding = "auto",
 
 
 def _check_regular(source: Source) -> None:
+    if isinstance(source.path, Url):
+        if not source.path.is_file():
+            raise FileProblem("unreadable_file", "not a file (a folder, or gone)", file=source.name)
+        return
     if source.path.is_symlink() and not source.path.exists():
         raise FileProblem("unreadable_file", f"broken symbolic link (to {os.readlink(source.path)})", file=source.name)
     mode = os.stat(source.path).st_mode
@@ -258,14 +311,14 @@ def _long_line(handle: IO[bytes], head: bytes) -> LongLine:
     return line
 
 
-def iter_lines(path: Path, start: int = 0, end: int | None = None, first: int = 1) -> Iterator[tuple[int, bytes]]:
+def iter_lines(path: Location, start: int = 0, end: int | None = None, first: int = 1) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, line bytes without the line end), skipping blank lines. Lines end at
     \\n; a UTF-8 BOM on line 1 is dropped; a line over MAX_LINE_BYTES comes as a LongLine prefix.
 
     With `start`/`end` (a split of the file, sftdata.dist): only the lines that start at a byte offset in
     [start, end), the first of them numbered `first` (the planner counted the lines before it)."""
     limit = MAX_LINE_BYTES
-    with open(path, "rb") as handle:
+    with open_binary(path) as handle:
         number = first - 1
         if start > 0:
             handle.seek(start - 1)

@@ -19,6 +19,7 @@ from typing import IO, Any
 from . import readers
 from .encodings import escape_bytes, first_error
 from ..items import Locator, RawItem, Reject, Stage
+from ..storage import Url, open_binary
 from .readers import FileProblem, Format, LongLine, Source, raw_lines
 
 CSV_FIELD_LIMIT = 64 << 20  # characters in one CSV cell (the csv module's default is 128 Ki)
@@ -81,7 +82,7 @@ class _CsvLines:
 def read_csv(source: Source, encoding: str) -> Iterator[RawItem | Reject]:
     if csv.field_size_limit() < CSV_FIELD_LIMIT:
         csv.field_size_limit(CSV_FIELD_LIMIT)
-    with open(source.path, "rb") as handle:
+    with open_binary(source.path) as handle:
         lines = _CsvLines(handle, encoding)
         reader = csv.reader(lines, delimiter="\t" if source.format is Format.tsv else ",")
         header, generated = _csv_header(reader, lines, source.name)
@@ -148,17 +149,16 @@ _NOT_JSON = ("Binary", "Decimal", "Duration", "Int128", "UInt128", "Object")
 
 
 def read_parquet(source: Source, batch_rows: int = 8192) -> Iterator[RawItem | Reject]:
-    """The file's rows, or with a span (a split, sftdata.dist) rows [start, end): polars reads only the row
-    groups that hold them."""
+    """The file's rows, or with a span (a split, sftdata.dist) rows [start, end), which are whole row groups:
+    only those are read. A file on a remote filesystem (a Url) is read through pyarrow, row group by row
+    group, into the same polars rows."""
     import polars as pl
 
     index = source.span[0] if source.span else 0
     try:
-        frame = pl.scan_parquet(source.path)
-        if source.span:
-            frame = frame.slice(source.span[0], source.span[1] - source.span[0])
-        fix = [name for name, dtype in frame.collect_schema().items() if any(t in str(dtype) for t in _NOT_JSON)]
-        for batch in frame.collect_batches(chunk_size=batch_rows, engine="streaming"):  # memory: threads x row groups
+        batches = _arrow_batches(source, batch_rows) if isinstance(source.path, Url) else _polars_batches(source, batch_rows)
+        for batch in batches:
+            fix = [name for name, dtype in batch.schema.items() if any(t in str(dtype) for t in _NOT_JSON)]
             for row in batch.iter_rows(named=True):
                 for name in fix:
                     row[name] = _jsonable(row[name])
@@ -170,6 +170,30 @@ def read_parquet(source: Source, batch_rows: int = 8192) -> Iterator[RawItem | R
         if type(error).__name__ != "PanicException":
             raise
         raise _parquet_error(source, error, index) from None
+
+
+def _polars_batches(source: Source, batch_rows: int) -> Iterator[Any]:
+    import polars as pl
+
+    frame = pl.scan_parquet(source.path)
+    if source.span:  # polars skips the row groups outside the slice
+        frame = frame.slice(source.span[0], source.span[1] - source.span[0])
+    yield from frame.collect_batches(chunk_size=batch_rows, engine="streaming")  # memory: threads x row groups
+
+
+def _arrow_batches(source: Source, batch_rows: int) -> Iterator[Any]:
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    with open_binary(source.path) as handle:
+        file = pq.ParquetFile(handle)
+        groups, row = [], 0
+        for g in range(file.num_row_groups):
+            if source.span is None or source.span[0] <= row < source.span[1]:
+                groups.append(g)
+            row += file.metadata.row_group(g).num_rows
+        for batch in file.iter_batches(batch_size=batch_rows, row_groups=groups):
+            yield pl.from_arrow(batch)
 
 
 def _parquet_error(source: Source, error: BaseException, index: int) -> FileProblem:

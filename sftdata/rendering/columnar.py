@@ -19,7 +19,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import polars as pl
 
@@ -35,6 +34,7 @@ from .rowchecks import LINE, PLAIN_KEY, Column, RowChecks, column_value, is_int,
 from ..schemas.mapping import MappingSpec
 from ..schemas.records import RecordKind, record_model
 from ..items import Style
+from ..storage import Location, open_binary
 
 # Blocks are small: jemalloc keeps what polars frees, so peak RSS grows with block size x workers.
 BLOCK_BYTES = 1 << 20  # about 1,200 Alpaca rows
@@ -163,7 +163,7 @@ class _Chunk:
     parts: list[Written | tuple[int, int]]  # in order: rendered runs, and (start, stop) row ranges
 
 
-def _prepared(path: Path, fast: FastPlan) -> Iterator[_Chunk | None]:
+def _prepared(path: Location, fast: FastPlan) -> Iterator[_Chunk | None]:
     """Chunks in file order, WORKERS of them worked on at once; None where a line is too long to
     hold (after the chunk of the lines before it)."""
     with ThreadPoolExecutor(WORKERS) as pool:
@@ -178,12 +178,12 @@ def _prepared(path: Path, fast: FastPlan) -> Iterator[_Chunk | None]:
             yield future.result() if future is not None else None
 
 
-def _blocks(path: Path, size: int = BLOCK_BYTES) -> Iterator[bytes | None]:
+def _blocks(path: Location, size: int = BLOCK_BYTES) -> Iterator[bytes | None]:
     """Whole lines without the last line end, in bounded memory; lines end at \n as for
     readers.iter_lines, and a UTF-8 BOM before line 1 is dropped. A line longer than
     readers.MAX_LINE_BYTES yields None (after the lines before it) and ends the blocks."""
     rest, bom = b"", 0
-    with open(path, "rb") as handle:
+    with open_binary(path) as handle:
         while data := handle.read(size):
             if bom == 0 and handle.tell() == len(data) and data.startswith(b"\xef\xbb\xbf"):
                 data, bom = data[3:], 3  # iter_lines measures line 1 with its BOM
