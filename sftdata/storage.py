@@ -176,9 +176,23 @@ class Url:
             return handle.read()
 
     @_io
-    def upload(self, local: str | os.PathLike[str]) -> None:
+    def upload(self, local: str | os.PathLike[str], chunk: int = 8 << 20) -> None:
+        """A local file streamed to the URL, one block in memory (s3fs's put_file holds up to ten 50 MiB parts,
+        over 1 GiB for a 600 MB file); an upload that fails is discarded, never completed half-written."""
         fs, path = self.fs()
-        fs.put_file(os.fspath(local), path)
+        remote = fs.open(path, "wb")
+        try:
+            with open(local, "rb") as handle:
+                while data := handle.read(chunk):
+                    remote.write(data)
+        except BaseException:
+            discard = getattr(remote, "discard", None)
+            if discard is not None:
+                discard()  # s3fs: aborts the multipart upload
+            with contextlib.suppress(Exception):
+                remote.closed = True  # so that nothing commits it when it is collected
+            raise
+        remote.close()
 
     @_io
     def download(self, local: str | os.PathLike[str]) -> None:

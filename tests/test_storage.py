@@ -151,6 +151,22 @@ def test_filter_split_by_split_into_a_bucket(tmp_path, bucket):
     assert not fs.glob(f"{bucket}/parts/*.meta.json") and local.counts.total("filtered") > 10
 
 
+def test_an_output_that_fails_midway_leaves_no_object(bucket):
+    """AtomicFile to a URL: a write that fails leaves nothing under the name (and no local temporary file)."""
+    from sftdata.writers import AtomicFile
+
+    target = f"{bucket}/out/records.jsonl"
+    left = set(Path(tempfile.gettempdir()).glob(".records.jsonl.*"))
+    with pytest.raises(RuntimeError), AtomicFile(target) as sink:
+        sink.write(b"x" * (12 << 20))
+        raise RuntimeError("killed midway")
+    assert not fsspec.filesystem("s3").exists(target)
+    assert set(Path(tempfile.gettempdir()).glob(".records.jsonl.*")) == left
+    with AtomicFile(target) as sink:
+        sink.write(b"y" * (20 << 20))  # larger than one upload block: streamed in parts
+    assert fsspec.filesystem("s3").size(target) == 20 << 20
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sftdata.cli", *args], capture_output=True, text=True, timeout=300,
                           check=False)
