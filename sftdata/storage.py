@@ -48,6 +48,10 @@ def _io(method: Any) -> Any:
     return wrapper
 
 
+BLOCK = 8 << 20  # bytes a read or write request moves; the filesystems' defaults (s3fs: 50 MiB) cost memory
+MAX_PARTS = 9_000
+
+
 class Url:
     """A file or folder on a filesystem fsspec knows, named by its URL ("s3://bucket/data/train.jsonl")."""
 
@@ -167,23 +171,24 @@ class Url:
         return sorted(self._url(fs, p) for p in fs.glob(f"{path}/{pattern}"))
 
     @_io
-    def open(self, mode: str = "rb") -> IO[bytes]:
+    def open(self, mode: str = "rb", block_size: int | None = None) -> IO[bytes]:
         fs, path = self.fs()
-        return fs.open(path, mode)
+        return fs.open(path, mode, **({"block_size": block_size} if block_size else {}))
 
     def read_bytes(self) -> bytes:
         with self.open("rb") as handle:
             return handle.read()
 
     @_io
-    def upload(self, local: str | os.PathLike[str], chunk: int = 8 << 20) -> None:
-        """A local file streamed to the URL, one block in memory (s3fs's put_file holds up to ten 50 MiB parts,
+    def upload(self, local: str | os.PathLike[str]) -> None:
+        """A local file streamed to the URL, one block in memory (s3fs's put_file holds up to ten 50 MiB parts:
         over 1 GiB for a 600 MB file); an upload that fails is discarded, never completed half-written."""
         fs, path = self.fs()
-        remote = fs.open(path, "wb")
+        block = max(BLOCK, -(-os.path.getsize(local) // MAX_PARTS))  # S3 takes at most 10,000 parts an object
+        remote = fs.open(path, "wb", block_size=block)
         try:
             with open(local, "rb") as handle:
-                while data := handle.read(chunk):
+                while data := handle.read(BLOCK):
                     remote.write(data)
         except BaseException:
             discard = getattr(remote, "discard", None)
@@ -264,7 +269,7 @@ def glob(pattern: str) -> list[tuple[Url, bool]]:
 def open_binary(path: Location, buffer: int = 1 << 20) -> IO[bytes]:
     """A file opened for reading, buffered: ``readline(limit)``, ``seek`` and ``tell`` work on both kinds."""
     if isinstance(path, Url):
-        return io.BufferedReader(path.open("rb"), buffer)  # type: ignore[arg-type]
+        return io.BufferedReader(path.open("rb", BLOCK), buffer)  # type: ignore[arg-type]
     return open(path, "rb")
 
 
