@@ -164,6 +164,87 @@ def test_the_surveyed_plan_matches_a_pass_over_the_whole_file(tmp_path, lines, e
     assert all(a.end == b.start for a, b in zip(splits, splits[1:]))
 
 
+def _csv_files(folder: Path) -> list[Path]:
+    """CSV as spreadsheets and exports write it, and as they break: quoted cells holding line ends (LF,
+    CRLF, a lone CR) and commas and doubled quotes, a stray quote in an unquoted cell, blank lines before the
+    header and between rows, rows with too many or too few cells, a BOM, a TSV, and a CP949 export whose
+    Korean starts on its last line."""
+    folder.mkdir()
+    rows = ['instruction,input,output']
+    for i in range(60):
+        if i % 9 == 2:
+            rows.append(f'"여러 줄\n질문 {i}\r\n둘째 줄","따옴표 ""인용"" 쉼표, 있음","답 {i}"')
+        elif i % 9 == 4:
+            rows.append(f'5" screen {i},,"답\r셋째"')
+        elif i % 9 == 5:
+            rows.append(f'bad row {i},x,y,z')
+        elif i % 9 == 6:
+            rows.append("")
+        elif i % 9 == 7:
+            rows.append(f'"질문 {i} ""끝""",,"""열린 따옴표\n"""')
+        else:
+            rows.append(f"질문 {i},,답 {i}" if i % 7 else f"질문 {i},,")
+    sheet = folder / "sheet.csv"
+    sheet.write_bytes(b"\xef\xbb\xbf\r\n\r\n" + "\r\n".join(rows).encode() + b"\r\n")
+    tsv = folder / "sheet.tsv"
+    tsv.write_bytes("\n".join(r.replace(",", "\t") for r in rows).encode())  # no end of line at the end
+    late = ["instruction,output", *[f"ascii {i},ok" for i in range(40)], '"마지막\n줄",한국어']
+    cp949 = folder / "late_cp949.csv"
+    cp949.write_bytes("\n".join(late).encode("cp949") + b"\n")
+    return [sheet, tsv, cp949]
+
+
+@pytest.mark.parametrize("split_bytes", [1, 5, 40, 333, 1 << 20])
+def test_csv_splits_give_the_local_output_byte_for_byte(tmp_path, split_bytes):
+    """A CSV range owns the rows that start in it, also where a quoted cell carries a row across ranges."""
+    inputs = _csv_files(tmp_path / "in")
+    local = sftdata.convert(inputs, tmp_path / "local.jsonl", preset="alpaca")
+    result = dist_convert(inputs, tmp_path / "parts", engine="local", split_mib=split_bytes / (1 << 20),
+                          concat=True, options=OPTIONS)
+    assert _files(tmp_path / "parts.jsonl") == _files(tmp_path / "local.jsonl")
+    assert result.counts.summary() == local.counts.summary() and local.counts.total("rejected") > 10
+    meta = orjson.loads((tmp_path / "parts" / "_meta.json").read_bytes())
+    assert meta["encodings"][str(inputs[2])] == "cp949"
+    assert meta["splits"] > 3 * (split_bytes < 1000)
+
+
+def test_a_csv_whose_header_is_bad_is_one_reject_as_locally(tmp_path):
+    folder = tmp_path / "in"
+    _csv_files(folder)
+    (folder / "twice.csv").write_text("instruction,instruction\n" + "a,b\n" * 50, encoding="utf-8")
+    local = sftdata.convert([folder], tmp_path / "local.jsonl", preset="alpaca")
+    dist_convert([folder], tmp_path / "parts", engine="local", split_mib=30 / (1 << 20), concat=True, options=OPTIONS)
+    assert _files(tmp_path / "parts.jsonl") == _files(tmp_path / "local.jsonl")
+    assert local.counts.by_reason["bad_csv_header"] == 1
+
+
+CELLS = st.sampled_from(["a", "한국어", "", " ", '"q"', '"a,b"', '"x\ny"', '"x\r\ny"', '"x\ry"', '"say ""hi"""',
+                         '5" tall', '""', '"', "a\tb", '"\n\n"', '"x\n""y"', '"\n"', '"a\n",b', 'x"\n"y'])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(CELLS, min_size=1, max_size=4), max_size=25),
+       ends=st.sampled_from(["\n", "\r\n", "\r"]), bom=st.booleans(), split_bytes=st.integers(1, 120),
+       delimiter=st.sampled_from([",", "\t"]))
+def test_csv_ranges_read_what_one_pass_reads(tmp_path, rows, ends, bom, split_bytes, delimiter):
+    """Any CSV, malformed ones too (stray and unclosed quotes, lone CRs): the splits' rows and rejects, in
+    order, are the ones one pass over the file gives, with the same lines."""
+    from sftdata.ingest.readers import expand_sources, read_source
+
+    path = tmp_path / ("f.csv" if delimiter == "," else "f.tsv")
+    text = ends.join(delimiter.join(row) for row in [["h1", "h2", "h3", "h4"], *rows])
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+
+    def seen(items):
+        return [(type(i).__name__, i.locator.line, getattr(i, "data", None), getattr(i, "reason", None))
+                for i in items]
+
+    [source] = expand_sources([path])
+    whole = seen(read_source(source))
+    parts = [x for s in plan_splits([path], split_bytes) for x in seen(read_source(s.source()))]
+    assert parts == whole
+
+
 def test_a_rendered_run_on_splits(tmp_path):
     inputs = _tricky(tmp_path / "in")[:2]
     local = sftdata.convert(inputs, tmp_path / "local.jsonl", preset="alpaca", template="alpaca_ko", eos="</s>")
@@ -310,7 +391,7 @@ def test_spark_local_session_gives_the_local_output(tmp_path):
     """A real Spark local[2] session (Java from the OS packages): the same splits, the same bytes; dedup's keys
     through Spark's shuffle into 3 partitions."""
     data = _big(tmp_path / "big.jsonl", 20_000)
-    inputs = [data, *_tricky(tmp_path / "in")]
+    inputs = [data, *_tricky(tmp_path / "in"), *_csv_files(tmp_path / "csv")]
     local = sftdata.convert(inputs, tmp_path / "local.jsonl", preset="alpaca")
     try:
         result = sftdata.convert(inputs, tmp_path / "out", preset="alpaca", engine="spark", address="local[2]",

@@ -56,7 +56,7 @@ class EngineOpt(str, Enum):
 
 EngineArg = Annotated[EngineOpt, typer.Option("--engine", help="local (this process); ray or spark: split the inputs and run on a Ray cluster or with Spark; OUT is then a folder of part files with one _meta.json.")]
 AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Ray: auto or ray://host:port (default: start a local cluster); Spark: a master URL (default local[*]).")]
-SplitMibOpt = Annotated[float, typer.Option("--split-mib", help="Size of a split of a JSON Lines input, in MiB (other files are one split each).")]
+SplitMibOpt = Annotated[float, typer.Option("--split-mib", help="Size of a split in MiB: JSON Lines and CSV/TSV byte ranges, runs of Parquet row groups (a JSON file is one split).")]
 ConcatOpt = Annotated[bool, typer.Option("--concat", help="With --engine: also write the single files a local run writes (OUT.jsonl and its sidecars).")]
 TrainOnArg = Annotated[TrainOnOpt, typer.Option("--train-on", help="Chats: train every assistant turn (all) or only the last; a message's own weight (0/1) overrides.")]
 

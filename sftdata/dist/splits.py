@@ -9,10 +9,16 @@ range, which can run as tasks on the engine (`survey`): its newlines, whether a 
 and the codec its own lines decide (sftdata.ingest.encodings.scan_lines); the driver adds up the newlines
 and takes the first range's decision, so it never reads the data itself.
 
+A CSV/TSV file is cut the same way, but a row may span lines (a quoted cell holding line ends), so a range
+owns the rows that start in it, and where its first row starts depends on whether the bytes before it left
+a quoted cell open. The survey reads its range from its first line both ways (sftdata.ingest.tabular.
+csv_structure: at a row's start, or inside a quoted cell) and reports for each where the first row starts
+and whether the range ends at a row's start; the driver follows the states from the file's start, range by
+range. A split's task reads the header, then its rows (sftdata.ingest.tabular.read_csv).
+
 A Parquet file is cut at its row groups, read from its footer (pyarrow's metadata reader): consecutive row
 groups up to about `split_bytes` compressed form a split of rows [start, end), its rows located by the same
-0-based index a local run gives them. JSON and CSV/TSV are one split per file: a CSV record may span lines,
-and a JSON document must be parsed whole.
+0-based index a local run gives them. A JSON file is one split: a JSON document must be parsed whole.
 """
 from __future__ import annotations
 
@@ -24,9 +30,11 @@ from typing import IO, Any
 from ..errors import SftDataError
 from ..ingest.encodings import bom_encoding, scan_lines
 from ..ingest.readers import Encoding, Format, Source, detect_encoding, expand_sources
+from ..ingest.tabular import csv_structure
 from ..storage import Location, location, open_binary, size_of
 
 CHUNK = 1 << 24
+LINED = {Format.jsonl: None, Format.csv: ",", Format.tsv: "\t"}  # cut into byte ranges (CSV/TSV: the delimiter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,7 @@ class RangeJob:
     start: int
     end: int
     detect: bool  # also classify the range's own lines (--encoding auto)
+    delimiter: str | None = None  # a CSV/TSV file: also its rows (sftdata.ingest.tabular.csv_structure)
 
 
 Survey = Callable[[Sequence[RangeJob]], list[dict[str, Any]]]
@@ -74,10 +83,10 @@ def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, enco
     ranges: dict[int, list[tuple[int, int]]] = {}
     jobs: list[RangeJob] = []
     for k, source in enumerate(sources):
-        if source.format is Format.jsonl and source.path.is_file():
+        if source.format in LINED and source.path.is_file():
             size = size_of(source.path) or 0
             ranges[k] = [(start, min(start + split_bytes, size)) for start in range(0, size, split_bytes)] or [(0, 0)]
-            jobs += [RangeJob(str(source.path), a, b, encoding == "auto") for a, b in ranges[k]]
+            jobs += [RangeJob(str(source.path), a, b, encoding == "auto", LINED[source.format]) for a, b in ranges[k]]
     surveyed = iter((survey or (lambda todo: [survey_range(j) for j in todo]))(jobs))
     out: list[Split] = []
     for k, source in enumerate(sources):
@@ -93,11 +102,29 @@ def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, enco
             continue
         found = [next(surveyed) for _ in ranges[k]]
         codec = _codec(found) if encoding == "auto" else detect_encoding(source.path, encoding)
+        if source.format is not Format.jsonl:
+            out += _csv_splits(len(out), base, found, codec)
+            continue
         newlines = 0
         for (start, end), figures in zip(ranges[k], found):
             first = 1 if start == 0 else newlines + (1 if figures["starts_here"] else 2)
             out.append(Split(len(out), **base, start=start, end=end, first_line=first, codec=codec, size=end - start))
             newlines += figures["newlines"]
+    return out
+
+
+def _csv_splits(index: int, base: dict[str, Any], found: list[dict[str, Any]], codec: str) -> list[Split]:
+    """A CSV file's splits from its ranges' surveys: each range's state (at a row's start, or inside a quoted
+    cell) follows from the one before, which fixes where its first row starts and on which line."""
+    out, quoted, lines = [], 0, 0
+    for figures in found:
+        start, stop = figures["window"]
+        first = figures["csv"]["first"][quoted]
+        offset, line = (first[0], lines + first[1] + 1) if first else (stop, lines + 1)
+        out.append(Split(index + len(out), **base, start=offset, end=stop, first_line=line, codec=codec,
+                         size=stop - start))
+        quoted = 0 if figures["csv"]["ends_at_row"][quoted] else 1
+        lines += figures["csv"]["lines"]
     return out
 
 
@@ -158,7 +185,16 @@ def survey_range(job: RangeJob) -> dict[str, Any]:
         decided, saw_cp949 = None, False
         if job.detect:
             decided, saw_cp949 = _classify(handle, job, starts_here)
-    return {"newlines": newlines, "starts_here": starts_here, "decided": decided, "saw_cp949": saw_cp949}
+        figures = {"newlines": newlines, "starts_here": starts_here, "decided": decided, "saw_cp949": saw_cp949}
+        if job.delimiter is not None:
+            window = (_line_start(handle, job.start), _line_start(handle, job.end))
+            figures.update(window=window, csv=csv_structure(handle, *window, job.delimiter))
+    return figures
+
+
+def _line_start(handle: IO[bytes], position: int) -> int:
+    """The first offset at or after `position` just after a \\n (or 0, or the end of the file)."""
+    return 0 if position == 0 else _next_line(handle, position - 1)
 
 
 def _classify(handle: IO[bytes], job: RangeJob, starts_here: bool) -> tuple[str | None, bool]:

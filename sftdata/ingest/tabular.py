@@ -6,6 +6,9 @@ types); blank header names become column_N, a repeated header name is an error; 
 too many cells are rejected, except that trailing empty cells (as spreadsheets write them) are
 dropped. Parquet rows are located by 0-based index; values JSON cannot hold (bytes, decimals,
 durations, 128-bit integers) become text or numbers.
+
+A split of a file (sftdata.dist) reads the rows that start in a byte range (CSV, after the header;
+`csv_structure` is its planner's survey) or a run of row groups (Parquet).
 """
 from __future__ import annotations
 
@@ -32,11 +35,12 @@ class _CsvLines:
     """Decoded physical lines for csv.reader, remembering the raw bytes and the first problem of the
     lines read since the last take(): csv.reader pulls exactly the lines of one row at a time."""
 
-    def __init__(self, handle: IO[bytes], encoding: str) -> None:
+    def __init__(self, handle: IO[bytes], encoding: str, number: int = 0, offset: int = 0) -> None:
         self._source = raw_lines(handle)
         self._queue: deque[bytes] = deque()
         self.codec = "utf-8" if encoding == "utf-8-sig" else encoding
-        self.number = 0
+        self.number = number  # physical lines read (of the file, when reading starts at line number + 1)
+        self.offset = offset  # the file's bytes read: where the next line starts
         self._raw: list[bytes] = []
         self._problem: tuple[str, str] | None = None
 
@@ -53,6 +57,7 @@ class _CsvLines:
                 self._queue.extend(part for part in _LONE_CR.split(line) if part)
                 line = self._queue.popleft()
         self.number += 1
+        self.offset += line.length if type(line) is LongLine else len(line)
         if self.number == 1 and line.startswith(codecs.BOM_UTF8):
             line = line[3:]
         self._raw.append(line)
@@ -80,13 +85,28 @@ class _CsvLines:
 
 
 def read_csv(source: Source, encoding: str) -> Iterator[RawItem | Reject]:
+    """The file's rows; a split (sftdata.dist, `source.span` = (offset, end, line)) reads the header, then
+    the rows that start at a byte offset in [offset, end), the first of them on line `line`."""
     if csv.field_size_limit() < CSV_FIELD_LIMIT:
         csv.field_size_limit(CSV_FIELD_LIMIT)
+    delimiter = "\t" if source.format is Format.tsv else ","
     with open_binary(source.path) as handle:
         lines = _CsvLines(handle, encoding)
-        reader = csv.reader(lines, delimiter="\t" if source.format is Format.tsv else ",")
-        header, generated = _csv_header(reader, lines, source.name)
-        while header:
+        reader = csv.reader(lines, delimiter=delimiter)
+        try:
+            header, generated = _csv_header(reader, lines, source.name)
+        except FileProblem:
+            if source.span is None or source.span[0] == 0:
+                raise
+            return  # a split after the first: the first reports the file's problem, once
+        end = None
+        if source.span is not None and header:
+            start, end, first = source.span
+            if start > lines.offset:  # a split after the header's: read from its first row on
+                handle.seek(start)
+                lines = _CsvLines(handle, encoding, first - 1, start)
+                reader = csv.reader(lines, delimiter=delimiter)
+        while header and (end is None or lines.offset < end):
             start = lines.number + 1
             try:
                 row = next(reader)
@@ -103,6 +123,79 @@ def read_csv(source: Source, encoding: str) -> Iterator[RawItem | Reject]:
                 yield Reject(Stage.read, problem[0], problem[1], locator, raw_bytes=escape_bytes(raw))
             elif any(cell.strip() for cell in row):
                 yield _csv_row(header, generated, row, locator, lines.number)
+
+
+SURVEY_END = "\ue000sftdata: the end of a surveyed range\ue000"
+
+
+def csv_structure(handle: IO[bytes], start: int, stop: int, delimiter: str) -> dict[str, Any]:
+    """What the bytes [start, stop) of a CSV file hold, for a split planner (sftdata.dist.splits) that has not
+    read the bytes before them; start and stop are 0, the end of the file, or just after a \\n.
+
+    `lines`: its physical lines as read_csv counts them. For each state the range can begin in, at a row's
+    start (0) or inside a quoted cell an earlier range opened (1): `first`, the offset and the line (counted
+    from `start`) of the first row that starts in it, or None; `ends_at_row`, whether it ends at a row's start.
+    The bytes are read as latin-1: quotes, delimiters and line ends are the same bytes in UTF-8, CP949 and
+    EUC-KR, whose multi-byte characters never use them. (A cell over CSV_FIELD_LIMIT that crosses a range
+    may be cut at another line than in one pass over the file.)"""
+    out: dict[str, Any] = {"lines": 0, "first": [None, None], "ends_at_row": [True, False]}
+    for quoted in (0, 1):
+        handle.seek(start)
+        lines = _CsvLines(_Bounded(handle, stop), "latin-1", 0, start)
+        fed = _Fed(lines, bool(quoted))
+        reader = csv.reader(fed, delimiter=delimiter)
+        while True:
+            at, offset = lines.number, lines.offset
+            try:
+                row: list[str] | None = next(reader)
+            except StopIteration:  # an empty range: the state passes through
+                break
+            except csv.Error:
+                row = None  # read_csv rejects the row; the next one starts on the next line
+            lines.take()
+            inside = at < lines.number  # the row starts in the range (the one past it may continue it)
+            if inside and out["first"][quoted] is None and not (quoted and at == 0):
+                out["first"][quoted] = (offset, at)
+            if fed.ended:
+                out["ends_at_row"][quoted] = row is None or (row == [SURVEY_END] and not inside)
+                break
+        out["lines"] = lines.number
+    return out
+
+
+class _Bounded:
+    """The bytes of a file up to `stop`, read by lines."""
+
+    def __init__(self, handle: IO[bytes], stop: int) -> None:
+        self.handle, self.stop = handle, stop
+
+    def readline(self, size: int = -1) -> bytes:
+        left = self.stop - self.handle.tell()
+        return self.handle.readline(left if size < 0 else min(size, left)) if left > 0 else b""
+
+
+class _Fed:
+    """A range's lines for csv.reader (the first opening a quoted cell, when the range begins inside one),
+    then one line past the range's end, which starts a row of its own only if the range ends at a row's start."""
+
+    def __init__(self, lines: _CsvLines, quoted: bool) -> None:
+        self.lines, self.quoted, self.ended, self.any = lines, quoted, False, False
+
+    def __iter__(self) -> _Fed:
+        return self
+
+    def __next__(self) -> str:
+        if self.ended:
+            raise StopIteration
+        try:
+            line = next(self.lines)
+        except StopIteration:
+            if not self.any:
+                raise
+            self.ended = True
+            return SURVEY_END + "\n"
+        first, self.any = not self.any, True
+        return '"' + line if first and self.quoted else line
 
 
 def _csv_header(reader: Any, lines: _CsvLines, name: str) -> tuple[list[str], set[str]]:
