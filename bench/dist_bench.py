@@ -3,13 +3,16 @@
     python bench/dist_bench.py                        # convert, 1,000,000 records, 3 rounds
     python bench/dist_bench.py --records 100000 --rounds 1 --split-mib 16
     python bench/dist_bench.py --command dedup        # dedup of the converted records
+    python bench/dist_bench.py --format csv           # convert a CSV export of the same rows
 
 For dedup the input is the local convert's records file (convert's sides run first, once, when it is
 missing) and the sides are `sftdata dedup` locally, its split path with no engine, and `--engine ray` /
 `--engine spark`; kept rows, dupes and rejects are checked byte for byte, and the run's _meta.json gives
 the bytes shuffled and the candidate and verified pairs.
 
-The input is load_bench.py's generated file (seeded; Korean and English rows, ~0.1% broken lines). Sides,
+The input is load_bench.py's generated file (seeded; Korean and English rows, ~0.1% broken lines), or with
+`--format csv` its rows written as CSV by polars (instruction, input, output; quoted cells hold the rows'
+line ends, so the CSV split planner's two-way survey is measured too). Sides,
 each one whole process, alternating: `local` (`sftdata convert --preset alpaca`: for a JSONL file over
 1 MiB, the columnar path), `splits` (the same splits and per-split code as Ray, run one after another in
 one process with no engine: the per-row cost of the split path itself), and `ray` (`--engine ray
@@ -74,6 +77,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--split-mib", type=float, default=32)
     parser.add_argument("--command", choices=("convert", "dedup"), default="convert")
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(HERE))
@@ -82,6 +86,8 @@ def main() -> None:
     raw = OUT / f"raw-{args.records}.jsonl"
     if not raw.is_file():
         generate(raw, args.records)
+    if args.format == "csv":
+        raw = as_csv(raw)
     cli = [sys.executable, "-m", "sftdata.cli"]
     if args.command == "dedup":
         return bench_dedup(args, raw, cli)
@@ -94,7 +100,29 @@ def main() -> None:
     results = alternate(sides, args.rounds)
     local = (OUT / "local.jsonl").read_bytes()
     same = all(local == (OUT / f"{name}.jsonl").read_bytes() for name in ("ray", "spark", "splits"))
-    report(results, args.records, args.rounds, same, OUT / "results.json")
+    report(results, args.records, args.rounds, same, OUT / f"results{'-csv' if args.format == 'csv' else ''}.json")
+
+
+def as_csv(raw: Path) -> Path:
+    """The generated rows as a CSV export (the broken lines left out: CSV has no such thing); every tenth
+    answer holds a line break, as exported multi-line cells do."""
+    import orjson
+    import polars as pl
+
+    path = raw.with_suffix(".csv")
+    if not path.is_file():
+        rows = []
+        for line in raw.read_bytes().splitlines():
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            cells = {k: str(row.get(k, "")) for k in ("instruction", "input", "output")}
+            if len(rows) % 10 == 0:
+                cells["output"] = cells["output"].replace(" ", "\n", 1)
+            rows.append(cells)
+        pl.DataFrame(rows).write_csv(path)
+    return path
 
 
 def alternate(sides: dict[str, list[str]], rounds: int) -> dict[str, list[dict[str, float]]]:
