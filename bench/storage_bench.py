@@ -23,7 +23,6 @@ bench/out/storage/results.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import subprocess
