@@ -11,7 +11,7 @@ and takes the first range's decision, so it never reads the data itself.
 
 A CSV/TSV file is cut the same way, but a row may span lines (a quoted cell holding line ends), so a range
 owns the rows that start in it, and where its first row starts depends on whether the bytes before it left
-a quoted cell open. The survey reads its range from its first line both ways (sftdata.ingest.tabular.
+a quoted cell open. The survey reads its range from its first line both ways (sftdata.ingest.csvsurvey.
 csv_structure: at a row's start, or inside a quoted cell) and reports for each where the first row starts
 and whether the range ends at a row's start; the driver follows the states from the file's start, range by
 range. A split's task reads the header, then its rows (sftdata.ingest.tabular.read_csv).
@@ -30,7 +30,7 @@ from typing import IO, Any
 from ..errors import SftDataError
 from ..ingest.encodings import bom_encoding, scan_lines
 from ..ingest.readers import Encoding, Format, Source, detect_encoding, expand_sources
-from ..ingest.tabular import csv_structure
+from ..ingest.csvsurvey import csv_structure
 from ..storage import Location, location, open_binary, size_of
 
 CHUNK = 1 << 24
@@ -67,7 +67,7 @@ class RangeJob:
     start: int
     end: int
     detect: bool  # also classify the range's own lines (--encoding auto)
-    delimiter: str | None = None  # a CSV/TSV file: also its rows (sftdata.ingest.tabular.csv_structure)
+    delimiter: str | None = None  # a CSV/TSV file: also its rows (sftdata.ingest.csvsurvey)
 
 
 Survey = Callable[[Sequence[RangeJob]], list[dict[str, Any]]]
