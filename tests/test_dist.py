@@ -222,27 +222,61 @@ CELLS = st.sampled_from(["a", "한국어", "", " ", '"q"', '"a,b"', '"x\ny"', '"
                          '5" tall', '""', '"', "a\tb", '"\n\n"', '"x\n""y"', '"\n"', '"a\n",b', 'x"\n"y'])
 
 
+def _csv_text(rows: list[list[str]], ends: str, bom: bool, delimiter: str) -> bytes:
+    text = ends.join(delimiter.join(row) for row in [["h1", "h2", "h3", "h4"], *rows])
+    return (b"\xef\xbb\xbf" if bom else b"") + text.encode()
+
+
+CSV_ROWS = st.lists(st.lists(CELLS, min_size=1, max_size=4), max_size=25)
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.lists(CELLS, min_size=1, max_size=4), max_size=25),
-       ends=st.sampled_from(["\n", "\r\n", "\r"]), bom=st.booleans(), split_bytes=st.integers(1, 120),
-       delimiter=st.sampled_from([",", "\t"]))
-def test_csv_ranges_read_what_one_pass_reads(tmp_path, rows, ends, bom, split_bytes, delimiter):
-    """Any CSV, malformed ones too (stray and unclosed quotes, lone CRs): the splits' rows and rejects, in
-    order, are the ones one pass over the file gives, with the same lines."""
+@given(rows=CSV_ROWS, ends=st.sampled_from(["\n", "\r\n", "\r"]), bom=st.booleans(),
+       split_bytes=st.integers(1, 120), delimiter=st.sampled_from([",", "\t"]), long_lines=st.booleans())
+def test_csv_ranges_read_what_one_pass_reads(tmp_path, monkeypatch, rows, ends, bom, split_bytes, delimiter,
+                                             long_lines):
+    """Any CSV, malformed ones too (stray and unclosed quotes, lone CRs, lines over the length limit): the
+    splits' rows and rejects, in order, are the ones one pass over the file gives, with the same lines."""
+    from sftdata.ingest import readers
     from sftdata.ingest.readers import expand_sources, read_source
 
-    path = tmp_path / ("f.csv" if delimiter == "," else "f.tsv")
-    text = ends.join(delimiter.join(row) for row in [["h1", "h2", "h3", "h4"], *rows])
-    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 24 if long_lines else 256 << 20)
 
-    def seen(items):
-        return [(type(i).__name__, i.locator.line, getattr(i, "data", None), getattr(i, "reason", None))
-                for i in items]
+    path = tmp_path / ("f.csv" if delimiter == "," else "f.tsv")
+    path.write_bytes(_csv_text(rows, ends, bom, delimiter))
+
+    def seen(items):  # what a reader gives, up to the problem with the whole file it raises, if any
+        out = []
+        try:
+            out += [(type(i).__name__, i.locator.line, getattr(i, "data", None), getattr(i, "reason", None))
+                    for i in items]
+        except readers.FileProblem as problem:
+            out.append(("FileProblem", problem.line, problem.message, problem.reason))
+        return out
 
     [source] = expand_sources([path])
     whole = seen(read_source(source))
     parts = [x for s in plan_splits([path], split_bytes) for x in seen(read_source(s.source()))]
     assert parts == whole
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=CSV_ROWS, ends=st.sampled_from(["\n", "\r\n", "\r\n\r"]), bom=st.booleans(),
+       cuts=st.lists(st.integers(0, 400), max_size=4), block=st.integers(1, 64))
+def test_the_csv_survey_in_blocks_agrees_with_reading_line_by_line(rows, ends, bom, cuts, block):
+    """csv_structure's fast way (blocks of lines, the second state parsed only until it meets the first) gives
+    what reading each range line by line from both states gives, for any range and block size."""
+    import io
+
+    from sftdata.ingest.csvsurvey import _by_lines, _in_blocks
+
+    data = _csv_text(rows, ends, bom, ",")
+    starts = sorted({0, len(data), *(data.find(b"\n", c) + 1 or len(data) for c in cuts if c < len(data))})
+    for start, stop in zip(starts, starts[1:]):
+        fresh = {"lines": 0, "first": [None, None], "ends_at_row": [True, False]}
+        fast = _in_blocks(io.BytesIO(data), start, stop, ",", orjson.loads(orjson.dumps(fresh)), block)
+        slow = _by_lines(io.BytesIO(data), start, stop, ",", orjson.loads(orjson.dumps(fresh)), (0, 1))
+        assert orjson.dumps(fast) == orjson.dumps(slow), (start, stop)
 
 
 def test_a_rendered_run_on_splits(tmp_path):
