@@ -264,19 +264,22 @@ def test_csv_ranges_read_what_one_pass_reads(tmp_path, monkeypatch, rows, ends, 
 @given(rows=CSV_ROWS, ends=st.sampled_from(["\n", "\r\n", "\r\n\r"]), bom=st.booleans(),
        cuts=st.lists(st.integers(0, 400), max_size=4), block=st.integers(1, 64))
 def test_the_csv_survey_in_blocks_agrees_with_reading_line_by_line(rows, ends, bom, cuts, block):
-    """csv_structure's fast way (blocks of lines, the second state parsed only until it meets the first) gives
-    what reading each range line by line from both states gives, for any range and block size."""
+    """csv_structure's way (blocks of lines; from inside a cell, the cell's row line by line and then the rest
+    from a row's start) gives what reading the range line by line as read_csv does gives, from both states,
+    for any range and block size."""
     import io
 
-    from sftdata.ingest.csvsurvey import _by_lines, _in_blocks
+    from sftdata.ingest.csvsurvey import _by_lines, csv_structure
 
     data = _csv_text(rows, ends, bom, ",")
     starts = sorted({0, len(data), *(data.find(b"\n", c) + 1 or len(data) for c in cuts if c < len(data))})
     for start, stop in zip(starts, starts[1:]):
-        fresh = {"lines": 0, "first": [None, None], "ends_at_row": [True, False]}
-        fast = _in_blocks(io.BytesIO(data), start, stop, ",", orjson.loads(orjson.dumps(fresh)), block)
-        slow = _by_lines(io.BytesIO(data), start, stop, ",", orjson.loads(orjson.dumps(fresh)), (0, 1))
-        assert orjson.dumps(fast) == orjson.dumps(slow), (start, stop)
+        for quoted in (False, True):
+            fast = csv_structure(io.BytesIO(data), start, stop, ",", quoted, block)
+            slow = _by_lines(io.BytesIO(data), start, stop, ",", quoted)
+            if quoted:
+                slow.pop("lines")
+            assert orjson.dumps(fast) == orjson.dumps(slow), (start, stop, quoted)
 
 
 def test_a_rendered_run_on_splits(tmp_path):

@@ -23,7 +23,7 @@ groups up to about `split_bytes` compressed form a split of rows [start, end), i
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import IO, Any
 
@@ -68,6 +68,7 @@ class RangeJob:
     end: int
     detect: bool  # also classify the range's own lines (--encoding auto)
     delimiter: str | None = None  # a CSV/TSV file: also its rows (sftdata.ingest.csvsurvey)
+    in_cell: bool = False  # only its rows, as if it began inside a quoted cell
 
 
 Survey = Callable[[Sequence[RangeJob]], list[dict[str, Any]]]
@@ -87,7 +88,11 @@ def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, enco
             size = size_of(source.path) or 0
             ranges[k] = [(start, min(start + split_bytes, size)) for start in range(0, size, split_bytes)] or [(0, 0)]
             jobs += [RangeJob(str(source.path), a, b, encoding == "auto", LINED[source.format]) for a, b in ranges[k]]
-    surveyed = iter((survey or (lambda todo: [survey_range(j) for j in todo]))(jobs))
+    run = survey or (lambda todo: [survey_range(j) for j in todo])
+    surveyed = iter(run(jobs))
+    found = {k: [next(surveyed) for _ in spans] for k, spans in ranges.items()}
+    in_cell = _from_cells({k: (jobs_of(k, sources, ranges), found[k]) for k in found
+                           if sources[k].format is not Format.jsonl}, run)
     out: list[Split] = []
     for k, source in enumerate(sources):
         base = {"path": str(source.path), "name": source.name, "is_dir_entry": source.in_directory,
@@ -100,30 +105,68 @@ def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, enco
         if k not in ranges:
             out.append(Split(len(out), **base, size=size_of(source.path)))
             continue
-        found = [next(surveyed) for _ in ranges[k]]
-        codec = _codec(found) if encoding == "auto" else detect_encoding(source.path, encoding)
+        codec = _codec(found[k]) if encoding == "auto" else detect_encoding(source.path, encoding)
         if source.format is not Format.jsonl:
-            out += _csv_splits(len(out), base, found, codec)
+            out += _csv_splits(len(out), base, found[k], in_cell[k], codec)
             continue
         newlines = 0
-        for (start, end), figures in zip(ranges[k], found):
+        for (start, end), figures in zip(ranges[k], found[k]):
             first = 1 if start == 0 else newlines + (1 if figures["starts_here"] else 2)
             out.append(Split(len(out), **base, start=start, end=end, first_line=first, codec=codec, size=end - start))
             newlines += figures["newlines"]
     return out
 
 
-def _csv_splits(index: int, base: dict[str, Any], found: list[dict[str, Any]], codec: str) -> list[Split]:
-    """A CSV file's splits from its ranges' surveys: each range's state (at a row's start, or inside a quoted
-    cell) follows from the one before, which fixes where its first row starts and on which line."""
-    out, quoted, lines = [], 0, 0
-    for figures in found:
+def jobs_of(k: int, sources: Sequence[Source], ranges: dict[int, list[tuple[int, int]]]) -> list[RangeJob]:
+    """Source k's ranges to survey again, as if each began inside a quoted cell."""
+    delimiter = LINED[sources[k].format]
+    return [RangeJob(str(sources[k].path), a, b, False, delimiter, in_cell=True) for a, b in ranges[k]]
+
+
+def _from_cells(files: dict[int, tuple[list[RangeJob], list[dict[str, Any]]]],
+                run: Survey) -> dict[int, dict[int, dict[str, Any]]]:
+    """For each CSV file, the surveys from inside a quoted cell of the ranges its chain of states needs: first
+    those whose range before ends inside a cell when it begins at a row's start, all files in one round; then
+    any more the chain reaches (a cell that spans a whole range), a round each."""
+    done: dict[int, dict[int, dict[str, Any]]] = {k: {} for k in files}
+    want = {k: [i for i in range(1, len(found)) if not found[i - 1]["csv"]["ends_at_row"]]
+            for k, (_, found) in files.items()}
+    while any(want.values()):
+        asked = [(k, i) for k, todo in want.items() for i in todo]
+        for (k, i), figures in zip(asked, run([files[k][0][i] for k, i in asked])):
+            done[k][i] = figures["csv"]
+        want = {k: [i for i in [_missing(found, done[k])] if i is not None] for k, (_, found) in files.items()}
+    return done
+
+
+def _states(found: list[dict[str, Any]], in_cell: dict[int, dict[str, Any]]) -> Iterator[dict[str, Any] | int]:
+    """Each range's survey from the state the one before leaves it in (the file starts at a row's start), or
+    the index of the first range whose survey from inside a cell is still missing."""
+    quoted = False
+    for i, figures in enumerate(found):
+        survey = in_cell.get(i) if quoted else figures["csv"]
+        if survey is None:
+            yield i
+            return
+        yield survey
+        quoted = not survey["ends_at_row"]
+
+
+def _missing(found: list[dict[str, Any]], in_cell: dict[int, dict[str, Any]]) -> int | None:
+    return next((x for x in _states(found, in_cell) if isinstance(x, int)), None)
+
+
+def _csv_splits(index: int, base: dict[str, Any], found: list[dict[str, Any]], in_cell: dict[int, dict[str, Any]],
+                codec: str) -> list[Split]:
+    """A CSV file's splits: where each range's first row starts, and on which line, from the state it begins in."""
+    out, lines = [], 0
+    for figures, survey in zip(found, _states(found, in_cell)):
+        assert not isinstance(survey, int)
         start, stop = figures["window"]
-        first = figures["csv"]["first"][quoted]
+        first = survey["first"]
         offset, line = (first[0], lines + first[1] + 1) if first else (stop, lines + 1)
         out.append(Split(index + len(out), **base, start=offset, end=stop, first_line=line, codec=codec,
                          size=stop - start))
-        quoted = 0 if figures["csv"]["ends_at_row"][quoted] else 1
         lines += figures["csv"]["lines"]
     return out
 
@@ -169,8 +212,13 @@ def _codec(found: list[dict[str, Any]]) -> str:
 
 def survey_range(job: RangeJob) -> dict[str, Any]:
     """The newlines in [start, end), whether a line starts exactly at `start`, and what the lines that start
-    in the range decide about the codec (range 0 looks for a BOM first, as detect_stream does)."""
+    in the range decide about the codec (range 0 looks for a BOM first, as detect_stream does); for a CSV
+    file, also its window (from the first line starting at or after `start` to the first at or after `end`)
+    and its rows (sftdata.ingest.csvsurvey), or with `in_cell` only those, as if it began inside a cell."""
     with open_binary(location(job.path)) as handle:
+        if job.in_cell:
+            window = (_line_start(handle, job.start), _line_start(handle, job.end))
+            return {"csv": csv_structure(handle, *window, job.delimiter or ",", True)}
         starts_here = True
         if job.start > 0:
             handle.seek(job.start - 1)
@@ -188,7 +236,7 @@ def survey_range(job: RangeJob) -> dict[str, Any]:
         figures = {"newlines": newlines, "starts_here": starts_here, "decided": decided, "saw_cp949": saw_cp949}
         if job.delimiter is not None:
             window = (_line_start(handle, job.start), _line_start(handle, job.end))
-            figures.update(window=window, csv=csv_structure(handle, *window, job.delimiter))
+            figures.update(window=window, csv=csv_structure(handle, *window, job.delimiter, False))
     return figures
 
 

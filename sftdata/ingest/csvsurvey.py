@@ -1,71 +1,79 @@
 """The survey of a byte range of a CSV/TSV file for the split planner (sftdata.dist.splits), which reads no
-data itself: where the range's first row starts, whatever the bytes before it left open."""
+data itself: where the range's first row starts, given the state the bytes before it left.
+
+A range [start, stop) starts at 0 or just after a \\n and ends at the end of the file or just after a \\n.
+It begins either at a row's start (state 0) or inside a quoted cell an earlier range opened (state 1):
+which one is only known once the ranges before it are surveyed, so the planner surveys every range from
+state 0 and, where the chain of states says so, again from state 1. From state 1 the rest of the open
+cell's row is read line by line (usually one line), and from the first row start on it is the same as a
+survey from state 0 of the range's rest.
+
+The bytes are read as latin-1: quotes, delimiters and line ends are the same bytes in UTF-8, CP949 and
+EUC-KR, whose multi-byte characters never use them. A range is read in blocks of lines (split as _CsvLines
+splits them: \\n, \\r\\n or a lone \\r) and parsed by the csv module; a range holding a line
+near MAX_LINE_BYTES is read line by line with _CsvLines, as read_csv reads it. (A cell over
+CSV_FIELD_LIMIT that crosses a range may be cut at another line than in one pass over the file.)
+"""
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterator
 from typing import IO, Any
 
 from . import readers
 from .tabular import _CsvLines
 
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")  # as _CsvLines splits them: \n, \r\n or a lone \r
+# str.splitlines also ends lines at these, which are no line ends in a CSV file: made plain letters first
+# (latin-1 text holds \x85 wherever UTF-8 text holds a character with that byte)
+_NOT_LINE_ENDS = bytes.maketrans(b"\x0b\x0c\x1c\x1d\x1e\x85", b"xxxxxx")
 BLOCK = 4 << 20
 SURVEY_END = "\ue000sftdata: the end of a surveyed range\ue000"
 
 
-def csv_structure(handle: IO[bytes], start: int, stop: int, delimiter: str) -> dict[str, Any]:
-    """What the bytes [start, stop) of a CSV file hold, for a split planner (sftdata.dist.splits) that has not
-    read the bytes before them; start and stop are 0, the end of the file, or just after a \\n.
-
-    `lines`: its physical lines as read_csv counts them. For each state the range can begin in, at a row's
-    start (0) or inside a quoted cell an earlier range opened (1): `first`, the offset and the line (counted
-    from `start`) of the first row that starts in it, or None; `ends_at_row`, whether it ends at a row's start.
-    The bytes are read as latin-1: quotes, delimiters and line ends are the same bytes in UTF-8, CP949 and
-    EUC-KR, whose multi-byte characters never use them. (A cell over CSV_FIELD_LIMIT that crosses a range
-    may be cut at another line than in one pass over the file.)
-
-    One pass from a row's start reads the range a few MiB at a time, its lines split by one regex and parsed
-    by the csv module; from inside a quoted cell, only until that parse starts a row on a line where the
-    first one does, after which the two agree. A range holding a line near MAX_LINE_BYTES, or where the two
-    never meet, is read line by line as read_csv reads it."""
-    out: dict[str, Any] = {"lines": 0, "first": [None, None], "ends_at_row": [True, False]}
-    if start >= stop:
-        return out  # no line starts in the range: the state passes through
+def csv_structure(handle: IO[bytes], start: int, stop: int, delimiter: str, quoted: bool,
+                  block: int = BLOCK) -> dict[str, Any]:
+    """The range from a row's start (`quoted` False) or from inside a quoted cell: `lines`, its physical lines
+    as read_csv counts them (from a row's start only); `first`, the offset and line (counted from `start`)
+    of the first row that starts in it, or None; `ends_at_row`, whether it ends at a row's start."""
     try:
-        return _in_blocks(handle, start, stop, delimiter, out)
+        if not quoted:
+            return _from_row(handle, start, stop, delimiter, block)
+        first, ends_at_row = _rest_of_cell(handle, start, stop, delimiter, block)
+        if first is not None:
+            ends_at_row = _from_row(handle, first[0], stop, delimiter, block)["ends_at_row"]
+        return {"first": first, "ends_at_row": ends_at_row}
     except _LongLine:
-        return _by_lines(handle, start, stop, delimiter, out, (0, 1))
+        return _by_lines(handle, start, stop, delimiter, quoted)
 
 
-def _in_blocks(handle: IO[bytes], start: int, stop: int, delimiter: str, out: dict[str, Any],
-               block: int = BLOCK) -> dict[str, Any]:
-    tail = _Lines(handle, start, stop, block, quoted=True, track=True)  # the rest of a cell an earlier range opened
-    row = _row(csv.reader(tail, delimiter=delimiter))
-    meets = None if tail.ended else tail.number  # the line where the first row in the range starts
-    if meets is None:
-        out["ends_at_row"][1] = row is None  # the cell runs past the range (a bad row ends at the line)
-    else:
-        out["first"][1] = (tail.offset, meets)
+def _from_row(handle: IO[bytes], start: int, stop: int, delimiter: str, block: int) -> dict[str, Any]:
+    if start >= stop:
+        return {"lines": 0, "first": None, "ends_at_row": True}  # no line starts here: the state passes
     lines = _Lines(handle, start, stop, block, quoted=False, track=False)
     reader = csv.reader(lines, delimiter=delimiter)
-    met = meets is None
+    last: list[str] | None = None
     while True:
-        at = reader.line_num
-        met = met or at == meets
-        row = _row(reader)
-        if lines.ended:
-            out["ends_at_row"][0] = row is None or (row == [SURVEY_END] and at == lines.number)
+        try:
+            for last in reader:  # the csv module's own loop: no Python between rows
+                pass
             break
-    out["lines"], out["first"][0] = lines.number, (start, 0)
-    if meets is not None and meets == lines.number:  # the cell's row was the range's last
-        out["first"][1], out["ends_at_row"][1] = None, True
-    elif meets is not None and met:
-        out["ends_at_row"][1] = out["ends_at_row"][0]  # from the same line in the same state: the same rows
-    elif meets is not None:
-        _by_lines(handle, start, stop, delimiter, out, (1,))
-    return out
+        except csv.Error:
+            last = None  # read_csv rejects the row; the next one starts on the next line
+    # The line past the range is a row of its own only when the range ends at a row's start (inside a cell,
+    # it is that cell's text, never the whole of a row)
+    return {"lines": lines.number, "first": (start, 0), "ends_at_row": last is None or last == [SURVEY_END]}
+
+
+def _rest_of_cell(handle: IO[bytes], start: int, stop: int, delimiter: str,
+                  block: int) -> tuple[tuple[int, int] | None, bool]:
+    """(the first row start after the open cell's row, or None; whether the range ends at a row's start)."""
+    if start >= stop:
+        return None, False
+    tail = _Lines(handle, start, stop, block, quoted=True, track=True)
+    row = _row(csv.reader(tail, delimiter=delimiter))
+    if tail.ended:  # the cell runs past the range (a row the csv module refuses ends at its line)
+        return None, row is None
+    return ((tail.offset, tail.number) if tail.offset < stop else None), True
 
 
 def _row(reader: Any) -> list[str] | None:
@@ -81,31 +89,29 @@ class _LongLine(Exception):
     pass
 
 
-
-
 class _Lines:
     """The lines of bytes [start, stop) decoded as latin-1, then SURVEY_END; `quoted`: the first opens a quoted
     cell. `track`: count lines and bytes one by one (else `number` is exact once `ended`)."""
 
     def __init__(self, handle: IO[bytes], start: int, stop: int, block: int, *, quoted: bool, track: bool) -> None:
-        self.handle, self.start, self.stop, self.quoted, self.track = handle, start, stop, quoted, track
-        self.block = block
+        self.handle, self.start, self.stop, self.block = handle, start, stop, block
+        self.quoted, self.track = quoted, track
         self.number, self.offset, self.ended = 0, start, False
 
     def __iter__(self) -> Iterator[str]:
         first = True
-        for block in self._blocks():
+        for lines in self._blocks():
             if first and self.quoted:
-                block[0], first = '"' + block[0], False
+                lines[0], first = '"' + lines[0], False
                 self.offset -= 1
             if self.track:
-                for line in block:
+                for line in lines:
                     self.number += 1
                     self.offset += len(line)
                     yield line
             else:
-                self.number += len(block)
-                yield from block
+                self.number += len(lines)
+                yield from lines
         self.ended = True
         yield SURVEY_END + "\n"
 
@@ -121,42 +127,40 @@ class _Lines:
             if cut == 0:
                 rest = data
                 continue
-            text, rest = data[:cut].decode("latin-1"), data[cut:]
+            text, rest = data[:cut].translate(_NOT_LINE_ENDS).decode("latin-1"), data[cut:]
             if first and self.start == 0 and text.startswith("\xef\xbb\xbf"):
                 text = text[3:]  # _CsvLines drops a BOM from line 1
                 self.offset += 3
             first = False
             if text:
-                yield _LINE.findall(text)
+                yield text.splitlines(keepends=True)  # at \n, \r\n or a lone \r, as _CsvLines splits them
             if left <= self.block:
                 return
 
 
-def _by_lines(handle: IO[bytes], start: int, stop: int, delimiter: str, out: dict[str, Any],
-              states: tuple[int, ...]) -> dict[str, Any]:
-    """The survey read line by line with _CsvLines, as read_csv reads, from each of `states`."""
-    for quoted in states:
-        out["first"][quoted], out["ends_at_row"][quoted] = None, quoted == 0
-        handle.seek(start)
-        lines = _CsvLines(_Bounded(handle, stop), "latin-1", 0, start)
-        fed = _Fed(lines, bool(quoted))
-        reader = csv.reader(fed, delimiter=delimiter)
-        while True:
-            at, offset = lines.number, lines.offset
-            try:
-                row: list[str] | None = next(reader)
-            except StopIteration:  # an empty range: the state passes through
-                break
-            except csv.Error:
-                row = None  # read_csv rejects the row; the next one starts on the next line
-            lines.take()
-            inside = at < lines.number  # the row starts in the range (the one past it may continue it)
-            if inside and out["first"][quoted] is None and not (quoted and at == 0):
-                out["first"][quoted] = (offset, at)
-            if fed.ended:
-                out["ends_at_row"][quoted] = row is None or (row == [SURVEY_END] and not inside)
-                break
-        out["lines"] = lines.number
+def _by_lines(handle: IO[bytes], start: int, stop: int, delimiter: str, quoted: bool) -> dict[str, Any]:
+    """The survey read line by line with _CsvLines, as read_csv reads."""
+    out: dict[str, Any] = {"lines": 0, "first": None, "ends_at_row": not quoted}
+    handle.seek(start)
+    lines = _CsvLines(_Bounded(handle, stop), "latin-1", 0, start)
+    fed = _Fed(lines, quoted)
+    reader = csv.reader(fed, delimiter=delimiter)
+    while True:
+        at, offset = lines.number, lines.offset
+        try:
+            row: list[str] | None = next(reader)
+        except StopIteration:  # an empty range: the state passes through
+            break
+        except csv.Error:
+            row = None  # read_csv rejects the row; the next one starts on the next line
+        lines.take()
+        inside = at < lines.number  # the row starts in the range (the one past it may continue it)
+        if inside and out["first"] is None and not (quoted and at == 0):
+            out["first"] = (offset, at)
+        if fed.ended:
+            out["ends_at_row"] = row is None or (row == [SURVEY_END] and not inside)
+            break
+    out["lines"] = lines.number
     return out
 
 
