@@ -224,7 +224,7 @@ def survey_range(job: RangeJob) -> dict[str, Any]:
             handle.seek(job.start - 1)
             starts_here = handle.read(1) == b"\n"
         newlines, position = 0, job.start
-        while position < job.end:
+        while position < job.end and job.delimiter is None:  # a CSV file's lines are counted by its survey
             chunk = handle.read(min(CHUNK, job.end - position))
             if not chunk:
                 break

@@ -12,7 +12,7 @@ The bytes are read as latin-1: quotes, delimiters and line ends are the same byt
 EUC-KR, whose multi-byte characters never use them. A range is read in blocks of lines (split as _CsvLines
 splits them: \\n, \\r\\n or a lone \\r) and parsed by the csv module; a range holding a line
 near MAX_LINE_BYTES is read line by line with _CsvLines, as read_csv reads it. (A cell over
-CSV_FIELD_LIMIT that crosses a range may be cut at another line than in one pass over the file.)
+CSV_FIELD_LIMIT may be cut at another line than in one pass over the file.)
 """
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ def csv_structure(handle: IO[bytes], start: int, stop: int, delimiter: str, quot
 def _from_row(handle: IO[bytes], start: int, stop: int, delimiter: str, block: int) -> dict[str, Any]:
     if start >= stop:
         return {"lines": 0, "first": None, "ends_at_row": True}  # no line starts here: the state passes
-    lines = _Lines(handle, start, stop, block, quoted=False, track=False)
-    reader = csv.reader(lines, delimiter=delimiter)
+    lines = _Lines(handle, start, stop, block, quoted=False, track=False)  # only lines with a quote reach it:
+    reader = csv.reader(lines, delimiter=delimiter)  # one without leaves a row's start or a cell as it found it
     last: list[str] | None = None
     while True:
         try:
@@ -91,7 +91,9 @@ class _LongLine(Exception):
 
 class _Lines:
     """The lines of bytes [start, stop) decoded as latin-1, then SURVEY_END; `quoted`: the first opens a quoted
-    cell. `track`: count lines and bytes one by one (else `number` is exact once `ended`)."""
+    cell. `track`: count lines and bytes one by one; else only the lines holding a quote are given (a line
+    without one ends a row that starts on it, and continues a cell it starts in: the state after it is the
+    state before), and `number` counts them all once `ended`."""
 
     def __init__(self, handle: IO[bytes], start: int, stop: int, block: int, *, quoted: bool, track: bool) -> None:
         self.handle, self.start, self.stop, self.block = handle, start, stop, block
@@ -111,7 +113,7 @@ class _Lines:
                     yield line
             else:
                 self.number += len(lines)
-                yield from lines
+                yield from [line for line in lines if '"' in line]
         self.ended = True
         yield SURVEY_END + "\n"
 
