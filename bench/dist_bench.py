@@ -79,13 +79,7 @@ def main() -> None:
     parser.add_argument("--command", choices=("convert", "dedup"), default="convert")
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(HERE))
-    from load_bench import generate
-
-    raw = OUT / f"raw-{args.records}.jsonl"
-    if not raw.is_file():
-        generate(raw, args.records)
+    raw = generated(OUT, args.records)
     if args.format == "csv":
         raw = as_csv(raw)
     cli = [sys.executable, "-m", "sftdata.cli"]
@@ -101,6 +95,18 @@ def main() -> None:
     local = (OUT / "local.jsonl").read_bytes()
     same = all(local == (OUT / f"{name}.jsonl").read_bytes() for name in ("ray", "spark", "splits"))
     report(results, args.records, args.rounds, same, OUT / f"results{'-csv' if args.format == 'csv' else ''}.json")
+
+
+def generated(folder: Path, records: int) -> Path:
+    """load_bench.py's generated file of `records` rows in `folder` (made once)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(HERE))
+    from load_bench import generate
+
+    raw = folder / f"raw-{records}.jsonl"
+    if not raw.is_file():
+        generate(raw, records)
+    return raw
 
 
 def as_csv(raw: Path) -> Path:

@@ -70,14 +70,10 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(HERE))
-    from dist_bench import alternate, report, run
-    from load_bench import generate
+    from dist_bench import alternate, generated, report, run
 
-    raw = OUT / f"raw-{args.records}.jsonl"
-    if not raw.is_file():
-        generate(raw, args.records)
+    raw = generated(OUT, args.records)
     records = OUT / f"records-{args.records}.jsonl"
     cli = [sys.executable, "-m", "sftdata.cli"]
     if not records.is_file():

@@ -57,24 +57,6 @@ def _files(base: Path) -> tuple[bytes, bytes]:
     return base.read_bytes(), base.with_name(base.name[: -len(".jsonl")] + ".rejects.jsonl").read_bytes()
 
 
-@pytest.mark.parametrize("split_bytes", [1, 7, 64, 333, 1 << 20])
-def test_splits_give_the_local_output_byte_for_byte(tmp_path, split_bytes):
-    inputs = _tricky(tmp_path / "in")
-    local = sftdata.convert(inputs, tmp_path / "local.jsonl", preset="alpaca")
-    result = dist_convert(inputs, tmp_path / "parts", engine="local", split_mib=split_bytes / (1 << 20),
-                          concat=True, options=OPTIONS)
-    assert _files(tmp_path / "parts.jsonl") == _files(tmp_path / "local.jsonl")
-    parts = sorted((tmp_path / "parts").glob("part-*[0-9].jsonl"))
-    assert b"".join(p.read_bytes() for p in parts) == (tmp_path / "local.jsonl").read_bytes()
-    assert result.counts.summary() == local.counts.summary() and result.counts.balanced()
-    meta = orjson.loads((tmp_path / "parts" / "_meta.json").read_bytes())
-    assert meta["counts"]["by_reason"] == local.meta["counts"]["by_reason"]
-    assert meta["encodings"][str(inputs[2])] == "cp949" and meta["splits"] == len(parts)
-    # the folder is an input like any other: records commands read the parts (not the rejects or sidecar)
-    again = sftdata.split([tmp_path / "parts"], tmp_path / "split", eval_ratio=0.5)
-    assert again.counts.total("read") == local.counts.total("written")
-
-
 def test_the_sidecar_and_a_folder_read_from_above(tmp_path):
     from sftdata.ingest.readers import expand_sources
 
@@ -194,18 +176,26 @@ def _csv_files(folder: Path) -> list[Path]:
     return [sheet, tsv, cp949]
 
 
-@pytest.mark.parametrize("split_bytes", [1, 5, 40, 333, 1 << 20])
-def test_csv_splits_give_the_local_output_byte_for_byte(tmp_path, split_bytes):
-    """A CSV range owns the rows that start in it, also where a quoted cell carries a row across ranges."""
-    inputs = _csv_files(tmp_path / "in")
+@pytest.mark.parametrize("split_bytes", [1, 7, 40, 333, 1 << 20])
+@pytest.mark.parametrize("files", [_tricky, _csv_files], ids=["jsonl", "csv"])
+def test_splits_give_the_local_output_byte_for_byte(tmp_path, files, split_bytes):
+    """A range owns the lines (JSON Lines) or the rows (CSV, also where a quoted cell carries a row across
+    ranges) that start in it: the parts, in order, are the local run's output."""
+    inputs = files(tmp_path / "in")
     local = sftdata.convert(inputs, tmp_path / "local.jsonl", preset="alpaca")
     result = dist_convert(inputs, tmp_path / "parts", engine="local", split_mib=split_bytes / (1 << 20),
                           concat=True, options=OPTIONS)
     assert _files(tmp_path / "parts.jsonl") == _files(tmp_path / "local.jsonl")
-    assert result.counts.summary() == local.counts.summary() and local.counts.total("rejected") > 10
+    parts = sorted((tmp_path / "parts").glob("part-*[0-9].jsonl"))
+    assert b"".join(p.read_bytes() for p in parts) == (tmp_path / "local.jsonl").read_bytes()
+    assert result.counts.summary() == local.counts.summary() and result.counts.balanced()
+    assert local.counts.total("rejected") > 5
     meta = orjson.loads((tmp_path / "parts" / "_meta.json").read_bytes())
-    assert meta["encodings"][str(inputs[2])] == "cp949"
-    assert meta["splits"] > 3 * (split_bytes < 1000)
+    assert meta["counts"]["by_reason"] == local.meta["counts"]["by_reason"]
+    assert meta["encodings"][str(inputs[2])] == "cp949" and meta["splits"] == len(parts) > 3 * (split_bytes < 1000)
+    # the folder is an input like any other: records commands read the parts (not the rejects or sidecar)
+    again = sftdata.split([tmp_path / "parts"], tmp_path / "split", eval_ratio=0.5)
+    assert again.counts.total("read") == local.counts.total("written")
 
 
 def test_a_csv_whose_header_is_bad_is_one_reject_as_locally(tmp_path):
