@@ -4,6 +4,7 @@
     python bench/dist_bench.py --records 100000 --rounds 1 --split-mib 16
     python bench/dist_bench.py --command dedup        # dedup of the converted records
     python bench/dist_bench.py --format csv           # convert a CSV export of the same rows
+    python bench/dist_bench.py --format parquet       # ... or the same rows as Parquet (row groups of 50,000)
 
 For dedup the input is the local convert's records file (convert's sides run first, once, when it is
 missing) and the sides are `sftdata dedup` locally, its split path with no engine, and `--engine ray` /
@@ -77,11 +78,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--split-mib", type=float, default=32)
     parser.add_argument("--command", choices=("convert", "dedup"), default="convert")
-    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    parser.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl")
     args = parser.parse_args()
     raw = generated(OUT, args.records)
-    if args.format == "csv":
-        raw = as_csv(raw)
+    if args.format != "jsonl":
+        raw = as_csv(raw) if args.format == "csv" else as_parquet(raw)
     cli = [sys.executable, "-m", "sftdata.cli"]
     if args.command == "dedup":
         return bench_dedup(args, raw, cli)
@@ -94,7 +95,7 @@ def main() -> None:
     results = alternate(sides, args.rounds)
     local = (OUT / "local.jsonl").read_bytes()
     same = all(local == (OUT / f"{name}.jsonl").read_bytes() for name in ("ray", "spark", "splits"))
-    report(results, args.records, args.rounds, same, OUT / f"results{'-csv' if args.format == 'csv' else ''}.json")
+    report(results, args.records, args.rounds, same, OUT / f"results{'' if args.format == 'jsonl' else '-' + args.format}.json")
 
 
 def generated(folder: Path, records: int) -> Path:
@@ -107,6 +108,16 @@ def generated(folder: Path, records: int) -> Path:
     if not raw.is_file():
         generate(raw, records)
     return raw
+
+
+def as_parquet(raw: Path, group_rows: int = 50_000) -> Path:
+    """The CSV export's rows as Parquet, in row groups of `group_rows` (what a split is cut at)."""
+    import polars as pl
+
+    path = raw.with_suffix(".parquet")
+    if not path.is_file():
+        pl.read_csv(as_csv(raw), infer_schema=False).write_parquet(path, row_group_size=group_rows)
+    return path
 
 
 def as_csv(raw: Path) -> Path:
