@@ -167,6 +167,20 @@ def test_an_output_that_fails_midway_leaves_no_object(bucket):
     assert fsspec.filesystem("s3").size(target) == 20 << 20
 
 
+def test_an_eval_set_in_a_bucket_is_named_by_its_url_in_the_sidecar(tmp_path, bucket):
+    """decontaminate --against s3://…: the eval file is read from the bucket and the sidecar records it by URL,
+    with its size and the store's hash (it was looked up as a local path, with "//" collapsed)."""
+    data = _near_duplicates(tmp_path / "rows.jsonl", 200)
+    evals = tmp_path / "eval.jsonl"
+    evals.write_bytes(b"".join(data.read_bytes().splitlines(keepends=True)[10:30]))
+    fsspec.filesystem("s3").put_file(str(evals), f"{bucket}/eval.jsonl")
+    local = sftdata.decontaminate([data], tmp_path / "local.jsonl", against=[evals])
+    remote = sftdata.decontaminate([data], f"{bucket}/clean.jsonl", against=[f"{bucket}/eval.jsonl"])
+    assert remote.counts.summary()["filtered"] == local.counts.summary()["filtered"] > 5
+    [digest] = orjson.loads(fsspec.filesystem("s3").cat(f"{bucket}/clean.meta.json"))["against"]
+    assert digest["path"] == f"{bucket}/eval.jsonl" and digest["bytes"] == evals.stat().st_size and digest["etag"]
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sftdata.cli", *args], capture_output=True, text=True, timeout=300,
                           check=False)

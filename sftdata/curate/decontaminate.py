@@ -236,7 +236,7 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
     settings = {"ngram": ngram or "auto (4 Hangul/CJK, 8 otherwise)", "threshold": threshold, "min_span": min_span,
                 "common": common, "common_ngrams_left_out": pruned,
                 "normalise": "NFKC, casefold, letters and digits only"}
-    extra = {**result.extra, "decontaminate": settings, "against": [file_digest(Path(f)) for f in index.files]}
+    extra = {**result.extra, "decontaminate": settings, "against": [file_digest(location(f)) for f in index.files]}
     result.meta = build_meta("decontaminate", inputs_.paths, counts, out_path, result.rejects, extra, started)
     if output is not None:
         write_json(meta_path(location(output)), result.meta)
