@@ -165,10 +165,8 @@ class Url:
         fs, path = self.fs()
         return sorted(self._url(fs, p) for p in fs.find(path))
 
-    @_io
     def glob(self, pattern: str) -> list[Url]:
-        fs, path = self.fs()
-        return sorted(self._url(fs, p) for p in fs.glob(f"{path}/{pattern}"))
+        return [url for url, _ in glob(f"{self.url}/{pattern}")]
 
     @_io
     def open(self, mode: str = "rb", block_size: int | None = None) -> IO[bytes]:

@@ -35,7 +35,7 @@ from .encodings import (UTF8, EncodingNameError, ascii_compatible, bom_encoding,
                         detect_stream, escape_around, escape_bytes, first_error, normalize)
 from ..errors import InputError
 from ..items import Locator, RawItem, Reject, Stage
-from ..storage import Location, Url, glob as glob_urls, is_url, location, open_binary
+from ..storage import Location, Url, glob as glob_urls, location, open_binary
 
 Encoding = Literal["auto", "utf-8", "utf-8-sig", "cp949", "euc-kr"] | str
 MAX_LINE_BYTES = 256 << 20  # longer lines are rejected without being held in memory
@@ -103,62 +103,40 @@ def expand_sources(inputs: list[str | os.PathLike[str] | Source]) -> list[Source
         if isinstance(entry, Source):  # one split of a file (sftdata.dist), read as it is
             sources.setdefault((entry.path, entry.span[0]) if entry.span else entry.path, entry)
             continue
-        if is_url(entry) or isinstance(entry, Url):
-            sources.update((s.path, s) for s in _url_sources(str(entry)) if s.path not in sources)
-            continue
-        text = os.fspath(entry)
-        path = location(text)
-        assert isinstance(path, Path)
+        for source in _sources(str(entry) if isinstance(entry, Url) else os.fspath(entry)):
+            sources.setdefault(source.path, source)
+    return list(sources.values())
+
+
+def _sources(text: str) -> list[Source]:
+    """One input: a file, a directory (walked), or a pattern with wildcards; local, or a URL of a filesystem
+    fsspec knows (sftdata.storage), walked and matched the same way."""
+    path = location(text)
+    walk: Any = _walk_url if isinstance(path, Url) else _walk
+    try:
         if path.is_dir():
-            found = _walk(path)
+            found = walk(path)
             if not found:
                 raise InputError("directory holds no .json/.jsonl/.csv/.tsv/.parquet files", file=text)
-            sources.update((p, Source(p, format_of(p), True)) for p in found if p not in sources)  # type: ignore[arg-type]
-        elif path.exists() or path.is_symlink():
+            return [Source(p, format_of(p), True) for p in found]  # type: ignore[arg-type]
+        if path.exists() or path.is_symlink():
             fmt = format_of(path)
             if fmt is None:
                 raise InputError(f"unknown file type {path.suffix or '(no suffix)'!r}", file=text,
                                  hint="use .json, .jsonl, .ndjson, .csv, .tsv or .parquet")
-            sources.setdefault(path, Source(path, fmt, False))
-        elif glob.has_magic(text):
-            found = []
-            for match in sorted(glob.glob(text, recursive=True)):
-                hit = Path(match)
-                found += _walk(hit) if hit.is_dir() else [hit] if format_of(hit) else []
-            if not found:
-                raise InputError("pattern matches no .json/.jsonl/.csv/.tsv/.parquet files", file=text)
-            sources.update((p, Source(p, format_of(p), True)) for p in found if p not in sources)  # type: ignore[arg-type]
-        else:
-            raise InputError("no such file or directory", file=text)
-    return list(sources.values())
-
-
-def _url_sources(text: str) -> list[Source]:
-    """expand_sources for a URL: a file, a folder (every file under it, as a local folder is walked) or a
-    pattern with wildcards."""
-    url = Url(text)
-    try:
-        if url.is_dir():
-            found = _walk_url(url)
-            if not found:
-                raise InputError("folder holds no .json/.jsonl/.csv/.tsv/.parquet files", file=text)
-            return [Source(p, format_of(p), True) for p in found]  # type: ignore[arg-type]
-        if url.exists():
-            fmt = format_of(url)
-            if fmt is None:
-                raise InputError(f"unknown file type {url.suffix or '(no suffix)'!r}", file=text,
-                                 hint="use .json, .jsonl, .ndjson, .csv, .tsv or .parquet")
-            return [Source(url, fmt, False)]
+            return [Source(path, fmt, False)]
         if glob.has_magic(text):
             found = []
-            for hit, is_dir in glob_urls(text):
-                found += _walk_url(hit) if is_dir else [hit] if format_of(hit) else []
+            hits = glob_urls(text) if isinstance(path, Url) else [(Path(m), os.path.isdir(m)) for m in
+                                                                   sorted(glob.glob(text, recursive=True))]
+            for hit, is_dir in hits:
+                found += walk(hit) if is_dir else [hit] if format_of(hit) else []
             if not found:
                 raise InputError("pattern matches no .json/.jsonl/.csv/.tsv/.parquet files", file=text)
             return [Source(p, format_of(p), True) for p in found]  # type: ignore[arg-type]
-    except OSError as error:
+    except OSError as error:  # a filesystem's client that cannot list or reach it
         raise InputError(f"cannot read: {error.strerror or error}", file=text) from None
-    raise InputError("no such file or folder", file=text)
+    raise InputError("no such file or directory", file=text)
 
 
 def _walk_url(root: Url) -> list[Url]:
