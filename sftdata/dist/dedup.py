@@ -6,8 +6,9 @@ minhash.find_duplicates, spread out:
 1. sketch (one task per split, `--against` splits first): the records of the split are read and sketched
    as locally; invalid input rows go to the split's rejects part; the sketches, the row locators and which
    lines were records go to `OUT/.work/sketch-NNNNN.*.npy` (one file per column, on the shared output
-   path; for an output URL, to `OUT/.work/RUN/` there, and each machine maps its own copies). Each valid row sends its exact hash and its LSH band keys (16 bytes a key, 21 keys a row at the
-   default threshold) to a shuffle partition.
+   path; for an output URL, to `OUT/.work/RUN/` there, and each machine maps its own copies). Each valid
+   row sends its exact hash and its LSH band keys (16 bytes a key, 21 keys a row at the default threshold)
+   to a shuffle partition.
 2. group and verify (one task per partition, after the engine's shuffle): rows with an equal key are
    joined to the key's first row in input order, as group_edges does locally, and each candidate pair is
    checked on the b-bit signatures (memory-mapped from the sketch files) with minhash.verify; only the

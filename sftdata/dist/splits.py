@@ -44,9 +44,9 @@ class Split:
     name: str  # the file as rows and rejects name it (what a local run calls it)
     is_dir_entry: bool  # the Source came from a folder or glob (readers name it by its path then)
     format: str
-    start: int = 0  # JSON Lines: a byte offset; Parquet: a row
+    start: int = 0  # JSON Lines: a byte offset; CSV/TSV: the byte offset of its first row; Parquet: a row
     end: int | None = None  # None: the whole file
-    first_line: int = 1  # JSON Lines: the number of the first line; Parquet: the index of the first row (= start)
+    first_line: int = 1  # the number of its first line (CSV/TSV: its first row's); Parquet: its first index
     codec: str | None = None
     size: int | None = None  # the bytes the split covers (Parquet: its row groups compressed), when known
 
@@ -91,8 +91,10 @@ def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, enco
     run = survey or (lambda todo: [survey_range(j) for j in todo])
     surveyed = iter(run(jobs))
     found = {k: [next(surveyed) for _ in spans] for k, spans in ranges.items()}
-    in_cell = _from_cells({k: (jobs_of(k, sources, ranges), found[k]) for k in found
-                           if sources[k].format is not Format.jsonl}, run)
+    def from_cell(k: int, i: int) -> RangeJob:  # source k's range i again, as if it began inside a quoted cell
+        return RangeJob(str(sources[k].path), *ranges[k][i], False, LINED[sources[k].format], in_cell=True)
+
+    in_cell = _from_cells({k: found[k] for k in found if sources[k].format is not Format.jsonl}, from_cell, run)
     out: list[Split] = []
     for k, source in enumerate(sources):
         base = {"path": str(source.path), "name": source.name, "is_dir_entry": source.in_directory,
@@ -117,25 +119,19 @@ def plan_splits(inputs: Sequence[str | os.PathLike[str]], split_bytes: int, enco
     return out
 
 
-def jobs_of(k: int, sources: Sequence[Source], ranges: dict[int, list[tuple[int, int]]]) -> list[RangeJob]:
-    """Source k's ranges to survey again, as if each began inside a quoted cell."""
-    delimiter = LINED[sources[k].format]
-    return [RangeJob(str(sources[k].path), a, b, False, delimiter, in_cell=True) for a, b in ranges[k]]
-
-
-def _from_cells(files: dict[int, tuple[list[RangeJob], list[dict[str, Any]]]],
+def _from_cells(files: dict[int, list[dict[str, Any]]], job: Callable[[int, int], RangeJob],
                 run: Survey) -> dict[int, dict[int, dict[str, Any]]]:
     """For each CSV file, the surveys from inside a quoted cell of the ranges its chain of states needs: first
     those whose range before ends inside a cell when it begins at a row's start, all files in one round; then
     any more the chain reaches (a cell that spans a whole range), a round each."""
     done: dict[int, dict[int, dict[str, Any]]] = {k: {} for k in files}
     want = {k: [i for i in range(1, len(found)) if not found[i - 1]["csv"]["ends_at_row"]]
-            for k, (_, found) in files.items()}
+            for k, found in files.items()}
     while any(want.values()):
         asked = [(k, i) for k, todo in want.items() for i in todo]
-        for (k, i), figures in zip(asked, run([files[k][0][i] for k, i in asked])):
+        for (k, i), figures in zip(asked, run([job(k, i) for k, i in asked])):
             done[k][i] = figures["csv"]
-        want = {k: [i for i in [_missing(found, done[k])] if i is not None] for k, (_, found) in files.items()}
+        want = {k: [i for i in [_missing(found, done[k])] if i is not None] for k, found in files.items()}
     return done
 
 
