@@ -6,7 +6,7 @@
 The store is moto's S3 server on 127.0.0.1, in a process of its own (started here; its CPU is the
 store's, not the client's, and is reported apart). It stands in for S3 only as far as the client's work
 goes: the HTTP requests, the ranged reads and the uploads that sftdata and s3fs make; a real store's
-latency and bandwidth are not measured. Sides, each one whole process, alternating (dist_bench.py's
+latency and bandwidth are not measured. Sides, each one whole process, alternating (scale_bench.py's
 `run`: wall time, CPU seconds per 1k rows and the peak RSS of the process tree):
 
 - `disk` / `s3`: `sftdata convert --preset alpaca` of load_bench.py's generated file, from the disk to
@@ -33,12 +33,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "storage"
 BUCKET = "s3://sftdata-bench"
-SPLITS = ("import sys; from sftdata.dist.run import convert; "
+SPLITS = ("import sys; from sftdata.scale.run import convert; "
           "convert([sys.argv[1]], sys.argv[2], engine='local', split_mib=32, concat=True, options="
           "dict(preset='alpaca', mapping=None, to=None, encoding='auto', records_path=None, template=None, "
           "tokenizer=None, eos=None, style=None, template_args=None, train_on='all', split_thinking=False, "
           "split_turns=False))")
-DEDUP = ("import sys; from sftdata.dist.dedup import dedup; "
+DEDUP = ("import sys; from sftdata.scale.dedup import dedup; "
          "dedup([sys.argv[1]], sys.argv[2], engine='local', split_mib=32, concat=True)")
 
 
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
-    from dist_bench import alternate, generated, report, run
+    from scale_bench import alternate, generated, report, run
 
     raw = generated(OUT, args.records)
     records = OUT / f"records-{args.records}.jsonl"

@@ -6,7 +6,7 @@ Each returns a typed result; progress, where a command reports any, goes to the 
 validate and schema live in sftdata.pipeline, with the same rule.
 
 convert, render, filter, pretokenize and dedup also run split by split on an engine (`engine="ray"` or
-`"spark"`, sftdata.dist): the inputs are cut into splits of about `split_mib` MiB, `address` names the Ray
+`"spark"`, sftdata.scale): the inputs are cut into splits of about `split_mib` MiB, `address` names the Ray
 cluster or Spark master (none runs one locally), OUTPUT is a folder of part files with one _meta.json,
 and `concat` also writes the single files a local run writes (OUTPUT.jsonl and its sidecars).
 """
@@ -41,7 +41,7 @@ Engine = Literal["local", "ray", "spark"]
 
 def _on_engine(command: Literal["render", "filter", "pretokenize"], inputs: Files, output: PathLike, engine: Engine,
                address: str | None, split_mib: float, concat: bool, options: dict[str, Any]) -> Any:
-    from .dist.commands import run_command
+    from .scale.commands import run_command
 
     return run_command(command, inputs, output, engine=engine, address=address, split_mib=split_mib, concat=concat,
                        options=options)
@@ -63,7 +63,7 @@ def convert(inputs: Files, output: PathLike, *, preset: str | None = None, mappi
                      records_path=records_path, template=template, tokenizer=tokenizer, eos=eos, style=style,
                      template_args=template_args, train_on=train_on, split_thinking=split_thinking,
                      split_turns=split_turns, dataset_info=dataset_info, name=name, progress=progress)
-    from .dist.run import convert as distributed
+    from .scale.run import convert as distributed
     from .errors import SftDataError
     from .schemas.mapping import MappingSpec
 
@@ -162,9 +162,9 @@ def dedup(inputs: Files, output: PathLike, *, threshold: float = 0.7, against: F
           fields: Sequence[str] | None = None, engine: Engine = "local", address: str | None = None,
           split_mib: float = 64.0, concat: bool = False, progress: Progress | None = None) -> CurateResult:
     """Drop exact and near duplicates; dropped rows go to OUT.dupes.jsonl (`sftdata dedup`); on an engine
-    with `engine`, `address`, `split_mib`, `concat` (sftdata.dist.dedup: the same kept rows and dupes)."""
+    with `engine`, `address`, `split_mib`, `concat` (sftdata.scale.dedup: the same kept rows and dupes)."""
     if engine != "local":
-        from .dist.dedup import dedup as distributed
+        from .scale.dedup import dedup as distributed
 
         return distributed(inputs, output, threshold=threshold, fields=fields, against=against, engine=engine,
                            address=address, split_mib=split_mib, concat=concat)

@@ -3,7 +3,7 @@
 Later steps (cards, training runs) read provenance from these files; `parents` links an output to
 the sidecars of its inputs, so the chain of steps can be followed back to the raw data.
 
-Inside a split task (sftdata.dist, `in_split_task`) a command's sidecar names its sources without hashing
+Inside a split task (sftdata.scale, `in_split_task`) a command's sidecar names its sources without hashing
 them: a task reads one range of a file, and the driver hashes each file once for the run's _meta.json.
 """
 from __future__ import annotations

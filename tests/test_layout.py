@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TOP = {"sftdata": "sftdata", "schemas": "sftdata.schemas", "templates": "sftdata.templates",
        "trainers": "sftdata.trainers"}
-FOLDERS = {"ingest", "rendering", "tokenize", "curate", "formats", "synthesis", "evaluation", "dist", "cli"}
+FOLDERS = {"ingest", "rendering", "tokenize", "curate", "formats", "synthesis", "evaluation", "scale", "cli"}
 PLUMBING = {"errors", "items", "writers", "provenance", "storage"}
 BELOW_LIBRARY = {"plumbing", "schemas", "templates"}
 ALLOWED: dict[str, set[str]] = {
@@ -35,10 +35,10 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline": {"ingest", "rendering", "formats", *BELOW_LIBRARY},
     "synthesis": {"ingest", "rendering", "tokenize", "curate", "dequantize", "package", *BELOW_LIBRARY},
     "trainers": {"ingest", "rendering", "tokenize", "curate", "dequantize", "package", *BELOW_LIBRARY},
-    "dist": {"ingest", "rendering", "tokenize", "formats", "pipeline", "curate", *BELOW_LIBRARY},
+    "scale": {"ingest", "rendering", "tokenize", "formats", "pipeline", "curate", *BELOW_LIBRARY},
     "evaluation": {"ingest", "rendering", "tokenize", "curate", "synthesis", "trainers", "dequantize", "package",
                    *BELOW_LIBRARY},
-    "api": {"ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers", "evaluation", "dist",
+    "api": {"ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers", "evaluation", "scale",
             "dequantize", *BELOW_LIBRARY},
     "cli": {"api", "outcome", "dequantize", "ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers", "evaluation",
             "package", *BELOW_LIBRARY},

@@ -2,7 +2,7 @@
 spoken to by s3fs over HTTP): a bucket is read and written as a local folder is, byte for byte, by a local
 run and split by split (byte ranges and Parquet row groups read as ranged requests, parts uploaded whole,
 dedup's sketches fetched by each machine); and a scheme without its package, a missing object or a command
-that writes only locally fails with one line, never a traceback. The Ray run is in test_dist.py."""
+that writes only locally fails with one line, never a traceback. The Ray run is in test_scale.py."""
 from __future__ import annotations
 
 import json
@@ -16,11 +16,11 @@ import orjson
 import pytest
 
 import sftdata
-from sftdata.dist.dedup import dedup as dist_dedup
-from sftdata.dist.run import convert as dist_convert
+from sftdata.scale.dedup import dedup as dist_dedup
+from sftdata.scale.run import convert as dist_convert
 from sftdata.ingest.readers import expand_sources
-from test_dist import OPTIONS, _parquet, _tricky
-from test_dist_commands import _near_duplicates
+from test_scale import OPTIONS, _parquet, _tricky
+from test_scale_commands import _near_duplicates
 
 
 def _upload(folder: Path, url: str) -> None:
@@ -108,7 +108,7 @@ def test_splits_of_objects_in_a_bucket_give_the_local_output(tmp_path, bucket):
 
 
 def _splits(url: str, split_bytes: int):
-    from sftdata.dist.splits import plan_splits
+    from sftdata.scale.splits import plan_splits
 
     return plan_splits([url], split_bytes)
 
@@ -137,7 +137,7 @@ def test_dedup_split_by_split_with_its_sketches_in_the_bucket(tmp_path, bucket):
 def test_filter_split_by_split_into_a_bucket(tmp_path, bucket):
     """A command run through its own function per split (filter here) writes its part locally and uploads it."""
     from sftdata.curate.filters import FilterSpec
-    from sftdata.dist.commands import run_command
+    from sftdata.scale.commands import run_command
 
     data = _near_duplicates(tmp_path / "rows.jsonl", 300)
     fsspec.filesystem("s3").put_file(str(data), f"{bucket}/rows.jsonl")

@@ -187,7 +187,7 @@ def _dropped(item: RawItem | Reject, row: int, target: int, refs: int, matches: 
 def dropped_row(item: RawItem | Reject, original: Locator, exact: bool, similarity: float,
                 against: bool) -> tuple[Reject, dict[str, Any]]:
     """The reject (counted as deduplicated) and the OUT.dupes.jsonl row for an item dropped as a duplicate of
-    `original` (sftdata.dist.dedup writes the same)."""
+    `original` (sftdata.scale.dedup writes the same)."""
     similarity = round(similarity, 3)
     reason = "in_against_file" if against else ("exact_duplicate" if exact else "near_duplicate")
     what = "an exact" if exact else f"a near (estimated Jaccard {similarity:.2f})"

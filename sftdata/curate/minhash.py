@@ -253,7 +253,7 @@ def find_duplicates(sk: Sketches, threshold: float, refs: int = 0) -> Matches:
     that the index compared are near duplicates. Rows [0, refs) are references (`--against`
     files): never kept or dropped themselves; a later row that duplicates one is dropped. Empty texts are
     never duplicates. `cluster` is the kept row (or reference) each row belongs with: itself when kept.
-    sftdata.dist.dedup runs the same steps split by split: group_edges per shuffle partition,
+    sftdata.scale.dedup runs the same steps split by split: group_edges per shuffle partition,
     verify per split, resolve on the driver."""
     n = len(sk)
     valid = np.flatnonzero(~sk.empty)
@@ -294,7 +294,7 @@ def verdicts(best: np.ndarray, dropped: np.ndarray | None = None) -> tuple[np.nd
 
 
 def resolve(pairs: np.ndarray, score: np.ndarray, refs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The keep rule (find_duplicates) over verified pairs of row ids that may be sparse (sftdata.dist.dedup:
+    """The keep rule (find_duplicates) over verified pairs of row ids that may be sparse (sftdata.scale.dedup:
     global ids of billions of rows): only the rows in some pair take memory. Returns, for each dropped row,
     (its id, the id of the row it duplicates, the pair's score)."""
     if not len(pairs):

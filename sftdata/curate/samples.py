@@ -65,7 +65,7 @@ class Sample:
 
 @dataclass(slots=True)
 class Inputs:
-    """Expanded input files (or splits of them, sftdata.dist) with their counts started; `records()` streams
+    """Expanded input files (or splits of them, sftdata.scale) with their counts started; `records()` streams
     them once per call."""
 
     sources: list[Source]

@@ -1,4 +1,4 @@
-"""The survey of a byte range of a CSV/TSV file for the split planner (sftdata.dist.splits), which reads no
+"""The survey of a byte range of a CSV/TSV file for the split planner (sftdata.scale.splits), which reads no
 data itself: where the range's first row starts, given the state the bytes before it left.
 
 A range [start, stop) starts at 0 or just after a \\n and ends at the end of the file or just after a \\n.

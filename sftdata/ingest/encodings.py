@@ -103,7 +103,7 @@ def detect_stream(handle: IO[bytes]) -> str:
 
 def scan_lines(handle: IO[bytes], head: bytes = b"") -> tuple[str | None, bool]:
     """(the encoding the first deciding line settles, or None; whether a line was valid CP949) for the lines
-    of `head` + the rest of `handle`, which starts at a line's start. sftdata.dist.splits scans each byte
+    of `head` + the rest of `handle`, which starts at a line's start. sftdata.scale.splits scans each byte
     range's own lines this way; the first range with a decision decides the file."""
     saw_cp949 = False
     pending = head  # the unfinished last line of the blocks read so far (only kept if non-ASCII)

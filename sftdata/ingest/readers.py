@@ -61,7 +61,7 @@ class Source:
     path: Location  # a Path, or a Url (s3://, gs://, hdfs://, ...: sftdata.storage)
     format: Format
     in_directory: bool  # per-item files found by walking a directory or glob
-    # A split (sftdata.dist): (start, end, first line) bytes of a JSON Lines file, or (start, end, start) rows of
+    # A split (sftdata.scale): (start, end, first line) bytes of a JSON Lines file, or (start, end, start) rows of
     # a Parquet file (whole row groups)
     span: tuple[int, int, int] | None = None
     codec: str | None = None  # with a JSON Lines span: the codec fixed for the whole file
@@ -100,7 +100,7 @@ def expand_sources(inputs: list[str | os.PathLike[str] | Source]) -> list[Source
     (a split of a file) is taken as it is."""
     sources: dict[Location | tuple[Location, int], Source] = {}
     for entry in inputs:
-        if isinstance(entry, Source):  # one split of a file (sftdata.dist), read as it is
+        if isinstance(entry, Source):  # one split of a file (sftdata.scale), read as it is
             sources.setdefault((entry.path, entry.span[0]) if entry.span else entry.path, entry)
             continue
         for source in _sources(str(entry) if isinstance(entry, Url) else os.fspath(entry)):
@@ -160,7 +160,7 @@ SIDECARS = (".rejects.jsonl", ".meta.json", ".dupes.jsonl", ".synth-cache.jsonl"
 
 
 def _concatenated(folder: Path) -> bool:
-    """A folder of part files (sftdata.dist) whose rows `--concat` also wrote beside it as FOLDER.jsonl: reading
+    """A folder of part files (sftdata.scale) whose rows `--concat` also wrote beside it as FOLDER.jsonl: reading
     both would read every row twice, so a walk from above takes the single file."""
     return (folder / "_meta.json").is_file() and folder.with_name(folder.name + ".jsonl").is_file()
 
@@ -215,7 +215,7 @@ def read_items(sources: list[Source], *, encoding: Encoding = "auto",
 
 def read_source(source: Source, *, encoding: Encoding = "auto",
                 records_path: str | None = None) -> Iterator[RawItem | Reject]:
-    """The rows of one file; a Source that is a split (sftdata.dist) reads its byte range of a JSON Lines file
+    """The rows of one file; a Source that is a split (sftdata.scale) reads its byte range of a JSON Lines file
     (the lines that start in it, the first numbered as the planner counted) with the codec fixed for the
     whole file, or its rows of a Parquet file."""
     if source.span is not None:
@@ -293,7 +293,7 @@ def iter_lines(path: Location, start: int = 0, end: int | None = None, first: in
     """(1-based line number, line bytes without the line end), skipping blank lines. Lines end at
     \\n; a UTF-8 BOM on line 1 is dropped; a line over MAX_LINE_BYTES comes as a LongLine prefix.
 
-    With `start`/`end` (a split of the file, sftdata.dist): only the lines that start at a byte offset in
+    With `start`/`end` (a split of the file, sftdata.scale): only the lines that start at a byte offset in
     [start, end), the first of them numbered `first` (the planner counted the lines before it)."""
     limit = MAX_LINE_BYTES
     with open_binary(path) as handle:

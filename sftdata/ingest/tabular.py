@@ -7,7 +7,7 @@ too many cells are rejected, except that trailing empty cells (as spreadsheets w
 dropped. Parquet rows are located by 0-based index; values JSON cannot hold (bytes, decimals,
 durations, 128-bit integers) become text or numbers.
 
-A split of a file (sftdata.dist) reads the rows that start in a byte range (CSV, after the header;
+A split of a file (sftdata.scale) reads the rows that start in a byte range (CSV, after the header;
 sftdata.ingest.csvsurvey is its planner's survey) or a run of row groups (Parquet).
 """
 from __future__ import annotations
@@ -85,7 +85,7 @@ class _CsvLines:
 
 
 def read_csv(source: Source, encoding: str) -> Iterator[RawItem | Reject]:
-    """The file's rows; a split (sftdata.dist, `source.span` = (offset, end, line)) reads the header, then
+    """The file's rows; a split (sftdata.scale, `source.span` = (offset, end, line)) reads the header, then
     the rows that start at a byte offset in [offset, end), the first of them on line `line`."""
     if csv.field_size_limit() < CSV_FIELD_LIMIT:
         csv.field_size_limit(CSV_FIELD_LIMIT)
@@ -169,7 +169,7 @@ _NOT_JSON = ("Binary", "Decimal", "Duration", "Int128", "UInt128", "Object")
 
 
 def read_parquet(source: Source, batch_rows: int = 8192) -> Iterator[RawItem | Reject]:
-    """The file's rows, or with a span (a split, sftdata.dist) rows [start, end), which are whole row groups:
+    """The file's rows, or with a span (a split, sftdata.scale) rows [start, end), which are whole row groups:
     only those are read. A file on a remote filesystem (a Url) is read through pyarrow, row group by row
     group, into the same polars rows."""
     import polars as pl

@@ -134,7 +134,7 @@ def make_plan(template: str | None, tokenizer: Any, eos: str | None, style: Styl
     tok = tokenizer
     if isinstance(tokenizer, (str, os.PathLike)):
         tok = load_tokenizer(tokenizer, trust_remote_code=trust_remote_code) if tokenizer else None
-    elif tokenizer is not None:  # already loaded (a split task's, built once per worker: sftdata.dist)
+    elif tokenizer is not None:  # already loaded (a split task's, built once per worker: sftdata.scale)
         tokenizer = str(getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__)
     plan = RenderPlan(style or Style.text, template or AUTO, eos, tokenizer, tok,
                       template_args=parse_template_args(template_args),

@@ -1,4 +1,4 @@
-"""sftdata.dist: convert split into byte ranges gives what a local run gives, byte for byte, in order:
+"""sftdata.scale: convert split into byte ranges gives what a local run gives, byte for byte, in order:
 the planner on tricky files with tiny splits (no engine), a real Ray local cluster (2 CPUs) running
 convert, pretokenize and dedup (with a worker killed mid-task, and through the CLI with --address), and a
 real Spark local[2] session running convert and dedup."""
@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sftdata
-from sftdata.dist.dedup import dedup as dist_dedup
-from sftdata.dist.run import convert as dist_convert
-from sftdata.dist.splits import plan_splits
+from sftdata.scale.dedup import dedup as dist_dedup
+from sftdata.scale.run import convert as dist_convert
+from sftdata.scale.splits import plan_splits
 from sftdata.ingest.readers import iter_lines
 
 OPTIONS = {"preset": "alpaca", "mapping": None, "to": None, "encoding": "auto", "records_path": None,
@@ -346,7 +346,7 @@ def test_a_worker_killed_mid_task_changes_nothing(tmp_path, ray_cluster):
 
 def _records(path: Path, rows: int) -> Path:
     """Records with exact and near duplicates (Korean and English), chats among them, and broken lines."""
-    from test_dist_commands import _near_duplicates
+    from test_scale_commands import _near_duplicates
 
     _near_duplicates(path, rows)
     with open(path, "ab") as handle:

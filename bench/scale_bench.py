@@ -1,10 +1,10 @@
 """`sftdata convert` (or `dedup`) on one process against `--engine ray` and `--engine spark` (2 CPUs), alternating.
 
-    python bench/dist_bench.py                        # convert, 1,000,000 records, 3 rounds
-    python bench/dist_bench.py --records 100000 --rounds 1 --split-mib 16
-    python bench/dist_bench.py --command dedup        # dedup of the converted records
-    python bench/dist_bench.py --format csv           # convert a CSV export of the same rows
-    python bench/dist_bench.py --format parquet       # ... or the same rows as Parquet (row groups of 50,000)
+    python bench/scale_bench.py                        # convert, 1,000,000 records, 3 rounds
+    python bench/scale_bench.py --records 100000 --rounds 1 --split-mib 16
+    python bench/scale_bench.py --command dedup        # dedup of the converted records
+    python bench/scale_bench.py --format csv           # convert a CSV export of the same rows
+    python bench/scale_bench.py --format parquet       # ... or the same rows as Parquet (row groups of 50,000)
 
 For dedup the input is the local convert's records file (convert's sides run first, once, when it is
 missing) and the sides are `sftdata dedup` locally, its split path with no engine, and `--engine ray` /
@@ -36,9 +36,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "dist"
-DEDUP_SPLITS = ("import sys; from sftdata.dist.dedup import dedup; "
+DEDUP_SPLITS = ("import sys; from sftdata.scale.dedup import dedup; "
                 "dedup([sys.argv[1]], sys.argv[2], engine='local', split_mib=float(sys.argv[3]), concat=True)")
-SPLITS = ("import sys; from sftdata.dist.run import convert; "
+SPLITS = ("import sys; from sftdata.scale.run import convert; "
           "convert([sys.argv[1]], sys.argv[2], engine='local', split_mib=float(sys.argv[3]), concat=True, options="
           "dict(preset='alpaca', mapping=None, to=None, encoding='auto', records_path=None, template=None, "
           "tokenizer=None, eos=None, style=None, template_args=None, train_on='all', split_thinking=False, "

@@ -1,8 +1,8 @@
 """The driver's side of a split run: the output folder, the tasks on an engine, the counts summed, the
 one `_meta.json`, and with `concat` the single files a local run writes.
 
-Every distributed command (sftdata.dist.run's convert, sftdata.dist.commands' render, filter and
-pretokenize, sftdata.dist.dedup) writes `part-NNNNN.jsonl` and its sidecars per split into the folder;
+Every distributed command (sftdata.scale.run's convert, sftdata.scale.commands' render, filter and
+pretokenize, sftdata.scale.dedup) writes `part-NNNNN.jsonl` and its sidecars per split into the folder;
 a task returns its counts and first rejects as plain data, and fails by returning an "error" (a
 row's problem is a reject in its part, never a failed task). `worker_tokenizer` is the tasks' side: a
 tokenizer loaded once per worker process.

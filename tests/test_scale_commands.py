@@ -1,6 +1,6 @@
-"""render, filter, pretokenize and dedup split by split (sftdata.dist) give what a local run gives, byte for
+"""render, filter, pretokenize and dedup split by split (sftdata.scale) give what a local run gives, byte for
 byte and in order: tiny splits of tricky records files, no engine (the Ray and Spark runs are in
-test_dist.py). Dedup's kept rows, dupes (with the row each duplicates and the similarity), rejects and
+test_scale.py). Dedup's kept rows, dupes (with the row each duplicates and the similarity), rejects and
 figures must match the local command for any split size and number of shuffle partitions."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 import sftdata
-from sftdata.dist.commands import run_command
-from sftdata.dist.dedup import dedup as dist_dedup
+from sftdata.scale.commands import run_command
+from sftdata.scale.dedup import dedup as dist_dedup
 
 
 def _records(folder: Path) -> list[Path]:

@@ -1,5 +1,5 @@
 """render, filter and pretokenize split by split: each task runs the command's own library function on
-one split (a Source with its byte range, sftdata.dist.splits) into its part, so a part holds exactly the
+one split (a Source with its byte range, sftdata.scale.splits) into its part, so a part holds exactly the
 rows and rejects a local run writes for those lines.
 
 The tokenizer is loaded once per worker process and handed to the command as an object; the driver builds

@@ -1,10 +1,10 @@
 """Running a command split by split on an engine, with the output a local run writes.
 
-`convert_split` is the task: it reads one split (sftdata.dist.splits) and runs it through the same code
+`convert_split` is the task: it reads one split (sftdata.scale.splits) and runs it through the same code
 as `sftdata convert` (mapping or importer, records, render plan, the pipeline's write loop), writing
 `part-NNNNN.jsonl` and `part-NNNNN.rejects.jsonl` atomically; a task retried after its worker died, or
 run twice, rewrites its own part and nothing else. The render plan and the tokenizer are built once per
-worker process. sftdata.dist.engines hands the tasks to local, Ray or Spark; sftdata.dist.driver sums the
+worker process. sftdata.scale.engines hands the tasks to local, Ray or Spark; sftdata.scale.driver sums the
 counts per file and reason into one `_meta.json` and, with `concat`, writes the parts end to end as the
 single files a local run writes.
 """
