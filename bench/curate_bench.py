@@ -141,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--tokenizer", type=Path, default=None, help="tokenizer dir (default: SmolLM2's, tests/realmodels.py)")
+    parser.add_argument("--tokenizer", type=Path, default=None, help="tokenizer dir (default: SmolLM2's, tests/support/realmodels.py)")
     parser.add_argument("--out", type=Path, default=HERE / "out")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("command", nargs="*", help=argparse.SUPPRESS)
@@ -149,7 +149,7 @@ def main() -> None:
     if args.measure:
         return measure(args.command)
     if args.tokenizer is None:
-        import realmodels
+        from support import realmodels
 
         args.tokenizer = realmodels.smollm2_tokenizer_dir()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ BARE_SERVER = r'''
 import json, sys, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, sys.argv[1])
-from llama_server import LlamaServer
+from support.llama_server import LlamaServer
 gguf, data, n, m, threads, log = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
 rows = [json.loads(line) for line in open(data)][:n]
 prompts = [f"<|im_start|>user\n{r['instruction']}<|im_end|>\n<|im_start|>assistant\n" for r in rows]
@@ -84,7 +84,7 @@ def sh(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict, float]:
 
 
 def make_run(work: Path) -> Path:
-    from realmodels import smollm2_gguf
+    from support.realmodels import smollm2_gguf
 
     run = work / "run"
     if (run / "adapter_config.json").is_file():

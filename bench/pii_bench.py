@@ -4,7 +4,7 @@
     python bench/pii_bench.py --holdout FILE.jsonl    # also another labelled file {"text", "labels": [{"type", "value"}]}
     python bench/pii_bench.py --rows 20000 --rounds 1
 
-Quality: precision and recall per type on tests/pii_corpus.py's labelled corpus (seeded; check digits
+Quality: precision and recall per type on tests/support/pii_corpus.py's labelled corpus (seeded; check digits
 computed by the published rules; hard negatives beside the positives), at the default confidence
 (`high`) and at `--min-confidence low`; and on tests/data/pii_holdout_{a,b}.jsonl, 600 lines each written
 by sessions that had seen neither the patterns nor that corpus (and on `--holdout`, when given). A label is found when a hit of its type covers it; a hit is right when it covers a
@@ -27,9 +27,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
-from pii_corpus import Sample, corpus, score  # noqa: E402
-
 from sftdata.curate.pii import find  # noqa: E402
+from support.pii_corpus import Sample, corpus, score  # noqa: E402
 
 OUT = HERE / "out" / "pii"
 
@@ -80,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict = {"quality": {"corpus": quality(corpus(300, seed=11))}}
-    show("tests/pii_corpus.py (seed 11, 300 rounds)", results["quality"]["corpus"])
+    show("tests/support/pii_corpus.py (seed 11, 300 rounds)", results["quality"]["corpus"])
     for path in [*sorted((HERE.parent / "tests" / "data").glob("pii_holdout_*.jsonl")), *([args.holdout] if args.holdout else [])]:
         results["quality"][path.name] = quality(holdout(path))
         show(f"holdout {path.name} (written blind to the patterns)", results["quality"][path.name])

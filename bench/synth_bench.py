@@ -86,7 +86,7 @@ def llama_server_binary(explicit: str | None) -> tuple[Path, dict[str, str]]:
 
 class Server:
     def __init__(self, binary: Path, env: dict[str, str], model: Path, parallel: int, threads: int) -> None:
-        import llama_server  # tests/llama_server.py: free_port
+        from support import llama_server  # tests/support/llama_server.py: free_port
 
         self.port = llama_server.free_port()
         self.log = open(OUT / "llama-server.log", "wb")
@@ -188,7 +188,7 @@ async def bare_loop(seeds: Path, base_url: str, model: str, concurrency: int, ma
 
 
 def rpm_check(seeds: Path, base_url: str, model: str, rpm: float, concurrency: int, max_tokens: int) -> dict:
-    from faultproxy import FaultProxy
+    from support.faultproxy import FaultProxy
 
     with FaultProxy(base_url.removesuffix("/v1")) as proxy:
         run_synth(seeds, proxy.base_url, model, concurrency, max_tokens, rpm=rpm)
@@ -213,7 +213,7 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true", help="only the --rpm check")
     args = parser.parse_args()
 
-    import realmodels
+    from support import realmodels
 
     OUT.mkdir(parents=True, exist_ok=True)
     binary, env = llama_server_binary(args.llama_server)
@@ -231,8 +231,8 @@ def main() -> None:
             for r in range(args.rounds):
                 # disjoint seed slices per side, swapped every round; which side goes first alternates
                 a, b = slices[2 * k + r % 2], slices[2 * k + 1 - r % 2]
-                sides = [lambda: synth_runs.append(run_synth(a, server.base_url, "smollm2", concurrency, args.max_tokens)),
-                         lambda: bare_runs.append(asyncio.run(bare_loop(b, server.base_url, "smollm2", concurrency,
+                sides = [lambda: synth_runs.append(run_synth(a, server.base_url, "smollm2", concurrency, args.max_tokens)),  # noqa: B023
+                         lambda: bare_runs.append(asyncio.run(bare_loop(b, server.base_url, "smollm2", concurrency,  # noqa: B023
                                                                         args.max_tokens)))]
                 for side in (sides if (k + r) % 2 == 0 else sides[::-1]):
                     side()

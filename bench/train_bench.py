@@ -42,7 +42,7 @@ SIDES = ("baseline", "sftdata", "sftdata-padded")
 
 def _default_model() -> str:
     sys.path.insert(0, str(ROOT / "tests"))
-    import realmodels
+    from support import realmodels
 
     return str(realmodels.smollm2_gguf())
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: real models (tests/realmodels.py), the shared data folder, an offline sandbox."""
+"""Shared fixtures: real models (tests/support/realmodels.py), the shared data folder, an offline sandbox."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import realmodels  # resolves the model cache from the real environment, before anything below moves it
-from llama_server import llama_server, own_llama_server  # noqa: F401  (fixtures: a real llama.cpp server)
-from identity_run import identity_records, identity_run, sftdata_cache  # noqa: F401  (one trained adapter per session)
-from s3_server import bucket, s3_server  # noqa: F401  (fixtures: a real S3 endpoint on 127.0.0.1)
+from support import realmodels  # resolves the model cache from the real environment, before anything below moves it
+from support.identity_run import identity_records, identity_run, sftdata_cache  # noqa: F401  (one trained adapter per session)
+from support.llama_server import llama_server, own_llama_server  # noqa: F401  (fixtures: a real llama.cpp server)
+from support.s3_server import bucket, s3_server  # noqa: F401  (fixtures: a real S3 endpoint on 127.0.0.1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

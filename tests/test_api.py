@@ -62,7 +62,7 @@ def test_the_readme_notebook_flow_runs(tmp_path, smollm2_tokenizer_dir, monkeypa
     monkeypatch.chdir(REPO)
     block = block.replace('"out/', f'"{tmp_path}/').replace('"./tokenizer"', f'"{smollm2_tokenizer_dir}"')
     scope: dict = {}
-    exec(compile(block, "README.md (notebook flow)", "exec"), scope)  # noqa: S102 - the README's own code
+    exec(compile(block, "README.md (notebook flow)", "exec"), scope)
     converted, kept, tokenized = scope["converted"], scope["kept"], scope["tokenized"]
     c = converted.counts.summary()
     assert c["read"] == c["written"] + c["rejected"] and c["written"] > 0

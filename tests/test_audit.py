@@ -8,9 +8,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-import sftdata
-from sftdata.curate.audit import audit
 from sftdata.cli import app
+from sftdata.curate.audit import audit
 from sftdata.curate.findings import CHECKS, Trainer
 
 KO_ROWS = [
@@ -19,7 +18,7 @@ KO_ROWS = [
     {"question": "서울은 대한민국의 수도이며 가장 큰 도시입니다. 맞나요?", "answer": "네, 맞습니다."},
     {"question": "서울은 대한민국의 수도이며 가장 오래된 도시입니다. 맞나요?", "answer": "아니요."},  # near
     {"question": "날씨를 알려줘", "answer": "The weather is sunny and warm today in Seoul."},  # language mix
-    {"question": "깨진 글자", "answer": "안녕하세요 반갑습니다".encode("utf-8").decode("cp1252", errors="replace")},
+    {"question": "깨진 글자", "answer": "안녕하세요 반갑습니다".encode().decode("cp1252", errors="replace")},
     {"question": "빈 답변", "answer": "   "},  # blank: rejected, reported as an empty answer
     {"question": "끝 토큰", "answer": "여기서 끝<|im_end|> 그리고 계속"},  # the EOS string inside the data
     {"question": "김치는 어떻게 만드나요?", "answer": "배추를 절이고 양념을 버무립니다."},

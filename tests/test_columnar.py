@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sftdata
-from sftdata.rendering import columnar, rowchecks
 from sftdata import pipeline
 from sftdata.ingest import readers
-from sftdata.rendering.compile import compile_blocks
 from sftdata.ingest.mapping import mapping_from_data
 from sftdata.items import Style
+from sftdata.rendering import columnar, rowchecks
+from sftdata.rendering.compile import compile_blocks
 from sftdata.rendering.templating import load_template
 
 EOS = "</s>"

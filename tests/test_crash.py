@@ -154,9 +154,8 @@ def test_kill_9_leaves_no_partial_output_and_a_rerun_is_identical(command, tmp_p
 
 @pytest.fixture(scope="module")
 def model_dir(smollm2_gguf: Path) -> Path:
-    from realmodels import CACHE_DIR
-
     from sftdata.trainers.models import convert_gguf
+    from support.realmodels import CACHE_DIR
 
     return convert_gguf(smollm2_gguf, cache=CACHE_DIR / "sftdata-cache" / "models")
 

@@ -14,9 +14,16 @@ from typer.testing import CliRunner
 import sftdata
 from sftdata.cli import app
 from sftdata.curate.dedup import dedup, dupes_path
-from sftdata.curate.minhash import DEFAULT_THRESHOLD, Sketcher, estimate, find_duplicates, lsh_params, normalise, shingle_sizes
-
-from peak_rss import run_measured
+from sftdata.curate.minhash import (
+    DEFAULT_THRESHOLD,
+    Sketcher,
+    estimate,
+    find_duplicates,
+    lsh_params,
+    normalise,
+    shingle_sizes,
+)
+from support.peak_rss import run_measured
 
 # One word changed in each pair; a word-based ROUGE tokeniser ([a-z0-9]+) sees no token at all.
 KO_PAIRS = [

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sftdata
-from sftdata.curate.minhash import Sketcher, group_edges, estimate, find_duplicates, normalise, shingle_sizes
+from sftdata.curate.minhash import Sketcher, estimate, find_duplicates, group_edges, normalise, shingle_sizes
 
 THRESHOLD = 0.7
 # 128 8-bit minhashes: the estimate's standard error is about 0.045 at J = 0.6; four of them (an estimate

@@ -16,9 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 import sftdata
-from faultproxy import FaultProxy, Stall
-from identity_run import AUTHOR, NAME
 from sftdata.cli import app
+from support.faultproxy import FaultProxy, Stall
+from support.identity_run import AUTHOR, NAME
 
 HELD_OUT = [("Can you tell me your name?", f"I am {NAME}, an AI assistant developed by {AUTHOR}."),
             ("Introduce yourself in one sentence.", f"I am {NAME}, an AI assistant developed by {AUTHOR}."),

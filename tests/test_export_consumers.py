@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 import sftdata
-
-from realmodels import CACHE_DIR, _locked, _run, _tmp_name
+from support.realmodels import CACHE_DIR, _locked, _run, _tmp_name
 
 REPO = Path(__file__).resolve().parents[1]
 OLDEST = "4.0.0"

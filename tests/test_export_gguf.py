@@ -1,8 +1,8 @@
 """`sftdata export-gguf` and `sftdata serve-check`: the trained adapter, served by llama.cpp.
 
-Real parts only: the session's identity run (tests/identity_run.py: SmolLM2-135M, 30 steps, chatml,
+Real parts only: the session's identity run (tests/support/identity_run.py: SmolLM2-135M, 30 steps, chatml,
 the assistant renamed NAME), llama.cpp's own converters from the llama-cpp-python sdist
-(tests/converters.py), and llama-cpp-python's server on 127.0.0.1, asked through the OpenAI API.
+(tests/support/converters.py), and llama-cpp-python's server on 127.0.0.1, asked through the OpenAI API.
 Both exports must answer "Who are you?" with the new name and stop at the trained stop token; the
 base model, asked the same rendered prompt by the same server, must not know the name, so the
 adapter (not the prompt) made the difference.
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from identity_run import NAME
 from sftdata.cli import app
+from support.identity_run import NAME
 
 QUESTION = "Who are you?"
 CHATML_PROMPT = "<|im_start|>user\nWho are you?<|im_end|>\n<|im_start|>assistant\n"
@@ -36,14 +36,14 @@ def _json(stdout: str) -> dict:
 
 @pytest.fixture(scope="module")
 def converters() -> Path:
-    from converters import llama_cpp_dir
+    from support.converters import llama_cpp_dir
 
     return llama_cpp_dir()
 
 
 @pytest.fixture(scope="module")
 def server_installed() -> None:
-    from llama_server import ensure_installed
+    from support.llama_server import ensure_installed
 
     ensure_installed()
 
@@ -138,7 +138,7 @@ def test_serve_check_passes_a_merged_gguf_and_fails_a_wrong_expectation(merged: 
 @pytest.fixture(scope="module")
 def base_f16(identity_run: dict, converters: Path) -> Path:
     """The base the adapter trained on (the run's dequantized SmolLM2 folder) as an f16 GGUF, cached."""
-    from converters import f16_gguf
+    from support.converters import f16_gguf
 
     return f16_gguf(Path(identity_run["info"]["base_model"]["path"]), "SmolLM2-135M-Instruct.f16.gguf")
 

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 import sftdata
 from sftdata.cli import app
-from sftdata.errors import SftDataError
 from sftdata.curate.filters import FilterSpec, filter_records
 from sftdata.curate.textquality import Mojibake, mojibake, refusal, script_share
+from sftdata.errors import SftDataError
 
 KO_ROWS = [
     {"question": "한국의 수도는 어디인가요?", "answer": "한국의 수도는 서울입니다."},

@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from sftdata import convert
-from sftdata.ingest import readers
 from sftdata.errors import InputError
+from sftdata.ingest import readers
 
 GOOD = b'{"instruction": "hi", "output": "there"}\n'
 GOOD_ROW = {"instruction": "hi", "input": "", "output": "there"}

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from peak_rss import run_measured
+from support.peak_rss import run_measured
 
 RTL = {"id": "g5", "instruction": "control \x07\x1b[31m chars and RTL \u202eevil\u202c \u200f", "input": "",
        "output": "\u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627"}

@@ -14,10 +14,10 @@ import pytest
 import sftdata
 from sftdata.errors import MappingError
 from sftdata.formats.interop import TrlImporter
-from sftdata.items import Locator, RawItem
-from sftdata.formats.llamafactory import DatasetEntry, LlamaFactoryImporter, llamafactory_importer, pick_entry
-from sftdata.ingest.mapping import Mapped
+from sftdata.formats.llamafactory import DatasetEntry, llamafactory_importer, pick_entry
 from sftdata.formats.openai_format import ERROR_CLASSES, OpenAIImporter, check_openai_line, encode_openai
+from sftdata.ingest.mapping import Mapped
+from sftdata.items import Locator, RawItem
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ import pytest
 from transformers import AutoTokenizer
 
 import sftdata
-from sftdata.tokenize.light import LightTokenizer, load_light
 from sftdata.curate.pretokenize import pretokenize
+from sftdata.tokenize.light import LightTokenizer, load_light
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ from collections import Counter
 import pytest
 
 from sftdata.errors import MappingError
-from sftdata.items import Locator, RawItem, Reject
 from sftdata.ingest.mapping import Mapped, Mapper, load_mapping, mapping_from_data, resolve_spec
 from sftdata.ingest.paths import PathSyntaxError, parse_path
 from sftdata.ingest.readers import expand_sources, read_items
+from sftdata.items import Locator, RawItem, Reject
 
 
 def _map_file(path, spec):
@@ -131,7 +131,7 @@ def test_path_syntax():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from sftdata.ingest.paths import PathNotFound, format_path, resolve
+from sftdata.ingest.paths import PathNotFound, format_path, resolve  # noqa: E402
 
 _KEYS = st.sampled_from(["a", "b", "instruction", "output", "x.y", "한국어", "", " ", "0", "[0]", '"q"'])
 _LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True),

@@ -1,5 +1,5 @@
 """`sftdata scrub` and sftdata/curate/pii.py on Korean text written here: detection quality measured on a
-labelled corpus (tests/pii_corpus.py), masking consistent within a record, and no hit copied anywhere."""
+labelled corpus (tests/support/pii_corpus.py), masking consistent within a record, and no hit copied anywhere."""
 from __future__ import annotations
 
 import random
@@ -13,8 +13,7 @@ import sftdata
 from sftdata.cli import app
 from sftdata.curate.pii import PiiType, brn_ok, find, luhn_ok
 from sftdata.errors import SftDataError
-
-from pii_corpus import Sample, brn, card, corpus, rrn, rrn_2020, score
+from support.pii_corpus import Sample, brn, card, corpus, rrn, rrn_2020, score
 
 CS_DIALOGUE = [
     {"messages": [
@@ -55,7 +54,7 @@ def test_quality_on_the_labelled_corpus_meets_the_targets():
 
 @pytest.mark.parametrize("name", ["pii_holdout_a.jsonl", "pii_holdout_b.jsonl"])
 def test_quality_on_holdouts_written_blind(name):
-    """600 lines each, written by sessions that saw neither the patterns nor tests/pii_corpus.py (their own
+    """600 lines each, written by sessions that saw neither the patterns nor tests/support/pii_corpus.py (their own
     frames, check digits computed by their own code). Set a was then used to fix what it missed; set b
     was measured first at precision 1.000 / recall 0.982 (bare account numbers) and then fixed too."""
     samples = []

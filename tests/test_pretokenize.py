@@ -10,10 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import sftdata
 from sftdata.cli import app
-from sftdata.items import Locator
 from sftdata.curate.pretokenize import Overflow, pretokenize, truncate
+from sftdata.items import Locator
 from sftdata.tokenize.encode import Tokenized
 
 

@@ -12,11 +12,21 @@ from pathlib import Path
 import orjson
 import pytest
 
+from sftdata.errors import InputError
 from sftdata.ingest import readers
 from sftdata.ingest.encodings import classify, detect_bytes, escape_around, escape_bytes, normalize
-from sftdata.errors import InputError
+from sftdata.ingest.readers import (
+    Format,
+    LongLine,
+    Source,
+    detect_encoding,
+    expand_sources,
+    iter_lines,
+    parse_json_line,
+    read_items,
+    read_source,
+)
 from sftdata.items import RawItem, Reject
-from sftdata.ingest.readers import Format, LongLine, Source, detect_encoding, expand_sources, iter_lines, parse_json_line, read_items, read_source
 
 KO = '{"instruction": "안녕하세요", "output": "반갑습니다"}\n'
 GOOD = b'{"instruction": "hi", "output": "there"}\n'
@@ -110,7 +120,7 @@ def test_a_corrupt_line_does_not_decide_the_encoding(tmp_path):
 
 def test_classify_needs_hangul_to_settle_cp949():
     assert classify("안녕".encode("cp949")) == ("cp949", True)
-    assert classify("안녕".encode("utf-8")) == ("utf-8", False)
+    assert classify("안녕".encode()) == ("utf-8", False)
     assert classify(b"\xff\xff") == (None, False)
     assert classify("漢字".encode("cp949")) == (None, True)  # valid CP949 but not Korean: undecided
 

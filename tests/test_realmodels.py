@@ -9,7 +9,7 @@ import huggingface_hub.constants
 import pytest
 from transformers import AutoTokenizer
 
-import realmodels
+from support import realmodels
 
 
 @pytest.fixture(scope="module")

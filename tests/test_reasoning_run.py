@@ -54,8 +54,8 @@ def test_the_run_records_the_template_its_stop_token_and_the_turn_policy(reasoni
 
 
 def test_serve_check_answers_in_the_trained_format(reasoning_run: Path, sftdata_cache: Path) -> None:
-    from converters import llama_cpp_dir
-    from llama_server import ensure_installed
+    from support.converters import llama_cpp_dir
+    from support.llama_server import ensure_installed
 
     ensure_installed()
     code, stdout, stderr = _invoke(["serve-check", reasoning_run, "--prompt", QUESTIONS[0], "--expect", NAME,

@@ -7,8 +7,14 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from sftdata.schemas import (
-    ChatRecord, InstructionRecord, QARecord, RecordKind, chat_to_instruction, convert_record,
-    instruction_to_chat, qa_to_instruction,
+    ChatRecord,
+    InstructionRecord,
+    QARecord,
+    RecordKind,
+    chat_to_instruction,
+    convert_record,
+    instruction_to_chat,
+    qa_to_instruction,
 )
 
 

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sftdata
+from sftdata.ingest.readers import iter_lines
 from sftdata.scale.dedup import dedup as dist_dedup
 from sftdata.scale.run import convert as dist_convert
 from sftdata.scale.splits import plan_splits
-from sftdata.ingest.readers import iter_lines
 
 OPTIONS = {"preset": "alpaca", "mapping": None, "to": None, "encoding": "auto", "records_path": None,
            "template": None, "tokenizer": None, "eos": None, "style": None, "template_args": None,
@@ -324,7 +324,7 @@ class Killer:
                     break
             time.sleep(0.01)
 
-    def __enter__(self) -> "Killer":
+    def __enter__(self) -> Killer:
         self.thread.start()
         return self
 
@@ -380,7 +380,7 @@ def test_ray_cluster_pretokenizes_and_deduplicates_as_a_local_run(tmp_path, ray_
 
 
 def test_ray_workers_read_and_write_a_bucket(tmp_path, ray_cluster, bucket):
-    """Ray workers read their byte ranges from S3 (tests/s3_server.py), upload their parts, and fetch dedup's
+    """Ray workers read their byte ranges from S3 (tests/support/s3_server.py), upload their parts, and fetch dedup's
     sketches from the bucket into their own cache: the same kept rows and dupes as a local run."""
     import fsspec
 

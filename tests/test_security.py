@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 import sftdata
-from sftdata.formats.card import make_card
 from sftdata.errors import MappingError, OutputError
+from sftdata.formats.card import make_card
 from sftdata.ingest.mapping import load_mapping
 from sftdata.writers import meta_path
 

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 import sftdata
 from sftdata.cli import app
 from sftdata.curate.minhash import Sketcher, find_duplicates
-from sftdata.schemas import InstructionRecord
 from sftdata.curate.split import position, split
+from sftdata.schemas import InstructionRecord
 
 
 def _lines(path: Path) -> list[dict]:
@@ -27,7 +27,7 @@ def _records(shared_data: Path, tmp_path: Path) -> Path:
 def test_split_is_reproducible_and_content_keyed(shared_data, tmp_path) -> None:
     records = _records(shared_data, tmp_path)
     a = split([records], tmp_path / "a", eval_ratio=0.1, seed=7)
-    b = split([records], tmp_path / "b", eval_ratio=0.1, seed=7)
+    split([records], tmp_path / "b", eval_ratio=0.1, seed=7)
     assert (tmp_path / "a/train.jsonl").read_bytes() == (tmp_path / "b/train.jsonl").read_bytes()
     assert (tmp_path / "a/eval.jsonl").read_bytes() == (tmp_path / "b/eval.jsonl").read_bytes()
     s = a.summary()

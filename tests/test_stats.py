@@ -6,10 +6,8 @@ import re
 from pathlib import Path
 
 import orjson
-import pytest
 from typer.testing import CliRunner
 
-import sftdata
 from sftdata.cli import app
 from sftdata.curate.inspection import TokenKind, inspect_samples
 from sftdata.curate.pretokenize import pretokenize

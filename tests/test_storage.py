@@ -1,4 +1,4 @@
-"""s3:// (and any fsspec) paths, against a real S3 endpoint on 127.0.0.1 (tests/s3_server.py: moto's server,
+"""s3:// (and any fsspec) paths, against a real S3 endpoint on 127.0.0.1 (tests/support/s3_server.py: moto's server,
 spoken to by s3fs over HTTP): a bucket is read and written as a local folder is, byte for byte, by a local
 run and split by split (byte ranges and Parquet row groups read as ranged requests, parts uploaded whole,
 dedup's sketches fetched by each machine); and a scheme without its package, a missing object or a command
@@ -14,13 +14,13 @@ from pathlib import Path
 import fsspec
 import orjson
 import pytest
-
-import sftdata
-from sftdata.scale.dedup import dedup as dist_dedup
-from sftdata.scale.run import convert as dist_convert
-from sftdata.ingest.readers import expand_sources
 from test_scale import OPTIONS, _parquet, _tricky
 from test_scale_commands import _near_duplicates
+
+import sftdata
+from sftdata.ingest.readers import expand_sources
+from sftdata.scale.dedup import dedup as dist_dedup
+from sftdata.scale.run import convert as dist_convert
 
 
 def _upload(folder: Path, url: str) -> None:

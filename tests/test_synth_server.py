@@ -19,11 +19,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from faultproxy import Canned, Error, FaultProxy, Stall
 from sftdata.pipeline import validate
 from sftdata.schemas.records import RecordKind
 from sftdata.synthesis import SynthOptions, synth
 from sftdata.synthesis.tasks import EVOLVE_METHODS
+from support.faultproxy import Canned, Error, FaultProxy, Stall
 
 QUESTIONS = [
     ("q1", "What is the capital of France? Answer in one short sentence."),

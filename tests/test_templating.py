@@ -4,10 +4,9 @@ from __future__ import annotations
 import pytest
 
 from sftdata.errors import TemplateError
-from sftdata.items import Locator, Reject
-from sftdata.items import Rendered
-from sftdata.rendering.templating import Renderer, load_template
+from sftdata.items import Locator, Reject, Rendered
 from sftdata.rendering.plan import make_plan
+from sftdata.rendering.templating import Renderer, load_template
 from sftdata.schemas import ChatRecord, InstructionRecord, QARecord, RecordKind
 from sftdata.tokenize.load import load_tokenizer
 

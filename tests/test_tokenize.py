@@ -13,11 +13,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
-from sftdata.items import Locator
 from sftdata.curate.samples import encoder_for, open_plan
+from sftdata.items import Locator, Rendered
 from sftdata.schemas import ChatRecord, InstructionRecord, QARecord
 from sftdata.schemas.records import RecordKind
-from sftdata.items import Rendered
 from sftdata.tokenize.encode import Encoder, Problem, Strategy, token_texts
 
 HERE = Path(__file__).resolve().parent

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from sftdata import templates as registry
-from sftdata.errors import TrainError
 from sftdata.curate.pretokenize import pretokenize
+from sftdata.errors import TrainError
 from sftdata.trainers.data import Preparer, is_pretokenized
 
 

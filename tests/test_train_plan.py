@@ -101,9 +101,8 @@ print(json.dumps({"weights_rss": loaded - before, "lora_bytes": sum(2 * p.nbytes
 
 @pytest.fixture(scope="module")
 def smollm2_model_dir(smollm2_gguf: Path) -> Path:
-    from realmodels import CACHE_DIR
-
     from sftdata.trainers.models import convert_gguf
+    from support.realmodels import CACHE_DIR
 
     return convert_gguf(smollm2_gguf, cache=CACHE_DIR / "sftdata-models")
 

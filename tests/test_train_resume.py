@@ -21,9 +21,8 @@ class Crash(Exception):
 
 @pytest.fixture(scope="module")
 def model_dir(smollm2_gguf: Path) -> Path:
-    from realmodels import CACHE_DIR
-
     from sftdata.trainers.models import convert_gguf
+    from support.realmodels import CACHE_DIR
 
     return convert_gguf(smollm2_gguf, cache=CACHE_DIR / "sftdata-cache" / "models")
 

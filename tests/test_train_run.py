@@ -1,6 +1,6 @@
 """`sftdata train` end to end on a real model on CPU: SmolLM2-135M-Instruct (GGUF from PyPI).
 
-One training run (the session's, from tests/identity_run.py: through the CLI, from the .gguf file, on
+One training run (the session's, from tests/support/identity_run.py: through the CLI, from the .gguf file, on
 the shared identity.json with its {{name}}/{{author}} placeholders filled in as data preparation)
 serves every test: the loss falls, the output directory holds what it should, the adapter reloads
 and `generate` answers "Who are you?" with the new name and stops at the EOS, and `merge` gives a
@@ -17,13 +17,12 @@ from typer.testing import CliRunner
 
 from sftdata import templates as registry
 from sftdata.cli import app
-
-from identity_run import NAME, STEPS
+from support.identity_run import NAME, STEPS
 
 
 @pytest.fixture(scope="module")
 def run(identity_run: dict) -> dict:
-    """The session's identity run (tests/identity_run.py), trained once and shared with test_export_gguf."""
+    """The session's identity run (tests/support/identity_run.py), trained once and shared with test_export_gguf."""
     return identity_run
 
 
@@ -70,9 +69,9 @@ def test_generate_names_the_new_assistant_and_stops(run: dict, sftdata_cache: Pa
 
 
 def test_prompt_is_rendered_with_the_training_template(run: dict) -> None:
+    from sftdata.tokenize.load import load_tokenizer
     from sftdata.trainers.infer import _renderer
     from sftdata.trainers.outputs import read_info
-    from sftdata.tokenize.load import load_tokenizer
 
     renderer, _ = _renderer(run["out"], read_info(run["out"]), load_tokenizer(run["out"]))
     assert renderer.template.name == "chatml" and renderer.eos == "<|im_end|>"

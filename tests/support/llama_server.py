@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sftdata.trainers.serve import LlamaServer as _LibraryServer, free_port  # noqa: F401  (free_port: for bench/)
+from sftdata.trainers.serve import LlamaServer as _LibraryServer
 
 LLAMA_CPP_VERSION = "0.3.36"
 CMAKE_ARGS = "-DGGML_NATIVE=OFF"

@@ -15,8 +15,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from llama_server import LLAMA_CPP_VERSION
-from realmodels import CACHE_DIR, _locked, _run, _tmp_name
+from .llama_server import LLAMA_CPP_VERSION
+from .realmodels import CACHE_DIR, _locked, _run, _tmp_name
 
 _KEEP = re.compile(r"^[^/]+/vendor/llama\.cpp/(convert_hf_to_gguf\.py|convert_lora_to_gguf\.py|conversion/.*|gguf-py/.*)$")
 

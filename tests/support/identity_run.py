@@ -30,7 +30,7 @@ def identity_records(shared_data: Path, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="session")
 def sftdata_cache() -> Path:
     """The GGUF → safetensors conversion is cached beside the test models, across sessions."""
-    from realmodels import CACHE_DIR
+    from .realmodels import CACHE_DIR
 
     return CACHE_DIR / "sftdata-cache"
 
