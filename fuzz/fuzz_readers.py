@@ -101,10 +101,11 @@ def main() -> None:
 
     with atheris.instrument_imports():
         import orjson  # noqa: F401
-        import sftdata  # noqa: F401
+
+        import sftdata
+        import sftdata.ingest.mapping
+        import sftdata.ingest.readers
         import sftdata.rendering.columnar  # noqa: F401
-        import sftdata.ingest.mapping  # noqa: F401
-        import sftdata.ingest.readers  # noqa: F401
 
     args = list(sys.argv)
     if not any(not a.startswith("-") for a in args[1:]):  # no corpus folder: start from the seeds

@@ -6,7 +6,7 @@ trainer can use. Chat rules live in one validator whose errors name the message 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -32,7 +32,7 @@ def _not_blank(value: str) -> str:
 
 
 Text = Annotated[str, Field(strict=True), AfterValidator(_not_blank)]
-Id = Annotated[Union[str, int], Field(union_mode="left_to_right")]
+Id = Annotated[str | int, Field(union_mode="left_to_right")]
 
 
 class _Record(BaseModel):
@@ -94,7 +94,7 @@ class ChatRecord(_Record):
         return messages
 
 
-Record = Union[InstructionRecord, ChatRecord, QARecord]
+Record = InstructionRecord | ChatRecord | QARecord
 
 # What may follow each role; None stands for the start of the conversation (after any system turn).
 _NEXT: dict[Role | None, set[Role]] = {

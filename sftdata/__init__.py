@@ -25,7 +25,7 @@ _EXPORTS = {
                                         "scrub", "decontaminate", "mix", "eval",
                                         "synth", "train", "plan", "merge", "generate", "export_gguf", "serve_check")},
 }
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605
 
 
 def __getattr__(name: str) -> Any:

@@ -27,12 +27,12 @@ if TYPE_CHECKING:
     from .formats.card import CardResult
     from .formats.exporting import ExportResult
     from .synthesis import SynthResult
+    from .tokenize.encode import Specials
     from .trainers.gguf import GgufExport
     from .trainers.infer import Generation
     from .trainers.plan import Plan
     from .trainers.qlora import TrainResult
     from .trainers.serve import ServeCheck
-    from .tokenize.encode import Specials
 
 Files = Sequence[str | os.PathLike[str]]
 PathLike = str | os.PathLike[str]
@@ -63,8 +63,8 @@ def convert(inputs: Files, output: PathLike, *, preset: str | None = None, mappi
                      records_path=records_path, template=template, tokenizer=tokenizer, eos=eos, style=style,
                      template_args=template_args, train_on=train_on, split_thinking=split_thinking,
                      split_turns=split_turns, dataset_info=dataset_info, name=name, progress=progress)
-    from .scale.run import convert as distributed
     from .errors import SftDataError
+    from .scale.run import convert as distributed
     from .schemas.mapping import MappingSpec
 
     if dataset_info is not None or name is not None or preset == "llamafactory":
@@ -99,7 +99,7 @@ def render(inputs: Files, output: PathLike, *, template: str = "auto", tokenizer
     return local(list(inputs), output, **options, progress=progress)
 
 
-def export(input: PathLike, output: PathLike, to: str, *, eval_file: PathLike | None = None,  # noqa: A002
+def export(input: PathLike, output: PathLike, to: str, *, eval_file: PathLike | None = None,
            name: str | None = None, license: str | None = None, force: bool = False, template: str | None = None,
            tokenizer: str | None = None, progress: Progress | None = None) -> ExportResult:
     """Records → the format a trainer or platform loads as is: trl, openai, llamafactory, axolotl, hf
@@ -110,14 +110,14 @@ def export(input: PathLike, output: PathLike, to: str, *, eval_file: PathLike | 
                tokenizer=tokenizer, progress=progress)
 
 
-def card(input: PathLike, output: PathLike | None = None, *, license: str | None = None) -> CardResult:  # noqa: A002
+def card(input: PathLike, output: PathLike | None = None, *, license: str | None = None) -> CardResult:
     """Write or update a dataset card (README.md) from the data and its .meta.json sidecars (`sftdata card`)."""
     from .formats.card import make_card
 
     return make_card(input, output, license=license)
 
 
-def stats(inputs: Files, tokenizer: str, *, template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all", 
+def stats(inputs: Files, tokenizer: str, *, template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all",
           max_seq_length: int | None = None, report: PathLike | None = None, progress: Progress | None = None) -> CurateResult:
     """Lengths in characters and tokens, and what max_seq_length would cut (`sftdata stats`)."""
     from .curate.stats import stats as run
@@ -145,7 +145,7 @@ def inspect(inputs: Files, tokenizer: str, *, template: str | None = None, templ
     return Inspection(shown, encoder.specials)
 
 
-def audit(inputs: Files, tokenizer: str, *, template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all", 
+def audit(inputs: Files, tokenizer: str, *, template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all",
           max_seq_length: int | None = None,
           trainer: Literal["generic", "trl", "sftdata"] = "generic", eval_files: Files = (), lang: str | None = None,
           min_lang_share: float = 0.5, threshold: float = 0.7, progress: Progress | None = None) -> CurateResult:
@@ -180,7 +180,8 @@ def scrub(inputs: Files, output: PathLike | None = None, *, action: Literal["mas
     """Mask (or drop, or count) personal information in every text field (`sftdata scrub`): resident and
     foreign registration numbers, phones, e-mail, business numbers, cards, accounts, passports, driver's
     licences, addresses, IP addresses, and names from `name_field`. `placeholder` items are TYPE=TEXT."""
-    from .curate.scrub import parse_spec, scrub as run
+    from .curate.scrub import parse_spec
+    from .curate.scrub import scrub as run
 
     spec = parse_spec(action, types, fields, name_field, placeholder, min_confidence)
     return run(inputs, output, spec, progress=progress)
@@ -211,7 +212,7 @@ def mix(sources: Sequence[str], output: PathLike, *, by: Literal["trained-tokens
                seed=seed, progress=progress)
 
 
-def filter(inputs: Files, output: PathLike, *, min_chars: int | None = None,  # noqa: A001 - the command's name
+def filter(inputs: Files, output: PathLike, *, min_chars: int | None = None,
            max_chars: int | None = None, max_tokens: int | None = None, max_reasoning_tokens: int | None = None,
            tokenizer: str | None = None,
            template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all", deny: Sequence[str] = (), lang: str | None = None,
@@ -349,7 +350,7 @@ def serve_check(target: PathLike, prompt: Sequence[str], *, expect: str | None =
                      compare_base=compare_base, llama_cpp=llama_cpp, threads=threads)
 
 
-def eval(target: PathLike, data: Files, *, output: PathLike | None = None, base: bool = False,  # noqa: A001 - the command's name
+def eval(target: PathLike, data: Files, *, output: PathLike | None = None, base: bool = False,
          n: int | None = None, max_new_tokens: int = 128, lang: str | None = None, base_url: str | None = None,
          model: str | None = None, api_key_env: str = "OPENAI_API_KEY", base_gguf: PathLike | None = None,
          concurrency: int = 4, batch_size: int = 8, judge_base_url: str | None = None, judge_model: str | None = None,

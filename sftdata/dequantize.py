@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from .errors import TrainError
-from .writers import publish_dir
 from .tokenize.load import cache_dir, load_tokenizer
+from .writers import publish_dir
 
 
 def file_sha256(path: Path) -> str:

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 from .errors import SftDataError
 from .formats.interop import Importer, importer_for
 from .formats.llamafactory import llamafactory_importer
-from .items import Counts, Progress, RawItem, Reject, RunResult, Style, Written
 from .ingest.mapping import Mapped, Mapper, resolve_spec
 from .ingest.readers import Encoding, Format, Source, detect_encoding, expand_sources, read_items
+from .ingest.records import RecordParser, _records, record_row
+from .items import Counts, Progress, RawItem, Reject, RunResult, Style, Written
+from .provenance import build_meta
 from .rendering.plan import RenderPlan, TemplateArgs, TrainOn, make_plan
 from .schemas.mapping import MappingSpec
-from .ingest.records import RecordParser, _records, record_row
 from .schemas.records import RecordKind, record_model
-from .provenance import build_meta
 from .storage import location, size_of
 from .writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 

@@ -21,7 +21,6 @@ from . import __version__
 from .items import Counts
 from .writers import file_digest, meta_path
 
-
 _SPLIT_TASK = contextvars.ContextVar("sftdata_split_task", default=False)
 
 

@@ -43,7 +43,7 @@ def _io(method: Any) -> Any:
             return method(*args, **kwargs)
         except (OSError, SftDataError):
             raise
-        except Exception as error:  # noqa: BLE001 - a client library's own error types
+        except Exception as error:
             raise OSError(f"{type(error).__name__}: {error}") from error
     return wrapper
 

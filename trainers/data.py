@@ -23,9 +23,9 @@ import orjson
 
 from .. import templates as registry
 from ..errors import TrainError
+from ..ingest.readers import expand_sources
 from ..items import Locator, Reject, Stage
 from ..provenance import read_meta
-from ..ingest.readers import expand_sources
 from ..writers import file_digest
 
 MASK_COLUMNS = ("completion_mask", "assistant_masks")

@@ -20,9 +20,9 @@ from .. import templates as registry
 from ..errors import TrainError
 from ..items import Locator
 from ..tokenize.load import load_tokenizer
+from .config import TrainConfig
 from .models import ModelSource, load_model, quantization, resolve_model, torch_dtype
 from .outputs import INFO, read_info, require_done
-from .config import TrainConfig
 
 
 @dataclass(slots=True)
@@ -111,8 +111,8 @@ def _timed(tuned: Tuned, ids: list[int], max_new_tokens: int, progress: Callable
 
 def render_prompt(tuned: Tuned, prompt: str) -> tuple[str, list[int]]:
     """The prompt part of the training template for a one-turn instruction, and its token ids."""
-    from ..schemas.records import InstructionRecord
     from ..items import Rendered, Segment
+    from ..schemas.records import InstructionRecord
 
     locator = Locator("<prompt>")
     rendered = tuned.renderer.render(InstructionRecord(instruction=prompt, output="…"), locator)
@@ -192,9 +192,9 @@ def _device_map() -> dict[str, Any]:
 
 def _renderer(out: Path, info: dict[str, Any], tokenizer: Any) -> tuple[Any, Any]:
     """The training template, by the name and hash the run recorded."""
+    from ..items import Style
     from ..rendering.plan import RenderPlan
     from ..schemas.records import RecordKind
-    from ..items import Style
 
     ref = info["template"]
     if ref.get("origin") == "tokenizer":

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import TrainError
 from ..dequantize import convert_gguf, file_sha256
+from ..errors import TrainError
 from ..tokenize.load import load_tokenizer
 
 _PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "consolidated.00.pth")

@@ -66,8 +66,8 @@ class PromptFormat:
 
     def prompt(self, text: str, system: str | None = None) -> str:
         """The prompt part of a one-turn sample, exactly as training rendered it (no BOS: the tokenizer adds it)."""
-        from ..schemas.records import InstructionRecord
         from ..items import Rendered
+        from ..schemas.records import InstructionRecord
 
         record = InstructionRecord(instruction=text, output="…", system=system)
         rendered = self.renderer.render(record, Locator("<prompt>"))

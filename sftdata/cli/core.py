@@ -9,8 +9,26 @@ from typing import Annotated, Optional
 import orjson
 import typer
 
-from .common import (AddressOpt, ConcatOpt, EngineArg, EngineOpt, SplitMibOpt, EosOpt, JsonOpt, Kind, StrictOpt, StyleOpt, TemplateArgsOpt, TemplateOpt, TokenizerOpt, TrainOnArg,
-                     TrainOnOpt, errors, progress_bar, report)
+from .common import (
+    AddressOpt,
+    ConcatOpt,
+    EngineArg,
+    EngineOpt,
+    EosOpt,
+    JsonOpt,
+    Kind,
+    SplitMibOpt,
+    StrictOpt,
+    StyleOpt,
+    TemplateArgsOpt,
+    TemplateOpt,
+    TokenizerOpt,
+    TrainOnArg,
+    TrainOnOpt,
+    errors,
+    progress_bar,
+    report,
+)
 
 
 class PresetOpt(str, Enum):

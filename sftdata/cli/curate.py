@@ -7,8 +7,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (AddressOpt, ConcatOpt, EngineArg, EngineOpt, JsonOpt, SplitMibOpt, StrictOpt, TemplateArgsOpt, TrainOnArg, TrainOnOpt, err, errors,
-                     progress_bar, report)
+from .common import (
+    AddressOpt,
+    ConcatOpt,
+    EngineArg,
+    EngineOpt,
+    JsonOpt,
+    SplitMibOpt,
+    StrictOpt,
+    TemplateArgsOpt,
+    TrainOnArg,
+    TrainOnOpt,
+    err,
+    errors,
+    progress_bar,
+    report,
+)
 
 FilesArg = Annotated[list[str], typer.Argument(help="Records JSONL as convert writes it (instruction, chat or QA).")]
 OutOpt = Annotated[str, typer.Option("--output", "-o", help="Output JSONL (or with --engine a folder), a path or a URL (s3://, gs://, hdfs://); rejects go to OUT.rejects.jsonl.")]

@@ -10,9 +10,10 @@ import inspect
 import os
 import sys
 import typing
-from pathlib import Path
+from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, Any, Callable, Literal, Optional
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
 
 import orjson
 import typer

@@ -16,23 +16,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dedup import SketchedRows, read_references
 from ..errors import TemplateError
-from .findings import CHECKS, Finding, Severity, Trainer
-from .fields import Side, record_text
-from ..items import Reject
 from ..ingest.mapping import Mapped
 from ..ingest.records import record_row
-from .minhash import DEFAULT_THRESHOLD, Sketcher, find_duplicates
-from ..rendering.plan import AUTO, RenderPlan
-from .scrub import ScrubSpec, Scrubber
-from .samples import CurateResult, Progress, Sample, load, open_plan
+from ..items import Reject
+from ..rendering.plan import AUTO, RenderPlan, TemplateArgs, TrainOn
 from ..schemas.records import RecordKind
+from ..tokenize.encode import Encoder
+from .dedup import SketchedRows, read_references
+from .fields import Side, record_text
+from .findings import CHECKS, Finding, Severity, Trainer
+from .minhash import DEFAULT_THRESHOLD, Sketcher, find_duplicates
+from .samples import CurateResult, Progress, Sample, load, open_plan
+from .scrub import Scrubber, ScrubSpec
 from .stats import LengthObserver, scan
 from .textquality import check_lang, mojibake, script_share
 from .thinking import ThinkingChecks
-from ..tokenize.encode import Encoder
-from ..rendering.plan import TemplateArgs, TrainOn
 
 FAMILIES = {"chatml": ("<|im_start|>", "<|im_end|>"), "llama3": ("<|start_header_id|>", "<|eot_id|>"),
             "gemma": ("<start_of_turn>", "<end_of_turn>")}

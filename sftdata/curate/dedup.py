@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fields import Side, check_fields, record_text
-from ..items import Counts, Locator, RawItem, Reject, Stage
 from ..ingest.mapping import Mapped
-from .minhash import DEFAULT_THRESHOLD, NUM_PERM, Matches, Sketcher, Sketches, find_duplicates
-from ..ingest.records import RecordParser, _records
-from ..provenance import build_meta
 from ..ingest.readers import expand_sources, read_items
-from .samples import CurateResult, Progress, Ticker, batches
+from ..ingest.records import RecordParser, _records
+from ..items import Counts, Locator, RawItem, Reject, Stage
+from ..provenance import build_meta
 from ..storage import location
 from ..writers import AtomicFile, dumps_line, file_digest, meta_path, rejects_path, sidecar_path, write_json
+from .fields import Side, check_fields, record_text
+from .minhash import DEFAULT_THRESHOLD, NUM_PERM, Matches, Sketcher, Sketches, find_duplicates
+from .samples import CurateResult, Progress, Ticker, batches
 
 SKETCH_BATCH = 4096
 

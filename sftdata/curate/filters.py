@@ -15,18 +15,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SftDataError
-from .fields import Side, record_text
-from ..items import Reject, Stage
 from ..ingest.mapping import Mapped
 from ..ingest.records import record_row
+from ..items import Reject, Stage
 from ..provenance import build_meta
-from .samples import (BATCH_CHARS, CurateResult, Progress, Sample, Ticker, batches, encoder_for, note_renderers,
-                      open_inputs, open_plan, screen)
+from ..rendering.plan import TemplateArgs, TrainOn
 from ..schemas.records import RecordKind
-from .textquality import check_lang, refusal, script_share
 from ..storage import location
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
-from ..rendering.plan import TemplateArgs, TrainOn
+from .fields import Side, record_text
+from .samples import (
+    BATCH_CHARS,
+    CurateResult,
+    Progress,
+    Sample,
+    Ticker,
+    batches,
+    encoder_for,
+    note_renderers,
+    open_inputs,
+    open_plan,
+    screen,
+)
+from .textquality import check_lang, refusal, script_share
 
 
 @dataclass(slots=True)

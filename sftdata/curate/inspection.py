@@ -14,9 +14,9 @@ from itertools import islice
 from typing import Any
 
 from ..items import Locator
-from .samples import Sample, encoder_for, open_inputs, open_plan, rendered, tokenized
-from ..tokenize.encode import Encoder, Tokenized, token_texts
 from ..rendering.plan import TemplateArgs, TrainOn
+from ..tokenize.encode import Encoder, Tokenized, token_texts
+from .samples import Sample, encoder_for, open_inputs, open_plan, rendered, tokenized
 
 
 class TokenKind(str, Enum):

@@ -91,7 +91,7 @@ def shingle_sizes(texts: Sequence[str]) -> np.ndarray:
 
         def per_piece(flags: np.ndarray) -> np.ndarray:
             total = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
-            return total[ends] - total[starts]
+            return total[ends] - total[starts]  # noqa: B023
 
         np.add.at(cjk_total, owners, per_piece(cjk))
         np.add.at(letters_total, owners, per_piece(codes != 32))

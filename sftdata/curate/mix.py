@@ -18,11 +18,11 @@ copies as ``repeated``.
 from __future__ import annotations
 
 import math
-from collections import Counter
 import os
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -35,7 +35,18 @@ from ..rendering.plan import TemplateArgs, TrainOn
 from ..storage import location
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 from .pretokenize import Overflow, fit
-from .samples import CurateResult, Inputs, Progress, Sample, Ticker, encoder_for, open_inputs, open_plan, rendered, tokenized
+from .samples import (
+    CurateResult,
+    Inputs,
+    Progress,
+    Sample,
+    Ticker,
+    encoder_for,
+    open_inputs,
+    open_plan,
+    rendered,
+    tokenized,
+)
 
 By = Literal["trained-tokens", "rows"]
 

@@ -24,16 +24,15 @@ from enum import Enum
 from typing import Any
 
 from ..errors import SftDataError
-from ..items import Reject, Stage
 from ..ingest.records import record_row
+from ..items import Reject, Stage
 from ..provenance import build_meta
-from .samples import (CurateResult, Progress, Sample, Ticker, encoder_for, open_inputs, open_plan, rendered,
-                      tokenized)
-from ..schemas.records import RecordKind
-from ..tokenize.encode import Tokenized
-from ..storage import location
-from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 from ..rendering.plan import TemplateArgs, TrainOn
+from ..schemas.records import RecordKind
+from ..storage import location
+from ..tokenize.encode import Tokenized
+from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
+from .samples import CurateResult, Progress, Sample, Ticker, encoder_for, open_inputs, open_plan, rendered, tokenized
 
 
 class Overflow(str, Enum):

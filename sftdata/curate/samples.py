@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import TokenizerError
-from ..items import Counts, Locator, Reject, Rendered, RunResult, Stage, Style
-from ..tokenize.light import load_light
 from ..ingest.mapping import Mapped
-from ..ingest.records import RecordParser, _records, record_row
 from ..ingest.readers import Source, expand_sources, read_items
+from ..ingest.records import RecordParser, _records, record_row
+from ..items import Counts, Locator, Reject, Rendered, RunResult, Stage, Style
 from ..rendering.plan import AUTO, RenderPlan, TemplateArgs, TrainOn, parse_template_args
 from ..schemas.records import Record, RecordKind
 from ..tokenize.encode import MAX_SAMPLE_CHARS, Encoder, Tokenized
+from ..tokenize.light import load_light
 from ..tokenize.load import load_tokenizer
 from ..writers import dumps_line
 

@@ -18,17 +18,17 @@ from typing import Any
 
 import orjson
 
-from .dedup import SketchedRows, sketch_stream
 from ..errors import SftDataError
-from .fields import Side, check_fields
-from ..items import Reject
 from ..ingest.mapping import Mapped
-from .minhash import DEFAULT_THRESHOLD, Sketcher, find_duplicates
 from ..ingest.records import record_row
+from ..items import Reject
 from ..provenance import build_meta
-from .samples import CurateResult, Progress, Ticker, open_inputs
 from ..schemas.records import Record
 from ..writers import AtomicFile, dumps_line, write_json
+from .dedup import SketchedRows, sketch_stream
+from .fields import Side, check_fields
+from .minhash import DEFAULT_THRESHOLD, Sketcher, find_duplicates
+from .samples import CurateResult, Progress, Ticker, open_inputs
 
 _SCALE = float(1 << 64)
 

@@ -23,10 +23,20 @@ import numpy as np
 from ..items import Reject
 from ..provenance import build_meta
 from ..rendering.plan import RenderPlan, TemplateArgs, TrainOn
-from .samples import (CurateResult, Inputs, Progress, Sample, Ticker, encoder_for, open_inputs, open_plan, rendered,
-                      tokenized)
 from ..tokenize.encode import Encoder
 from ..writers import meta_path, write_json
+from .samples import (
+    CurateResult,
+    Inputs,
+    Progress,
+    Sample,
+    Ticker,
+    encoder_for,
+    open_inputs,
+    open_plan,
+    rendered,
+    tokenized,
+)
 
 COLUMNS = ("prompt_chars", "completion_chars", "total_chars", "prompt_tokens", "completion_tokens",
            "total_tokens", "trained_tokens")

@@ -182,7 +182,7 @@ class Judge:
         refused: FormatRefused | None = None
         for fmt in self.chooser.order():
             try:
-                reply = await with_retries(lambda: self.backend.complete(request, fmt), self.policy, self.limiter,
+                reply = await with_retries(lambda: self.backend.complete(request, fmt), self.policy, self.limiter,  # noqa: B023
                                            estimate, self.rng, self._on_retry)
             except FormatRefused as error:
                 refused = error

@@ -393,8 +393,8 @@ def make_card(path: str | Path, output: str | Path | None = None, *, license: st
               title: str | None = None) -> CardResult:
     """Write or update the dataset card of a data file, a split folder or an exported hf folder."""
     from ..errors import InputError
-    from .hfdataset import read_rows, split_files
     from ..writers import AtomicFile
+    from .hfdataset import read_rows, split_files
 
     path = Path(path)
     if not path.exists():

@@ -22,18 +22,17 @@ from typing import IO, Any
 
 import orjson
 
-from .card import Stats
 from ..errors import InputError, OutputError
+from ..ingest.mapping import Mapped
+from ..ingest.readers import expand_sources, read_items
+from ..ingest.records import RecordParser, _records, record_row
+from ..items import Counts, Progress, Reject, RunResult, Stage
+from ..provenance import build_meta, read_meta
+from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
+from .card import Stats
 from .hfdataset import Profile, ShardWriter, read_rows, split_files
 from .interop import NotExportable
-from ..items import Counts, Reject, Stage
-from ..ingest.mapping import Mapped
-from ..items import Progress, RunResult
-from ..ingest.records import RecordParser, _records, record_row
-from ..provenance import build_meta, read_meta
-from ..ingest.readers import expand_sources, read_items
 from .targets import FOLDERS, LAYOUTS, AxolotlLayout, ExportFormat, HfLayout, Layout, Tally
-from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 
 __all__ = ["ExportFormat", "ExportResult", "export"]
 

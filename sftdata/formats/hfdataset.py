@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 import polars as pl
 
-from .interop import NotExportable, call_parts, is_canonical_call
 from ..schemas.records import Record, RecordKind
+from .interop import NotExportable, call_parts, is_canonical_call
 
 S = pl.String
 SPLIT_NAMES = {"eval": "validation", "val": "validation", "valid": "validation", "dev": "validation"}
@@ -216,8 +216,8 @@ def split_files(path: Path) -> dict[str, list[Path]]:
 
 def read_rows(files: list[Path]) -> Any:
     """Rows of a split: JSON objects of JSONL files, or of Parquet shards (JSON-text columns left as text)."""
-    from ..items import RawItem
     from ..ingest.readers import expand_sources, read_items
+    from ..items import RawItem
 
     for file in files:
         if file.suffix == ".parquet":

@@ -19,12 +19,12 @@ import orjson
 from pydantic import ValidationError
 
 from ..errors import MappingError
-from ..items import RawItem, Reject, Stage
 from ..ingest.mapping import Mapped
 from ..ingest.records import not_an_object
+from ..ingest.validation import reject_from_validation
+from ..items import RawItem, Reject, Stage
 from ..rendering.chat import REASONING_FIELDS
 from ..schemas.records import RecordKind, record_model
-from ..ingest.validation import reject_from_validation
 
 # Keys under meta that carry what only the OpenAI format has (weights, explicit tool_call ids),
 # so an OpenAI file read and written again comes back the same.

@@ -18,9 +18,17 @@ from typing import Any
 
 import orjson
 
-from .interop import (OPENAI_META, Importer, NotExportable, RowError, call_parts, canonical_call, common_fields,
-                      parse_arguments)
 from ..schemas.records import ChatRecord, RecordKind, Role
+from .interop import (
+    OPENAI_META,
+    Importer,
+    NotExportable,
+    RowError,
+    call_parts,
+    canonical_call,
+    common_fields,
+    parse_arguments,
+)
 
 ERROR_CLASSES = (
     "data_type", "missing_messages_list", "message_missing_key", "message_unrecognized_key",

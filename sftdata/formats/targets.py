@@ -6,25 +6,24 @@ What a format cannot carry is noted per record (`Tally`) and reported only for r
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import json
-
 import orjson
 import polars as pl
 import yaml
 
+from ..schemas.records import ChatRecord, InstructionRecord, Record, RecordKind, convert_record, qa_to_instruction
+from ..writers import write_json
 from .card import CardData, Stats, pipeline_steps, render_card
 from .hfdataset import Profile, configs_yaml, features_yaml, hf_row, hf_schema
 from .interop import OPENAI_META, NotExportable
 from .llamafactory import alpaca_row, dataset_entry, sharegpt_row
 from .openai_format import check_openai_line, encode_openai
-from ..schemas.records import ChatRecord, InstructionRecord, Record, RecordKind, convert_record, qa_to_instruction
-from ..writers import write_json
 
 
 class ExportFormat(str, Enum):

@@ -54,7 +54,7 @@ def _from_row(handle: IO[bytes], start: int, stop: int, delimiter: str, block: i
     last: list[str] | None = None
     while True:
         try:
-            for last in reader:  # the csv module's own loop: no Python between rows
+            for last in reader:  # the csv module's own loop: no Python between rows  # noqa: B007
                 pass
             break
         except csv.Error:

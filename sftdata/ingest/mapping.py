@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from ..errors import MappingError
 from ..items import Locator, RawItem, Reject, Stage
-from .paths import PathNotFound, PathSyntaxError, Step, format_path, parse_path, resolve
 from ..schemas.mapping import PRESETS, FieldSource, MappingSpec, preset
 from ..schemas.records import Record, Role, record_model
+from .paths import PathNotFound, PathSyntaxError, Step, format_path, parse_path, resolve
 from .validation import reject_from_validation
 
 PRESET_NAMES = tuple(PRESETS)

@@ -31,11 +31,23 @@ from typing import IO, Any, Literal
 
 import orjson
 
-from .encodings import (UTF8, EncodingNameError, ascii_compatible, bom_encoding, describe_error, detect_bytes,
-                        detect_stream, escape_around, escape_bytes, first_error, normalize)
 from ..errors import InputError
 from ..items import Locator, RawItem, Reject, Stage
-from ..storage import Location, Url, glob as glob_urls, location, open_binary
+from ..storage import Location, Url, location, open_binary
+from ..storage import glob as glob_urls
+from .encodings import (
+    UTF8,
+    EncodingNameError,
+    ascii_compatible,
+    bom_encoding,
+    describe_error,
+    detect_bytes,
+    detect_stream,
+    escape_around,
+    escape_bytes,
+    first_error,
+    normalize,
+)
 
 Encoding = Literal["auto", "utf-8", "utf-8-sig", "cp949", "euc-kr"] | str
 MAX_LINE_BYTES = 256 << 20  # longer lines are rejected without being held in memory

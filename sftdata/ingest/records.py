@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..items import Counts, RawItem, Reject, Stage
-from .mapping import Mapped, Mapper
 from ..schemas.records import ChatRecord, Record, RecordKind, Role, convert_record, record_model
+from .mapping import Mapped, Mapper
 from .validation import reject_from_validation
 
 

@@ -19,10 +19,10 @@ from collections import deque
 from collections.abc import Iterator
 from typing import IO, Any
 
-from . import readers
-from .encodings import escape_bytes, first_error
 from ..items import Locator, RawItem, Reject, Stage
 from ..storage import Url, open_binary
+from . import readers
+from .encodings import escape_bytes, first_error
 from .readers import FileProblem, Format, LongLine, Source, raw_lines
 
 CSV_FIELD_LIMIT = 64 << 20  # characters in one CSV cell (the csv module's default is 128 Ki)

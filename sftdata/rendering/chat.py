@@ -87,7 +87,7 @@ class _GenerationTracker(Extension):
 class _Namespace(jinja2.utils.Namespace):
     """Jinja's namespace without underscore attributes (as transformers restricts it)."""
 
-    def __init__(*args: Any, **kwargs: Any) -> None:  # noqa: N805 - Jinja's own signature trick
+    def __init__(*args: Any, **kwargs: Any) -> None:
         self, args = args[0], args[1:]
         attrs = dict(*args, **kwargs)
         for name in attrs:

@@ -22,19 +22,18 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from ..ingest import readers
-from .compile import Blocks, Var, compile_blocks, to_expr
-from ..ingest.encodings import UTF8
 from ..errors import SftDataError
-from ..items import Counts, RawItem, Reject, Written
+from ..ingest import readers
+from ..ingest.encodings import UTF8
 from ..ingest.paths import PathSyntaxError, parse_path
 from ..ingest.readers import Format, Source, detect_encoding, iter_lines, parse_json_line
-from .plan import AUTO, RenderPlan
-from .rowchecks import LINE, PLAIN_KEY, Column, RowChecks, column_value, is_int, kept_by_mapper, model_requires
+from ..items import Counts, RawItem, Reject, Style, Written
 from ..schemas.mapping import MappingSpec
 from ..schemas.records import RecordKind, record_model
-from ..items import Style
 from ..storage import Location, open_binary
+from .compile import Blocks, Var, compile_blocks, to_expr
+from .plan import AUTO, RenderPlan
+from .rowchecks import LINE, PLAIN_KEY, Column, RowChecks, column_value, is_int, kept_by_mapper, model_requires
 
 # Blocks are small: jemalloc keeps what polars frees, so peak RSS grows with block size x workers.
 BLOCK_BYTES = 1 << 20  # about 1,200 Alpaca rows

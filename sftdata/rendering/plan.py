@@ -6,18 +6,18 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from ..errors import TemplateError
 from ..items import Locator, Reject, Rendered, Stage, Style
-from .chat import END_OF_TURN_MARKERS, ChatTemplate, stop_of
-from .templating import Renderer, Template, TrainOn, load_template, make_env
 from ..schemas.records import Record, RecordKind, convert_record
 from ..tokenize.load import describe, load_tokenizer, special_tokens
+from .chat import END_OF_TURN_MARKERS, ChatTemplate, stop_of
+from .templating import Renderer, TrainOn, load_template, make_env
 
 AUTO = "auto"
 
-TemplateArgs = Union[Mapping[str, Any], Sequence[str], None]
+TemplateArgs = Mapping[str, Any] | Sequence[str] | None
 """Template arguments: a mapping, or ``KEY=VALUE`` strings as --template-arg takes them."""
 
 

@@ -38,17 +38,25 @@ import numpy as np
 
 from ..curate.dedup import Locators, SketchedRows, dropped_row, dupes_path, figures, method, sketch_stream
 from ..curate.fields import Side, check_fields
-from ..curate.minhash import (DEFAULT_THRESHOLD, Sketcher, group_edges, resolve, verdicts,
-                              verify)
+from ..curate.minhash import DEFAULT_THRESHOLD, Sketcher, group_edges, resolve, verdicts, verify
 from ..curate.samples import CurateResult
+from ..errors import SftDataError
 from ..ingest.readers import read_source
 from ..ingest.records import RecordParser, _records
-from ..errors import SftDataError
 from ..items import Counts, Locator
 from ..storage import Location, location
 from ..writers import AtomicFile, dumps_line, rejects_path
-from .driver import (engine_figures, finish, merge, open_folder, part_path, raise_failed, run_tasks, splits_of,
-                     task_error)
+from .driver import (
+    engine_figures,
+    finish,
+    merge,
+    open_folder,
+    part_path,
+    raise_failed,
+    run_tasks,
+    splits_of,
+    task_error,
+)
 from .engines import Engine, run_shuffle
 from .splits import Split
 

@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 from ..errors import SftDataError
+from ..ingest.csvsurvey import csv_structure
 from ..ingest.encodings import bom_encoding, scan_lines
 from ..ingest.readers import Encoding, Format, Source, detect_encoding, expand_sources
-from ..ingest.csvsurvey import csv_structure
 from ..storage import Location, location, open_binary, size_of
 
 CHUNK = 1 << 24
@@ -179,7 +179,7 @@ def row_groups(path: Location, split_bytes: int) -> list[tuple[int, int, int]] |
     except ImportError:
         raise SftDataError("Parquet files are split by row group with pyarrow", hint="pip install pyarrow "
                            "(the [ray] and [spark] extras install it)") from None
-    except Exception:  # noqa: BLE001 - pyarrow raises several kinds for a broken footer; the task reports it
+    except Exception:
         return None
     out: list[tuple[int, int, int]] = []
     start = row = size = 0

@@ -169,7 +169,7 @@ class OpenAIBackend:
             return
         try:
             models = await self._client.models.list()
-        except Exception as error:  # noqa: BLE001 - every failure here means: cannot pick a model
+        except Exception as error:
             raise BackendError(f"cannot list the server's models: {self._scrub(str(error))}",
                                hint="pass --model, and check --base-url") from None
         ids = [m.id for m in models.data]

@@ -72,7 +72,7 @@ class LocalBackend:
                 model = AutoModelForCausalLM.from_pretrained(str(path))
         except BackendError:
             raise
-        except Exception as error:  # noqa: BLE001 - transformers raises many unrelated types
+        except Exception as error:
             raise BackendError(f"cannot load the model: {type(error).__name__}: {error}", file=str(path)) from None
         self._model = model.eval()
         if self._tokenizer.pad_token is None:
@@ -90,7 +90,7 @@ class LocalBackend:
             return await asyncio.wrap_future(future)
         except (BackendError, Permanent):
             raise
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             raise Permanent("generation_failed", f"{type(error).__name__}: {error}") from None
 
     def _take_batch(self) -> list[_Job] | None:
@@ -116,7 +116,7 @@ class LocalBackend:
                 continue
             try:
                 replies = self._generate([job.request for job in live])
-            except Exception as error:  # noqa: BLE001 - handed to the waiting requests
+            except Exception as error:
                 for job in live:
                     if not job.future.done():
                         job.future.set_exception(error)

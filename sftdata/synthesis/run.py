@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..items import Counts
 from ..ingest.records import record_row
+from ..items import Counts
 from ..provenance import build_meta
 from ..writers import meta_path, write_json
 from .backends import FormatChooser, FormatRefused, Reply, make_backend
@@ -254,7 +254,7 @@ class _Run:
         try:
             for fmt in self.chooser.order():
                 try:
-                    reply = await with_retries(lambda: self.backend.complete(request, fmt), self.policy,
+                    reply = await with_retries(lambda: self.backend.complete(request, fmt), self.policy,  # noqa: B023
                                                self.limiter, estimate, self.rng, self._on_retry)
                 except FormatRefused as error:
                     refused = error

@@ -30,8 +30,8 @@ from pydantic import ValidationError
 from .. import templates as registry
 from ..errors import InputError, TemplateError
 from ..ingest.readers import expand_sources, read_items
-from ..schemas.records import InstructionRecord
 from ..rendering.templating import make_env, read_template
+from ..schemas.records import InstructionRecord
 from .backends import ChatRequest
 from .gates import Verdict
 

@@ -27,8 +27,7 @@ from enum import Enum
 from typing import Any
 
 from ..errors import TokenizerError
-from ..items import Locator, Reject, Stage
-from ..items import Rendered
+from ..items import Locator, Reject, Rendered, Stage
 from .bound import TokenBound, token_bound
 
 MAX_SAMPLE_CHARS = 1_000_000
