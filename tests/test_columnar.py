@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import sftdata
 from sftdata import pipeline
-from sftdata.ingest import readers
+from sftdata.ingest import sources
 from sftdata.ingest.mapping import mapping_from_data
 from sftdata.items import Style
 from sftdata.rendering import columnar, rowchecks
@@ -203,7 +203,7 @@ def test_bom_crlf_and_blank_lines_keep_their_line_numbers(tmp_path, small_blocks
 
 
 def test_a_line_over_the_limit_is_rejected_the_same(tmp_path, small_blocks, monkeypatch):
-    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 200)
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 200)
     long = b'{"instruction":"%s","output":"x"}' % (b"y" * 300)
     lines = [b'{"instruction":"a","output":"b"}', long, b'{"instruction":"c","output":"d"}']
     result = _same(_jsonl(tmp_path, lines), tmp_path, preset="alpaca", template="alpaca", eos=EOS)

@@ -16,7 +16,7 @@ import pytest
 
 from sftdata import convert
 from sftdata.errors import InputError
-from sftdata.ingest import readers
+from sftdata.ingest import sources
 
 GOOD = b'{"instruction": "hi", "output": "there"}\n'
 GOOD_ROW = {"instruction": "hi", "input": "", "output": "there"}
@@ -223,7 +223,7 @@ def test_a_20_mb_single_line_valid_and_invalid(tmp_path):
 
 
 def test_a_line_over_the_limit_is_rejected_unread(tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 4096)
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 4096)
     big = b'{"instruction": "hi", "output": "' + b"x" * 10_000 + b'"}\n'
     got = run(tmp_path, {"a.jsonl": GOOD + big + GOOD, "b.csv": b"instruction,output\nhi,there\n" + b"x" * 10_000
                          + b",y\nhi,there\n"})

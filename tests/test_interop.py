@@ -243,7 +243,7 @@ def test_openai_import_then_export_gives_the_same_lines(tmp_path):
 
 
 def test_openai_export_refuses_tool_results_that_answer_no_call():
-    from sftdata.formats.interop import NotExportable
+    from sftdata.formats.rows import NotExportable
     from sftdata.schemas import ChatRecord
 
     record = ChatRecord.model_validate({"messages": [

@@ -13,12 +13,9 @@ import orjson
 import pytest
 
 from sftdata.errors import InputError
-from sftdata.ingest import readers
+from sftdata.ingest import readers, sources
 from sftdata.ingest.encodings import classify, detect_bytes, escape_around, escape_bytes, normalize
 from sftdata.ingest.readers import (
-    Format,
-    LongLine,
-    Source,
     detect_encoding,
     expand_sources,
     iter_lines,
@@ -26,6 +23,7 @@ from sftdata.ingest.readers import (
     read_items,
     read_source,
 )
+from sftdata.ingest.sources import Format, LongLine, Source
 from sftdata.items import RawItem, Reject
 
 KO = '{"instruction": "안녕하세요", "output": "반갑습니다"}\n'
@@ -150,7 +148,7 @@ def test_iter_lines_numbers_skip_blank_lines_and_drop_line_ends(tmp_path):
 
 
 def test_a_line_over_the_limit_is_skipped_unread_and_counted(tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 1000)
     path = tmp_path / "f.jsonl"
     long = b'{"instruction": "' + b"x" * 5000 + b'", "output": "y"}\n'
     path.write_bytes(GOOD + long + GOOD)

@@ -11,10 +11,11 @@ import pytest
 
 from sftdata.errors import OutputError
 from sftdata.schemas.records import InstructionRecord
-from sftdata.synthesis.backends import ChatRequest, FormatChooser, redact, response_format_payload
+from sftdata.synthesis.backends import FormatChooser, redact, response_format_payload
 from sftdata.synthesis.gates import Gates
 from sftdata.synthesis.limits import RateLimiter, RetriesExhausted, RetryPolicy, Transient, with_retries
 from sftdata.synthesis.novelty import NoveltyIndex, similarity
+from sftdata.synthesis.requests import ChatRequest
 from sftdata.synthesis.store import Store
 from sftdata.synthesis.tasks import Seed, Task, extract_json, load_prompt_template, reply_schema
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..tokenize.load import cache_dir
+from .converter import find_llama_cpp, read_metadata, run_converter
 
 SIXTEEN_BIT = {0: "F32", 1: "F16", 32: "BF16"}  # llama.cpp's general.file_type values that quantize nothing
 
@@ -24,8 +25,6 @@ QUANT_ADVICE = ("serve the merged model (`sftdata export-gguf RUN -o OUT.gguf --
 
 def quantized_type(path: Path) -> str | None:
     """The GGUF file's quantization (e.g. "file_type 3"), or None for F32/F16/BF16 weights."""
-    from .gguf import read_metadata
-
     file_type = read_metadata(path, ("general.file_type",)).get("general.file_type")
     if file_type is None or int(file_type) in SIXTEEN_BIT:
         return None
@@ -34,7 +33,6 @@ def quantized_type(path: Path) -> str | None:
 
 def sixteen_bit_base(info: dict[str, Any], llama_cpp: Any = None) -> Path:
     """An f16 GGUF of the run's base, made from the dequantized folder training used (cached)."""
-    from .gguf import _run_converter, find_llama_cpp
     from .models import convert_gguf, file_sha256
 
     base = info["base_model"]
@@ -49,8 +47,8 @@ def sixteen_bit_base(info: dict[str, Any], llama_cpp: Any = None) -> Path:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.tmp-")
     os.close(fd)
     try:
-        _run_converter(tree, [str(tree.script("convert_hf_to_gguf.py")), str(folder), "--outtype", "f16",
-                              "--outfile", tmp], "convert_hf_to_gguf.py")
+        run_converter(tree, [str(tree.script("convert_hf_to_gguf.py")), str(folder), "--outtype", "f16",
+                             "--outfile", tmp], "convert_hf_to_gguf.py")
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -33,7 +33,8 @@ from typing import Any
 
 from ..errors import BackendError, TrainError
 from .basegguf import QUANT_ADVICE, quantized_type, sixteen_bit_base
-from .gguf import export_gguf, read_metadata, sidecar_path
+from .converter import read_metadata
+from .gguf import export_gguf, sidecar_path
 from .prompt_format import PromptFormat, load_prompt_format
 
 ENDPOINTS = ("auto", "completion", "chat")

@@ -26,10 +26,10 @@ from ..tokenize.encode import Encoder
 from .dedup import SketchedRows, read_references
 from .fields import Side, record_text
 from .findings import CHECKS, Finding, Severity, Trainer
+from .lengths import LengthObserver, scan
 from .minhash import DEFAULT_THRESHOLD, Sketcher, find_duplicates
 from .samples import CurateResult, Progress, Sample, load, open_plan
 from .scrub import Scrubber, ScrubSpec
-from .stats import LengthObserver, scan
 from .textquality import check_lang, mojibake, script_share
 from .thinking import ThinkingChecks
 
@@ -50,7 +50,7 @@ class Tally:
 
 
 class Checks:
-    """The per-row checks of an audit, fed one sample or reject at a time by `stats.scan`."""
+    """The per-row checks of an audit, fed one sample or reject at a time by `lengths.scan`."""
 
     def __init__(self, *, max_seq_length: int | None = None, trainer: Trainer = Trainer.generic,
                  lang: str | None = None, min_lang_share: float = 0.5, threshold: float = DEFAULT_THRESHOLD,

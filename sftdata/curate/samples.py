@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 
 from ..errors import TokenizerError
 from ..ingest.mapping import Mapped
-from ..ingest.readers import Source, expand_sources, read_items
+from ..ingest.readers import expand_sources, read_items
 from ..ingest.records import RecordParser, _records, record_row
+from ..ingest.sources import Source
 from ..items import Counts, Locator, Reject, Rendered, RunResult, Stage, Style
 from ..rendering.plan import AUTO, RenderPlan, TemplateArgs, TrainOn, parse_template_args
 from ..schemas.records import Record, RecordKind

@@ -119,7 +119,7 @@ class ReasoningLengths:
         pass
 
     def summary(self) -> dict[str, Any] | None:
-        from .stats import describe
+        from .lengths import describe  # numpy, with it, loads only for a summary
 
         if not self.reasoning:
             return None

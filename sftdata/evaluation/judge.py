@@ -25,8 +25,9 @@ from typing import Any, Literal
 import orjson
 
 from ..errors import SftDataError
-from ..synthesis.backends import ChatRequest, FormatChooser, FormatRefused, OpenAIBackend, Reply
+from ..synthesis.backends import FormatChooser, FormatRefused, OpenAIBackend
 from ..synthesis.limits import Permanent, RateLimiter, RetriesExhausted, RetryPolicy, with_retries
+from ..synthesis.requests import ChatRequest, Reply
 from ..synthesis.store import RequestCache
 from ..synthesis.tasks import extract_json, load_prompt_template
 

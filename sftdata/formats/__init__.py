@@ -1,3 +1,3 @@
 """Other tools' formats: import presets and exports for TRL, OpenAI, LLaMA-Factory, axolotl and HF
-datasets, the dataset card, and the training chat template for TRL. May import: ingest, rendering, the
-plumbing, schemas."""
+datasets (and the row types and tool-call helpers they share), the dataset card, and the training chat
+template for TRL. May import: ingest, rendering, the plumbing, schemas."""

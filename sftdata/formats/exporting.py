@@ -31,7 +31,7 @@ from ..provenance import build_meta, read_meta
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 from .card import Stats
 from .hfdataset import Profile, ShardWriter, read_rows, split_files
-from .interop import NotExportable
+from .rows import NotExportable
 from .targets import FOLDERS, LAYOUTS, AxolotlLayout, ExportFormat, HfLayout, Layout, Tally
 
 __all__ = ["ExportFormat", "ExportResult", "export"]

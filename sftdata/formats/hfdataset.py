@@ -16,7 +16,7 @@ import orjson
 import polars as pl
 
 from ..schemas.records import Record, RecordKind
-from .interop import NotExportable, call_parts, is_canonical_call
+from .rows import NotExportable, call_parts, is_canonical_call
 
 S = pl.String
 SPLIT_NAMES = {"eval": "validation", "val": "validation", "valid": "validation", "dev": "validation"}

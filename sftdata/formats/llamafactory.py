@@ -22,7 +22,7 @@ import orjson
 
 from ..errors import MappingError
 from ..schemas.records import ChatRecord, InstructionRecord, RecordKind, Role
-from .interop import Importer, NotExportable, RowError, call_parts, canonical_call, common_fields, json_value
+from .rows import Importer, NotExportable, RowError, call_parts, canonical_call, common_fields, json_value
 
 TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
         "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"}

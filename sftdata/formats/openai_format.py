@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ..schemas.records import ChatRecord, RecordKind, Role
-from .interop import (
+from .rows import (
     OPENAI_META,
     Importer,
     NotExportable,

@@ -21,9 +21,9 @@ from ..schemas.records import ChatRecord, InstructionRecord, Record, RecordKind,
 from ..writers import write_json
 from .card import CardData, Stats, pipeline_steps, render_card
 from .hfdataset import Profile, configs_yaml, features_yaml, hf_row, hf_schema
-from .interop import OPENAI_META, NotExportable
 from .llamafactory import alpaca_row, dataset_entry, sharegpt_row
 from .openai_format import check_openai_line, encode_openai
+from .rows import OPENAI_META, NotExportable
 
 
 class ExportFormat(str, Enum):

@@ -20,7 +20,7 @@ import csv
 from collections.abc import Iterator
 from typing import IO, Any
 
-from . import readers
+from . import sources
 from .tabular import _CsvLines
 
 # str.splitlines also ends lines at these, which are no line ends in a CSV file: made plain letters first
@@ -123,7 +123,7 @@ class _Lines:
         while True:
             left = self.stop - self.handle.tell()
             data = rest + self.handle.read(min(self.block, left)) if left > 0 else rest
-            if len(data) > readers.MAX_LINE_BYTES - 2 * self.block:
+            if len(data) > sources.MAX_LINE_BYTES - 2 * self.block:
                 raise _LongLine  # a line that may be over the limit: read_csv's way reads it
             cut = len(data) if left <= self.block else data.rfind(b"\n") + 1
             if cut == 0:

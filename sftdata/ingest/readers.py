@@ -15,7 +15,8 @@ InputError when the user named the file, and a Reject for that file when it was 
 directory or glob, so one broken file among thousands does not stop a run.
 
 JSONL lines end at \\n (a CR before it is dropped), as the JSON Lines format says. CSV/TSV and
-Parquet live in sftdata.ingest.tabular, encodings (``--encoding auto``) in sftdata.ingest.encodings.
+Parquet live in sftdata.ingest.tabular, encodings (``--encoding auto``) in sftdata.ingest.encodings, and what
+both read and raise (Source, Format, FileProblem, raw lines, MAX_LINE_BYTES) in sftdata.ingest.sources.
 """
 from __future__ import annotations
 
@@ -24,8 +25,6 @@ import glob
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -35,6 +34,7 @@ from ..errors import InputError
 from ..items import Locator, RawItem, Reject, Stage
 from ..storage import Location, Url, location, open_binary
 from ..storage import glob as glob_urls
+from . import sources
 from .encodings import (
     UTF8,
     EncodingNameError,
@@ -48,59 +48,19 @@ from .encodings import (
     first_error,
     normalize,
 )
+from .paths import PathNotFound, PathSyntaxError, parse_path, resolve
+from .sources import FileProblem, Format, LongLine, Source, long_line
+from .tabular import read_csv, read_parquet
 
 Encoding = Literal["auto", "utf-8", "utf-8-sig", "cp949", "euc-kr"] | str
-MAX_LINE_BYTES = 256 << 20  # longer lines are rejected without being held in memory
 MAX_DEPTH = 200  # deeper nesting is rejected: the JSON writer stops at 254 levels
+# Format, Source and LongLine (sftdata.ingest.sources) stay importable from here: the readers' callers name them
 __all__ = ["Encoding", "Format", "Source", "LongLine", "expand_sources", "read_items", "read_source", "iter_lines",
            "parse_json_line", "detect_encoding", "escape_bytes", "format_of"]
 
 
-class Format(str, Enum):
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
-    tsv = "tsv"
-    parquet = "parquet"
-
-
 _SUFFIXES = {".json": Format.json, ".jsonl": Format.jsonl, ".ndjson": Format.jsonl, ".csv": Format.csv,
              ".tsv": Format.tsv, ".parquet": Format.parquet}
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    path: Location  # a Path, or a Url (s3://, gs://, hdfs://, ...: sftdata.storage)
-    format: Format
-    in_directory: bool  # per-item files found by walking a directory or glob
-    # A split (sftdata.scale): (start, end, first line) bytes of a JSON Lines file, or (start, end, start) rows of
-    # a Parquet file (whole row groups)
-    span: tuple[int, int, int] | None = None
-    codec: str | None = None  # with a JSON Lines span: the codec fixed for the whole file
-
-    @property
-    def name(self) -> str:
-        return str(self.path)
-
-
-class LongLine(bytes):
-    """The first 4 KiB of a line longer than MAX_LINE_BYTES; `length` is the line's full length."""
-
-    length: int
-
-
-class FileProblem(InputError):
-    """A problem with a whole file: raised if the user named the file, else a Reject for it."""
-
-    def __init__(self, reason: str, message: str, *, file: str, line: int | None = None,
-                 hint: str | None = None, raw_bytes: str | None = None) -> None:
-        super().__init__(message, file=file, line=line, hint=hint)
-        self.reason, self.raw_bytes = reason, raw_bytes
-
-    def reject(self) -> Reject:
-        message = self.message + (f". {self.hint}" if self.hint else "")
-        return Reject(Stage.read, self.reason, message, Locator(self.file or "", line=self.line),
-                      raw_bytes=self.raw_bytes)
 
 
 def format_of(path: Path | Url) -> Format | None:
@@ -235,8 +195,6 @@ def read_source(source: Source, *, encoding: Encoding = "auto",
     try:
         _check_regular(source)
         if source.format is Format.parquet:
-            from .tabular import read_parquet
-
             yield from read_parquet(source)
         elif source.format is Format.json:
             yield from _read_json(source, encoding, records_path)
@@ -248,8 +206,6 @@ def read_source(source: Source, *, encoding: Encoding = "auto",
             if source.format is Format.jsonl:
                 yield from _read_jsonl(source, codec, *(source.span or (0, None, 1)))
             else:
-                from .tabular import read_csv
-
                 yield from read_csv(source, codec)
     except OSError as error:
         problem = FileProblem("unreadable_file", f"cannot read: {error.strerror or error}", file=source.name)
@@ -277,28 +233,10 @@ def _check_regular(source: Source) -> None:
 
 # --- JSON Lines ---------------------------------------------------------------------------------
 
-def raw_lines(handle: IO[bytes]) -> Iterator[bytes]:
-    """Raw lines with their ends; one longer than MAX_LINE_BYTES comes as a LongLine, never whole."""
-    limit = MAX_LINE_BYTES
-    while line := handle.readline(limit + 1):
-        yield _long_line(handle, line) if len(line) > limit and line[-1:] != b"\n" else line
-
-
 def _skip_line(handle: IO[bytes]) -> None:
     while rest := handle.readline(1 << 20):
         if rest[-1:] == b"\n":
             return
-
-
-def _long_line(handle: IO[bytes], head: bytes) -> LongLine:
-    length = len(head)
-    while rest := handle.readline(1 << 20):  # skip the rest of the line, 1 MiB at a time
-        length += len(rest)
-        if rest[-1:] == b"\n":
-            break
-    line = LongLine(head[:4096])
-    line.length = length
-    return line
 
 
 def iter_lines(path: Location, start: int = 0, end: int | None = None, first: int = 1) -> Iterator[tuple[int, bytes]]:
@@ -307,7 +245,7 @@ def iter_lines(path: Location, start: int = 0, end: int | None = None, first: in
 
     With `start`/`end` (a split of the file, sftdata.scale): only the lines that start at a byte offset in
     [start, end), the first of them numbered `first` (the planner counted the lines before it)."""
-    limit = MAX_LINE_BYTES
+    limit = sources.MAX_LINE_BYTES
     with open_binary(path) as handle:
         number = first - 1
         if start > 0:
@@ -317,7 +255,7 @@ def iter_lines(path: Location, start: int = 0, end: int | None = None, first: in
         while (end is None or handle.tell() < end) and (line := handle.readline(limit + 1)):
             number += 1
             if len(line) > limit and line[-1:] != b"\n":
-                yield number, _long_line(handle, line)
+                yield number, long_line(handle, line)
                 continue
             if number == 1 and line.startswith(codecs.BOM_UTF8):
                 line = line[3:]
@@ -331,7 +269,7 @@ def parse_json_line(source: str, number: int, line: bytes, encoding: str) -> Raw
     `encoding` is the file's codec; 'auto' here means UTF-8, else CP949, for this line alone."""
     if type(line) is LongLine:
         return Reject(Stage.read, "line_too_long", f"line is {line.length:,} bytes, over the limit of "
-                      f"{MAX_LINE_BYTES:,}; it was skipped unread", Locator(source, number),
+                      f"{sources.MAX_LINE_BYTES:,}; it was skipped unread", Locator(source, number),
                       raw_bytes=escape_bytes(line))
     text: bytes | str = line
     if encoding not in UTF8 and not line.isascii():
@@ -440,8 +378,6 @@ def _undecodable_file(name: str, data: bytes, error: UnicodeDecodeError, codec: 
 
 
 def _records_under(value: Any, records_path: str, name: str) -> Any:
-    from .paths import PathNotFound, PathSyntaxError, parse_path, resolve  # cheap; local to avoid a cycle
-
     try:
         found = resolve(value, parse_path(records_path))
     except (PathNotFound, PathSyntaxError) as error:

@@ -1,4 +1,5 @@
-"""CSV/TSV and Parquet files → RawItems or Rejects, streaming in bounded memory (see sftdata.ingest.readers).
+"""CSV/TSV and Parquet files → RawItems or Rejects, streaming in bounded memory (see sftdata.ingest.readers; the
+Source, FileProblem and raw lines it shares with the readers are in sftdata.ingest.sources).
 
 CSV lines end at \\n, \\r\\n or a lone \\r, as the csv module and editors count them; a row is
 located at the line where it starts, also when a quoted cell spans lines. Cells stay text (CSV has no
@@ -21,9 +22,9 @@ from typing import IO, Any
 
 from ..items import Locator, RawItem, Reject, Stage
 from ..storage import Url, open_binary
-from . import readers
+from . import sources
 from .encodings import escape_bytes, first_error
-from .readers import FileProblem, Format, LongLine, Source, raw_lines
+from .sources import FileProblem, Format, LongLine, Source, raw_lines
 
 CSV_FIELD_LIMIT = 64 << 20  # characters in one CSV cell (the csv module's default is 128 Ki)
 
@@ -63,7 +64,7 @@ class _CsvLines:
         self._raw.append(line)
         if type(line) is LongLine:
             self._note("line_too_long", f"line {self.number} is {line.length:,} bytes, over the limit of "
-                       f"{readers.MAX_LINE_BYTES:,}; it was skipped unread")
+                       f"{sources.MAX_LINE_BYTES:,}; it was skipped unread")
             return "\n"
         try:
             return line.decode(self.codec)

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from ..errors import SftDataError
-from ..ingest import readers
+from ..ingest import sources
 from ..ingest.encodings import UTF8
 from ..ingest.paths import PathSyntaxError, parse_path
-from ..ingest.readers import Format, Source, detect_encoding, iter_lines, parse_json_line
+from ..ingest.readers import detect_encoding, iter_lines, parse_json_line
+from ..ingest.sources import Format, Source
 from ..items import Counts, RawItem, Reject, Style, Written
 from ..schemas.mapping import MappingSpec
 from ..schemas.records import RecordKind, record_model
@@ -180,7 +181,7 @@ def _prepared(path: Location, fast: FastPlan) -> Iterator[_Chunk | None]:
 def _blocks(path: Location, size: int = BLOCK_BYTES) -> Iterator[bytes | None]:
     """Whole lines without the last line end, in bounded memory; lines end at \n as for
     readers.iter_lines, and a UTF-8 BOM before line 1 is dropped. A line longer than
-    readers.MAX_LINE_BYTES yields None (after the lines before it) and ends the blocks."""
+    sources.MAX_LINE_BYTES yields None (after the lines before it) and ends the blocks."""
     rest, bom = b"", 0
     with open_binary(path) as handle:
         while data := handle.read(size):
@@ -208,7 +209,7 @@ def _blocks(path: Location, size: int = BLOCK_BYTES) -> Iterator[bytes | None]:
 def _first_long(block: bytes, bom: int) -> int | None:
     """The offset of the first line in block longer than the reader's limit, if any (bom: the
     bytes dropped from the block's first line, when that is line 1)."""
-    limit = readers.MAX_LINE_BYTES
+    limit = sources.MAX_LINE_BYTES
     if len(block) + max(bom, 0) <= limit:
         return None
     for offset, line in enumerate(block.split(b"\n")):

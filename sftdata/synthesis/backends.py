@@ -1,7 +1,7 @@
 """Where replies come from: an OpenAI-compatible server (here), or a local transformers model
 in-process (local.py).
 
-Both take a `ChatRequest` and return a `Reply`, or raise `Transient` (retry), `Permanent` (this
+Both take a `ChatRequest` and return a `Reply` (requests.py), or raise `Transient` (retry), `Permanent` (this
 request failed) or `BackendError` (nothing will work: bad key, unknown model, unloadable weights).
 One call is one HTTP attempt: retries, limits and response-format fallback live in the orchestrator,
 so every attempt passes the rate limiter. `openai`, `transformers` and `torch` are imported only
@@ -17,49 +17,15 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import BackendError
 from .limits import Permanent, Transient
+from .local import LocalBackend
+from .requests import ChatRequest, Reply
 
 FORMATS = ("json_schema", "json_object", "none")
-
-
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    messages: list[dict[str, str]]
-    max_tokens: int
-    temperature: float
-    top_p: float
-    seed: int | None
-    schema: dict[str, Any] | None = None
-    schema_name: str = "reply"
-
-    def sampling(self) -> dict[str, Any]:
-        return {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p,
-                "seed": self.seed}
-
-
-@dataclass(slots=True)
-class Reply:
-    text: str
-    finish_reason: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    request_id: str | None
-    response_format: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "finish_reason": self.finish_reason, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "request_id": self.request_id,
-                "response_format": self.response_format}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Reply:
-        return cls(**{k: data.get(k) for k in ("text", "finish_reason", "prompt_tokens", "completion_tokens",
-                                               "request_id", "response_format")})
 
 
 class FormatRefused(Permanent):
@@ -236,8 +202,6 @@ class OpenAIBackend:
         await self._client.close()
 
 
-
-
 def make_backend(base_url: str | None, model: str | None, api_key_env: str, timeout: float,
                  batch_size: int) -> Any:
     """The OpenAI-compatible backend for a --base-url, else the local one for --model PATH."""
@@ -246,6 +210,4 @@ def make_backend(base_url: str | None, model: str | None, api_key_env: str, time
     if not model:
         raise BackendError("no backend: give --base-url URL for a server, or --model PATH for a local model "
                            "directory or .gguf file")
-    from .local import LocalBackend
-
     return LocalBackend(model, batch_size=batch_size)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError
-from .backends import ChatRequest, Reply
 from .limits import Permanent
+from .requests import ChatRequest, Reply
 
 
 @dataclass(slots=True)

@@ -24,10 +24,11 @@ from ..ingest.records import record_row
 from ..items import Counts
 from ..provenance import build_meta
 from ..writers import meta_path, write_json
-from .backends import FormatChooser, FormatRefused, Reply, make_backend
+from .backends import FormatChooser, FormatRefused, make_backend
 from .gates import Gates, Verdict, load_deny_list, novelty_text
 from .limits import Permanent, RateLimiter, RetriesExhausted, RetryPolicy, Transient, with_retries
 from .novelty import NoveltyIndex
+from .requests import Reply
 from .store import Store, synth_meta
 from .tasks import MODES, WAIT, Planner, Spec, Task, default_template, load_prompt_template, load_seeds
 

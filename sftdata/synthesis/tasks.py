@@ -32,8 +32,8 @@ from ..errors import InputError, TemplateError
 from ..ingest.readers import expand_sources, read_items
 from ..rendering.templating import make_env, read_template
 from ..schemas.records import InstructionRecord
-from .backends import ChatRequest
 from .gates import Verdict
+from .requests import ChatRequest
 
 MODES = ("self-instruct", "answer", "evolve")
 EVOLVE_METHODS = ("constraints", "deepen", "concretize", "reasoning")
