@@ -38,11 +38,9 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "dist"
 DEDUP_SPLITS = ("import sys; from sftdata.scale.dedup import dedup; "
                 "dedup([sys.argv[1]], sys.argv[2], engine='local', split_mib=float(sys.argv[3]), concat=True)")
-SPLITS = ("import sys; from sftdata.scale.run import convert; "
-          "convert([sys.argv[1]], sys.argv[2], engine='local', split_mib=float(sys.argv[3]), concat=True, options="
-          "dict(preset='alpaca', mapping=None, to=None, encoding='auto', records_path=None, template=None, "
-          "tokenizer=None, eos=None, style=None, template_args=None, train_on='all', split_thinking=False, "
-          "split_turns=False))")
+SPLITS = ("import sys; from sftdata.api.scaled import on_engine; "
+          "on_engine('convert', [sys.argv[1]], sys.argv[2], 'local', None, float(sys.argv[3]), True, "
+          "dict(preset='alpaca'))")
 
 
 def run(name: str, command: list[str]) -> dict[str, float]:

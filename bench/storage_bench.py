@@ -33,11 +33,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "storage"
 BUCKET = "s3://sftdata-bench"
-SPLITS = ("import sys; from sftdata.scale.run import convert; "
-          "convert([sys.argv[1]], sys.argv[2], engine='local', split_mib=32, concat=True, options="
-          "dict(preset='alpaca', mapping=None, to=None, encoding='auto', records_path=None, template=None, "
-          "tokenizer=None, eos=None, style=None, template_args=None, train_on='all', split_thinking=False, "
-          "split_turns=False))")
+SPLITS = ("import sys; from sftdata.api.scaled import on_engine; "
+          "on_engine('convert', [sys.argv[1]], sys.argv[2], 'local', None, float(sys.argv[3]), True, "
+          "dict(preset='alpaca'))")
 DEDUP = ("import sys; from sftdata.scale.dedup import dedup; "
          "dedup([sys.argv[1]], sys.argv[2], engine='local', split_mib=32, concat=True)")
 

@@ -10,8 +10,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "convert": "sftdata.api", "render": "sftdata.api", "validate": "sftdata.pipeline",
-    "schema": "sftdata.pipeline", "RunResult": "sftdata.items",
+    "RunResult": "sftdata.items",
     "SftDataError": "sftdata.errors", "InputError": "sftdata.errors", "MappingError": "sftdata.errors",
     "TemplateError": "sftdata.errors", "TokenizerError": "sftdata.errors", "OutputError": "sftdata.errors",
     "InstructionRecord": "sftdata.schemas", "ChatRecord": "sftdata.schemas", "QARecord": "sftdata.schemas",
@@ -20,20 +19,22 @@ _EXPORTS = {
     "Style": "sftdata.items", "load_template": "sftdata.rendering.templating", "Renderer": "sftdata.rendering.templating",
     "load_tokenizer": "sftdata.tokenize.load",
     "ExportFormat": "sftdata.formats.targets", "make_card": "sftdata.formats.card",
-    # one function per remaining command, with the command's options as keyword arguments (sftdata/api.py)
-    **{name: "sftdata.api" for name in ("export", "card", "stats", "inspect", "audit", "dedup", "filter", "split", "pretokenize",
-                                        "scrub", "decontaminate", "mix", "eval",
-                                        "synth", "train", "plan", "merge", "generate", "export_gguf", "serve_check")},
 }
-__all__ = sorted(_EXPORTS)  # noqa: PLE0605
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sftdata' has no attribute {name!r}")
+    """The names above, and one function per command (sftdata.api: the registry of commands), imported on use."""
     import importlib
 
+    if name == "__all__":
+        api = importlib.import_module("sftdata.api")
+        return sorted({*_EXPORTS, *(n for n in api.__all__ if n[0].islower())})
+    module = _EXPORTS.get(name)
+    if module is None:
+        api = importlib.import_module("sftdata.api")
+        if name not in api.__all__:
+            raise AttributeError(f"module 'sftdata' has no attribute {name!r}")
+        module = "sftdata.api"
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value

@@ -32,6 +32,32 @@ class SftDataError(Exception):
         return text
 
 
+_UNSET = object()
+
+
+class OptionError(SftDataError):
+    """An option's value cannot work (out of range, contradicting another option, unknown name).
+
+    `option` is the keyword argument's name: a notebook shows `threshold=1.5: …`, and the CLI shows the same
+    error under the option's flag (`--threshold 1.5: …`, sftdata.cli.build)."""
+
+    def __init__(self, message: str, *, option: str, value: object = _UNSET, hint: str | None = None,
+                 file: str | None = None) -> None:
+        super().__init__(message, hint=hint, file=file)
+        self.option = option
+        self.value = value
+
+    def named(self, name: str) -> str:
+        """The error with the option written as `name` (a flag, or `option=`)."""
+        shown = name if self.value is _UNSET else (f"{name}{self.value!r}" if name.endswith("=")
+                                                   else f"{name} {self.value}")
+        message = self.message + (f". {self.hint}" if self.hint else "")
+        return f"{self.file}: {shown}: {message}" if self.file else f"{shown}: {message}"
+
+    def __str__(self) -> str:
+        return self.named(f"{self.option}=")
+
+
 class InputError(SftDataError):
     """An input file is missing, unreadable, undecodable or not in the expected format."""
 

@@ -79,11 +79,13 @@ class _maybe:
 
 
 def _finish(result: RunResult, sources: list[Path], extra: dict[str, Any], plan: RenderPlan | None,
-            started: float) -> RunResult:
+            started: float, sidecar: bool = True) -> RunResult:
+    """The run's meta, written beside the output unless `sidecar` is False (a split's: sftdata.provenance)."""
     if plan is not None:
         extra = {**extra, **plan.provenance()}
-    result.meta = build_meta(result.command, sources, result.counts, result.output, result.rejects, extra, started)
-    if result.output is not None:
+    result.meta = build_meta(result.command, sources, result.counts, result.output, result.rejects, extra, started,
+                             hash_sources=sidecar)
+    if result.output is not None and sidecar:
         write_json(meta_path(result.output), result.meta)
     return result
 
@@ -94,13 +96,14 @@ def convert(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str]
             template: str | None = None, tokenizer: str | None = None, eos: str | None = None,
             style: Style | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all",
             split_thinking: bool = False, split_turns: bool = False, dataset_info: str | os.PathLike[str] | None = None,
-            name: str | None = None, progress: Progress | None = None) -> RunResult:
+            name: str | None = None, progress: Progress | None = None, sidecar: bool = True) -> RunResult:
     """Raw data → records JSONL (or rendered SFT JSONL with a template), plus rejects and meta files.
 
     `mapping` may also be an Importer (sftdata.formats.interop), as the openai/trl/hf/llamafactory presets use;
     `dataset_info` and `name` pick a LLaMA-Factory dataset_info.json entry (implying preset="llamafactory");
     `split_thinking` moves an assistant content's leading <think>…</think> into reasoning_content;
-    `split_turns` writes one chat per trained assistant turn, ending at it (counted as rows read)."""
+    `split_turns` writes one chat per trained assistant turn, ending at it (counted as rows read);
+    `sidecar=False` returns the meta without writing OUT.meta.json (a split of a run: sftdata.scale)."""
     started = time.perf_counter()
     style, to = Style(style) if style is not None else None, RecordKind(to) if to is not None else None
     if (dataset_info is not None or preset == "llamafactory" or name is not None) and not isinstance(mapping, Importer):
@@ -122,7 +125,7 @@ def convert(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str]
     extra = {"preset": preset, "mapping": mapping_desc, "mapping_spec": described, "split_thinking": split_thinking,
              "split_turns": split_turns, "to": (to or (importer or spec).to).value, "encoding": encoding,
              "encodings": _encodings(sources, encoding, fast), "fast_path": {k: v is not None for k, v in fast.items()}}
-    return _finish(result, [s.path for s in sources], extra, plan, started)
+    return _finish(result, [s.path for s in sources], extra, plan, started, sidecar)
 
 
 def _encodings(sources: list[Source], encoding: Encoding, fast: dict[str, FastPlan | None]) -> dict[str, str | None]:
@@ -147,8 +150,8 @@ FAST_PATH_MIN_BYTES = 1 << 20
 def fast_plan(source: Source, spec: MappingSpec, plan: RenderPlan | None, to: RecordKind | None,
               encoding: Encoding) -> FastPlan | None:
     """The columnar plan for a source, or None where the per-row path is the one to take."""
-    if (size_of(source.path) or 0) < FAST_PATH_MIN_BYTES:
-        return None  # small, or a problem the reader reports
+    if source.span is not None or (size_of(source.path) or 0) < FAST_PATH_MIN_BYTES:
+        return None  # a split of a file (sftdata.scale), small, or a problem the reader reports
     from .rendering.columnar import fast_plan as columnar_plan
 
     return columnar_plan(source, spec, plan, to, encoding)
@@ -175,8 +178,9 @@ def render(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str],
            template: str | None = "auto", tokenizer: str | None = None, eos: str | None = None,
            style: Style = Style.text, kind: RecordKind | None = None, template_args: TemplateArgs = None,
            train_on: TrainOn = "all", split_thinking: bool = False, split_turns: bool = False,
-           progress: Progress | None = None) -> RunResult:
-    """Records JSONL → SFT JSONL in the given style, with exactly one EOS per trained span."""
+           progress: Progress | None = None, sidecar: bool = True) -> RunResult:
+    """Records JSONL → SFT JSONL in the given style, with exactly one EOS per trained span (`sidecar`: see
+    convert)."""
     started = time.perf_counter()
     style, kind = Style(style), RecordKind(kind) if kind is not None else None  # the CLI's words work too
     sources = expand_sources(inputs)
@@ -187,7 +191,7 @@ def render(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str],
         counts.file(source.name)
     stream = _records(read_items(sources), RecordParser(kind), counts, None, split_thinking, split_turns)
     result = _run("render", stream, counts, location(output), plan, progress)
-    return _finish(result, [s.path for s in sources], {}, plan, started)
+    return _finish(result, [s.path for s in sources], {}, plan, started, sidecar)
 
 
 def validate(inputs: list[str | os.PathLike[str]], *, kind: RecordKind | None = None,

@@ -3,15 +3,13 @@
 Later steps (cards, training runs) read provenance from these files; `parents` links an output to
 the sidecars of its inputs, so the chain of steps can be followed back to the raw data.
 
-Inside a split task (sftdata.scale, `in_split_task`) a command's sidecar names its sources without hashing
-them: a task reads one range of a file, and the driver hashes each file once for the run's _meta.json.
+A command run on one split of its inputs (sftdata.scale) is called with `sidecar=False`: its meta names the
+sources without hashing them (a task reads one range of a file, and the driver hashes each file once for the
+run's _meta.json) and is returned, not written.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +19,12 @@ from . import __version__
 from .items import Counts
 from .writers import file_digest, meta_path
 
-_SPLIT_TASK = contextvars.ContextVar("sftdata_split_task", default=False)
-
-
-@contextlib.contextmanager
-def in_split_task() -> Iterator[None]:
-    token = _SPLIT_TASK.set(True)
-    try:
-        yield
-    finally:
-        _SPLIT_TASK.reset(token)
-
 
 def build_meta(command: str, sources: list[Path], counts: Counts, output: Path | None, rejects: Path | None,
-               extra: dict[str, Any], started: float) -> dict[str, Any]:
-    split = _SPLIT_TASK.get()
+               extra: dict[str, Any], started: float, *, hash_sources: bool = True) -> dict[str, Any]:
+    """The sidecar's content; with hash_sources=False (a split's: see above) sources are named, not hashed,
+    and no parents are linked."""
+    split = not hash_sources
     meta: dict[str, Any] = {"sftdata_version": __version__, "command": command,
                             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             "seconds": round(time.perf_counter() - started, 3),

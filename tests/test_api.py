@@ -1,5 +1,5 @@
 """The notebook API: one function per command, with the command's options as keyword arguments, and the
-notebook flow of the README run end to end on real data and a real tokenizer."""
+notebook flow of docs/notebook.md run end to end on real data and a real tokenizer."""
 from __future__ import annotations
 
 import importlib
@@ -13,7 +13,8 @@ import orjson
 import pytest
 
 import sftdata
-from sftdata.cli import COMMANDS
+from sftdata.api import COMMANDS as DECLARED
+from sftdata.cli import LEGACY as COMMANDS
 from sftdata.trainers.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +49,27 @@ def test_every_command_is_one_function_with_the_same_options(name):
             assert _default(api[key].default) == _default(param.default), key
 
 
+@pytest.mark.parametrize("name", sorted(DECLARED))
+def test_a_declared_command_is_its_notebook_function_and_its_cli(name):
+    """The CLI's options are the function's parameters (plus --json/--strict), built from the one declaration."""
+    import typer
+
+    from sftdata.cli import build_app
+
+    declared = DECLARED[name]
+    assert getattr(sftdata, name.replace("-", "_")) is declared.function
+    click = typer.main.get_command(build_app([name])).commands[name]
+    options = {p.name for p in click.params} - CLI_ONLY
+    expected = {o.name for o in declared.options}
+    if declared.overrides is not None:
+        expected |= set(declared.overrides.model_fields)
+    assert options == expected
+    for option in declared.options:
+        param = next(p for p in click.params if p.name == option.name)
+        if option.flag.startswith("-"):
+            assert option.flag in param.opts, (option.name, param.opts)
+
+
 def test_importing_sftdata_and_its_curation_functions_stays_light():
     code = ("import sys, sftdata; sftdata.dedup; sftdata.stats; sftdata.export; sftdata.train; "
             "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'openai', 'trl', 'peft') if m in sys.modules))")
@@ -55,14 +77,14 @@ def test_importing_sftdata_and_its_curation_functions_stays_light():
     assert done.stdout.strip() == "[]"
 
 
-def test_the_readme_notebook_flow_runs(tmp_path, smollm2_tokenizer_dir, monkeypatch):
-    """The README's notebook section, line for line, with its paths pointed at this test's folders."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    block = readme.split("<!-- notebook-flow -->", 2)[1].split("```python", 1)[1].split("```", 1)[0]
+def test_the_docs_notebook_flow_runs(tmp_path, smollm2_tokenizer_dir, monkeypatch):
+    """docs/notebook.md's flow, line for line, with its paths pointed at this test's folders."""
+    page = (REPO / "docs" / "notebook.md").read_text(encoding="utf-8")
+    block = page.split("<!-- notebook-flow -->", 2)[1].split("```python", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(REPO)
     block = block.replace('"out/', f'"{tmp_path}/').replace('"./tokenizer"', f'"{smollm2_tokenizer_dir}"')
     scope: dict = {}
-    exec(compile(block, "README.md (notebook flow)", "exec"), scope)
+    exec(compile(block, "docs/notebook.md (notebook flow)", "exec"), scope)
     converted, kept, tokenized = scope["converted"], scope["kept"], scope["tokenized"]
     c = converted.counts.summary()
     assert c["read"] == c["written"] + c["rejected"] and c["written"] > 0

@@ -19,10 +19,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sftdata
+from sftdata.api.scaled import on_engine
 from sftdata.ingest.readers import iter_lines
 from sftdata.scale.dedup import dedup as dist_dedup
-from sftdata.scale.run import convert as dist_convert
 from sftdata.scale.splits import plan_splits
+
+
+def dist_convert(inputs, output, *, engine, split_mib=64.0, concat=False, options, address=None):
+    """convert's split path through the registry (sftdata.api.scaled), as `sftdata convert --engine` takes it."""
+    return on_engine("convert", inputs, output, engine, address, split_mib, concat, options)
+
 
 OPTIONS = {"preset": "alpaca", "mapping": None, "to": None, "encoding": "auto", "records_path": None,
            "template": None, "tokenizer": None, "eos": None, "style": None, "template_args": None,
@@ -227,10 +233,10 @@ def test_csv_ranges_read_what_one_pass_reads(tmp_path, monkeypatch, rows, ends, 
                                              long_lines):
     """Any CSV, malformed ones too (stray and unclosed quotes, lone CRs, lines over the length limit): the
     splits' rows and rejects, in order, are the ones one pass over the file gives, with the same lines."""
-    from sftdata.ingest import readers
+    from sftdata.ingest import sources
     from sftdata.ingest.readers import expand_sources, read_source
 
-    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 24 if long_lines else 256 << 20)
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 24 if long_lines else 256 << 20)
 
     path = tmp_path / ("f.csv" if delimiter == "," else "f.tsv")
     path.write_bytes(_csv_text(rows, ends, bom, delimiter))
@@ -240,7 +246,7 @@ def test_csv_ranges_read_what_one_pass_reads(tmp_path, monkeypatch, rows, ends, 
         try:
             out += [(type(i).__name__, i.locator.line, getattr(i, "data", None), getattr(i, "reason", None))
                     for i in items]
-        except readers.FileProblem as problem:
+        except sources.FileProblem as problem:
             out.append(("FileProblem", problem.line, problem.message, problem.reason))
         return out
 
@@ -414,6 +420,7 @@ def test_the_cli_runs_dedup_on_a_running_cluster(tmp_path, ray_cluster):
     assert not list((tmp_path / "parts").glob("part-*.meta.json"))
 
 
+@pytest.mark.spark  # starts Spark in its own body: no fixture shows it
 def test_spark_local_session_gives_the_local_output(tmp_path):
     """A real Spark local[2] session (Java from the OS packages): the same splits, the same bytes; dedup's keys
     through Spark's shuffle into 3 partitions."""

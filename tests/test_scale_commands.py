@@ -12,7 +12,6 @@ import orjson
 import pytest
 
 import sftdata
-from sftdata.scale.commands import run_command
 from sftdata.scale.dedup import dedup as dist_dedup
 
 
@@ -80,17 +79,18 @@ COMMANDS = [
 @pytest.mark.parametrize(("command", "options"), COMMANDS, ids=[f"{c}-{i}" for i, (c, _) in enumerate(COMMANDS)])
 def test_records_commands_on_splits_give_the_local_bytes(tmp_path, smollm2_tokenizer_dir, command, options,
                                                          split_bytes, monkeypatch):
-    import sftdata.api as api
+    import sftdata.api.scaled as scaled
 
     options = {k: str(smollm2_tokenizer_dir) if v == "SMOL" else v for k, v in options.items()}
     inputs = _records(tmp_path / "in")
     local = getattr(sftdata, command)(inputs, tmp_path / "local.jsonl", **options)
 
-    def on_splits(command, inputs, output, engine, address, split_mib, concat, options):  # the split path, no engine
-        return run_command(command, inputs, output, engine="local", split_mib=split_bytes / (1 << 20), concat=concat,
-                           options=options)
+    real = scaled.on_engine
 
-    monkeypatch.setattr(api, "_on_engine", on_splits)
+    def on_splits(command, inputs, output, engine, address, split_mib, concat, options):  # the split path, no engine
+        return real(command, inputs, output, "local", None, split_bytes / (1 << 20), concat, options)
+
+    monkeypatch.setattr(scaled, "on_engine", on_splits)
     result = getattr(sftdata, command)(inputs, tmp_path / "parts", engine="ray", concat=True, **options)
     _same_files(tmp_path / "parts.jsonl", tmp_path / "local.jsonl")
     assert _without_places(result.summary()) == _without_places(local.summary())

@@ -18,9 +18,14 @@ from test_scale import OPTIONS, _parquet, _tricky
 from test_scale_commands import _near_duplicates
 
 import sftdata
+from sftdata.api.scaled import on_engine
 from sftdata.ingest.readers import expand_sources
 from sftdata.scale.dedup import dedup as dist_dedup
-from sftdata.scale.run import convert as dist_convert
+
+
+def dist_convert(inputs, output, *, engine, split_mib=64.0, concat=False, options, address=None):
+    """convert's split path through the registry (sftdata.api.scaled), as `sftdata convert --engine` takes it."""
+    return on_engine("convert", inputs, output, engine, address, split_mib, concat, options)
 
 
 def _upload(folder: Path, url: str) -> None:
@@ -137,13 +142,11 @@ def test_dedup_split_by_split_with_its_sketches_in_the_bucket(tmp_path, bucket):
 def test_filter_split_by_split_into_a_bucket(tmp_path, bucket):
     """A command run through its own function per split (filter here) writes its part locally and uploads it."""
     from sftdata.curate.filters import FilterSpec
-    from sftdata.scale.commands import run_command
-
     data = _near_duplicates(tmp_path / "rows.jsonl", 300)
     fsspec.filesystem("s3").put_file(str(data), f"{bucket}/rows.jsonl")
     local = sftdata.filter([data], tmp_path / "local.jsonl", min_chars=60)
-    run_command("filter", [f"{bucket}/rows.jsonl"], f"{bucket}/parts", engine="local", split_mib=3000 / (1 << 20),
-                concat=True, options={"spec": FilterSpec(min_chars=60)})
+    on_engine("filter", [f"{bucket}/rows.jsonl"], f"{bucket}/parts", "local", None, 3000 / (1 << 20), True,
+              {"spec": FilterSpec(min_chars=60)})
     fs = fsspec.filesystem("s3")
     assert fs.cat(f"{bucket}/parts.jsonl") == (tmp_path / "local.jsonl").read_bytes()
     assert _named(fs.cat(f"{bucket}/parts.rejects.jsonl"), tmp_path, bucket) == \

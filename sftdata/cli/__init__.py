@@ -1,8 +1,9 @@
 """The `sftdata` command: parses options, calls the library, shows progress and results with rich.
 
-Each group of commands lives in its own module and is registered here; only the CLI prints.
-`main()` imports only the module of the command being run (the train commands alone cost a third of
-a second of start-up), so `sftdata convert` stays quick; `--help` and `app` register all of them.
+Every command is declared once, in sftdata.api (the registry, sftdata.api.registry); sftdata.cli.build makes
+the Typer command from that declaration, and the command's group module here (`core`, `curate`, `views`, …)
+holds only how its result is shown (`VIEWS`). Only the CLI prints. `main()` builds only the command being run,
+so `sftdata convert` stays quick; `--help` and `app` build all of them.
 """
 from __future__ import annotations
 
@@ -18,27 +19,45 @@ from rich.markup import escape
 from ..errors import SftDataError
 from .common import err
 
-# command name -> (module in sftdata.cli, function), in the order `sftdata --help` lists them
-COMMANDS: dict[str, tuple[str, str]] = {
-    "convert": ("core", "convert"), "render": ("core", "render"), "validate": ("core", "validate"),
-    "schema": ("core", "schema"), "synth": ("synth", "synth"), "export": ("interop", "export"),
+# commands not yet declared in the registry: name -> (module in sftdata.cli, function)
+LEGACY: dict[str, tuple[str, str]] = {
+    "synth": ("synth", "synth"), "export": ("interop", "export"),
     "card": ("interop", "card"), "train": ("train", "train"), "plan": ("train", "plan"),
     "merge": ("train", "merge"), "generate": ("train", "generate"), "export-gguf": ("serve", "export_gguf"),
-    "serve-check": ("serve", "serve_check"), "stats": ("views", "stats"),
-    "inspect": ("views", "inspect_"), "audit": ("views", "audit"), "dedup": ("curate", "dedup"),
-    "filter": ("curate", "filter_"), "split": ("curate", "split"), "pretokenize": ("curate", "pretokenize"),
-    "eval": ("evaluate", "eval_"), "scrub": ("production", "scrub"), "decontaminate": ("production", "decontaminate"), "mix": ("production", "mix"),
+    "serve-check": ("serve", "serve_check"),
+    "eval": ("evaluate", "eval_"), "scrub": ("production", "scrub"), "decontaminate": ("production", "decontaminate"),
+    "mix": ("production", "mix"),
 }
+
+
+GROUPS = ("core", "synth", "interop", "train", "serve", "views", "curate", "evaluate", "production")
+
+
+def command_names() -> list[str]:
+    """Every command, in the order `sftdata --help` lists them: by group (the flow's order), then as declared."""
+    from ..api import COMMANDS
+
+    declared = sorted(COMMANDS, key=lambda n: GROUPS.index(COMMANDS[n].group))
+    return [*declared, *(n for n in LEGACY if n not in COMMANDS)]
 
 
 def build_app(names: Iterable[str] | None = None) -> typer.Typer:
     """The Typer app with the named commands (all of them by default)."""
+    from ..api import COMMANDS
+    from .build import build
+    from .common import View
+
     app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                       rich_markup_mode="markdown",
                       help="Raw labelled data → validated SFT data, every reject explained.")
     app.callback()(_group)  # keeps `sftdata NAME ...` a group even when one command is registered
-    for name in (COMMANDS if names is None else names):
-        module, function = COMMANDS[name]
+    for name in (command_names() if names is None else names):
+        if name in COMMANDS:
+            declared = COMMANDS[name]
+            views = getattr(importlib.import_module(f".{declared.group}", __name__), "VIEWS", {})
+            app.command(name)(build(declared, views.get(name, View())))
+            continue
+        module, function = LEGACY[name]
         app.command(name)(getattr(importlib.import_module(f".{module}", __name__), function))
     return app
 
@@ -50,7 +69,7 @@ def _group() -> None:
 def _requested(argv: list[str]) -> list[str] | None:
     """The command named on the command line, when it is the only one needed."""
     name = next((a for a in argv if not a.startswith("-")), None)
-    return [name] if name in COMMANDS else None
+    return [name] if name in command_names() else None
 
 
 def __getattr__(name: str) -> Any:  # `from sftdata.cli import app`: the full app, built on first use

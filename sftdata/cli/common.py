@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Annotated, Any, Optional
 
@@ -18,7 +19,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..errors import SftDataError
+from ..errors import OptionError, SftDataError
 
 err = Console(stderr=True, highlight=False, emoji=False)  # ":abc:" in a file name stays text
 
@@ -61,12 +62,55 @@ ConcatOpt = Annotated[bool, typer.Option("--concat", help="With --engine: also w
 TrainOnArg = Annotated[TrainOnOpt, typer.Option("--train-on", help="Chats: train every assistant turn (all) or only the last; a message's own weight (0/1) overrides.")]
 
 
+@dataclass(slots=True)
+class Shown:
+    """What a command's view gets besides the result: the output switches and the arguments it was called with."""
+
+    as_json: bool = False
+    strict: bool = False
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+def _standard(result: Any, shown: Shown) -> None:
+    report(result, shown.as_json, shown.strict)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """How the CLI shows a command (sftdata.cli.build): `show(result, shown)` prints and exits (default: the
+    counts table, exit 4 when nothing was written, 1 for rejects with --strict); `label` names the progress
+    spinner (None: no spinner) unless `progress(shown)` gives its own context; `strict` and `json` say whether
+    the command has those switches."""
+
+    show: Callable[[Any, Shown], None] = _standard
+    label: str | None = "working"
+    strict: bool = True
+    json: bool = True
+    context: Callable[[Shown], Any] | None = None
+
+    def progress(self, shown: Shown) -> Any:
+        if self.context is not None:
+            return self.context(shown)
+        if self.label is None:
+            return nullcontext()
+        return progress_bar(self.label, shown.as_json)
+
+
+def error_line(error: SftDataError, command: Any = None) -> str:
+    """The error as the CLI says it: an option named by its flag (`--threshold 1.5: …`), not `threshold=`."""
+    if isinstance(error, OptionError):
+        declared = command.option(error.option) if command is not None else None
+        return error.named(declared.flag if declared is not None else "--" + error.option.replace("_", "-"))
+    return str(error)
+
+
 @contextmanager
-def errors() -> Iterator[None]:
+def errors(command: Any = None) -> Iterator[None]:
     try:
         yield
     except SftDataError as error:
-        err.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, soft_wrap=True, highlight=False)
+        err.print(f"[bold red]error:[/] {escape(error_line(error, command))}", markup=True, soft_wrap=True,
+                  highlight=False)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         err.print("interrupted; no partial output was left under the final names")

@@ -1,10 +1,9 @@
-"""Commands that show data as the trainer sees it: stats, inspect, audit."""
+"""How the commands that show data as the trainer sees it show it: stats, inspect, audit (declared in
+sftdata.api.curate)."""
 from __future__ import annotations
 
 import sys
-from enum import Enum
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import orjson
 import typer
@@ -12,41 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from .common import JsonOpt, TemplateArgsOpt, TrainOnArg, TrainOnOpt, err, errors, print_summary, progress_bar
-
-FilesArg = Annotated[list[str], typer.Argument(help="Records JSONL as convert writes it (instruction, chat or QA).")]
-TokenizerReq = Annotated[str, typer.Option("--tokenizer", help="Tokenizer directory, .gguf file or hub id.")]
-TemplateAuto = Annotated[Optional[str], typer.Option("--template", "-t", help="Template (default: chat for chat records, alpaca otherwise).")]
-MaxLenOpt = Annotated[Optional[int], typer.Option("--max-seq-length", help="The trainer's max_seq_length.")]
+from .common import Shown, View, err, print_summary
 
 
-class TrainerOpt(str, Enum):
-    generic = "generic"
-    trl = "trl"
-    sftdata = "sftdata"
-
-
-def stats(
-    inputs: FilesArg,
-    tokenizer: TokenizerReq,
-    template: TemplateAuto = None,
-    max_seq_length: MaxLenOpt = None,
-    template_args: TemplateArgsOpt = None,
-    train_on: TrainOnArg = TrainOnOpt.all,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report (with the audit's findings).")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Lengths in characters and tokens (prompt, completion, sample) and what max_seq_length would cut.
-
-    Example: `sftdata stats train.jsonl --tokenizer ./tokenizer --max-seq-length 1024 --report report.html`
-    """
-    from .. import api
-
-    with errors(), progress_bar("rendering and tokenizing", as_json) as progress:
-        result = api.stats(inputs, tokenizer, template=template, max_seq_length=max_seq_length, report=report,
-                           template_args=template_args, train_on=train_on.value, progress=progress)
+def _stats(result: Any, shown: Shown) -> None:
     summary = result.summary()
-    _json(summary, as_json)
+    _json(summary, shown.as_json)
     print_summary(summary, result.examples)
     _nothing_rendered(summary, result.examples)
     _print_lengths(summary["stats"])
@@ -110,29 +80,10 @@ _STYLES = {"bos": "bold cyan", "prompt": "grey50 on grey15", "trained": "green",
            "pad": "red on grey23"}
 
 
-def inspect_(
-    inputs: FilesArg,
-    tokenizer: TokenizerReq,
-    template: TemplateAuto = None,
-    template_args: TemplateArgsOpt = None,
-    train_on: TrainOnArg = TrainOnOpt.all,
-    n: Annotated[int, typer.Option("-n", help="How many samples.")] = 3,
-    skip: Annotated[int, typer.Option("--skip", help="Skip this many samples first.")] = 0,
-    ids: Annotated[bool, typer.Option("--ids", help="Show each token's id.")] = False,
-    pad_to: Annotated[Optional[int], typer.Option("--pad-to", help="Append padding up to this length, as a collator would.")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Show samples token by token: masked prompt, trained completion, EOS, padding.
-
-    The ids and masks are the ones `pretokenize` writes. Example: `sftdata inspect train.jsonl --tokenizer ./tok -n 2 --ids`
-    """
-    from .. import api
-
-    with errors():
-        inspection = api.inspect(inputs, tokenizer, template=template, n=n, skip=skip, ids=ids, pad_to=pad_to,
-                                 template_args=template_args, train_on=train_on.value)
+def _inspected(inspection: Any, given: Shown) -> None:
+    ids, pad_to = given.args.get("ids", False), given.args.get("pad_to")
     shown = inspection.samples
-    if as_json:
+    if given.as_json:
         _json({"command": "inspect", "samples": [s.as_dict() for s in shown]}, True)
     legend = Text("legend: ")
     for kind, style in _STYLES.items():
@@ -156,32 +107,9 @@ def inspect_(
                   "the EOS above too (see `sftdata audit`)")
 
 
-def audit(
-    inputs: FilesArg,
-    tokenizer: TokenizerReq,
-    template: TemplateAuto = None,
-    max_seq_length: MaxLenOpt = None,
-    template_args: TemplateArgsOpt = None,
-    train_on: TrainOnArg = TrainOnOpt.all,
-    trainer: Annotated[TrainerOpt, typer.Option("--trainer", help="generic: a collator that masks pad ids; trl (>= 1.0) and sftdata mask by position.")] = TrainerOpt.generic,
-    eval_files: Annotated[Optional[list[str]], typer.Option("--eval", help="An eval set to check for overlap with.")] = None,
-    lang: Annotated[Optional[str], typer.Option("--lang", help="Expected language (ko, zh, ja, en, ...) for the language-mix check.")] = None,
-    min_lang_share: Annotated[float, typer.Option("--min-lang-share", help="Least share of letters in that script.")] = 0.5,
-    threshold: Annotated[float, typer.Option("--threshold", help="Near-duplicate Jaccard threshold.")] = 0.7,
-    as_json: JsonOpt = False,
-) -> None:
-    """Check data + tokenizer + template for known training pitfalls; exit 1 on any error finding.
-
-    Example: `sftdata audit train.jsonl --tokenizer ./tok --max-seq-length 2048 --eval eval.jsonl --lang ko`
-    """
-    from .. import api
-
-    with errors(), progress_bar("auditing", as_json) as progress:
-        result = api.audit(inputs, tokenizer, template=template, max_seq_length=max_seq_length,
-                           trainer=trainer.value, eval_files=eval_files or (), lang=lang,
-                           min_lang_share=min_lang_share, threshold=threshold, template_args=template_args, train_on=train_on.value, progress=progress)
+def _audited(result: Any, shown: Shown) -> None:
     summary = result.summary()
-    _json(summary, as_json)
+    _json(summary, shown.as_json)
     print_summary(summary, result.examples)
     _nothing_rendered(summary, result.examples)
     colours = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -197,3 +125,10 @@ def audit(
     if summary["errors"]:
         raise typer.Exit(1)
 
+
+
+VIEWS = {
+    "stats": View(_stats, label="rendering and tokenizing", strict=False),
+    "inspect": View(_inspected, label=None, strict=False),
+    "audit": View(_audited, label="auditing", strict=False),
+}

@@ -102,8 +102,9 @@ class RowFilter:
 
 def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], spec: FilterSpec, *,
                    tokenizer: Any = None, template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all",
-                   progress: Progress | None = None) -> CurateResult:
-    """Records JSONL → OUT (rows that pass), OUT.rejects.jsonl (invalid and dropped rows, with reasons)."""
+                   progress: Progress | None = None, sidecar: bool = True) -> CurateResult:
+    """Records JSONL → OUT (rows that pass), OUT.rejects.jsonl (invalid and dropped rows, with reasons) and
+    OUT.meta.json (with `sidecar=False`, a split's, the meta is returned unwritten: sftdata.provenance)."""
     started = time.perf_counter()
     output = location(output)
     counted = [f for f, v in (("--max-tokens", spec.max_tokens), ("--max-reasoning-tokens", spec.max_reasoning_tokens))
@@ -142,8 +143,10 @@ def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pa
     if plan is not None:
         extra.update(plan.provenance())
     result.extra = {"filters": spec.describe()}
-    result.meta = build_meta("filter", inputs_.paths, counts, output, result.rejects, extra, started)
-    write_json(meta_path(output), result.meta)
+    result.meta = build_meta("filter", inputs_.paths, counts, output, result.rejects, extra, started,
+                             hash_sources=sidecar)
+    if sidecar:
+        write_json(meta_path(output), result.meta)
     return result
 
 

@@ -63,8 +63,9 @@ def mask_column(kind: RecordKind) -> str:
 def pretokenize(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, tokenizer: Any,
                 template: str, max_seq_length: int, on_overflow: Overflow = Overflow.drop,
                 template_args: TemplateArgs = None, train_on: TrainOn = "all",
-                progress: Progress | None = None) -> CurateResult:
-    """Records JSONL → OUT (JSONL of input_ids + mask), OUT.rejects.jsonl, OUT.meta.json."""
+                progress: Progress | None = None, sidecar: bool = True) -> CurateResult:
+    """Records JSONL → OUT (JSONL of input_ids + mask), OUT.rejects.jsonl, OUT.meta.json (with `sidecar=False`,
+    a split's, the meta is returned unwritten: sftdata.provenance)."""
     started = time.perf_counter()
     output = location(output)
     if max_seq_length < 2:
@@ -109,8 +110,10 @@ def pretokenize(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
              "tokenization": encoder.strategy.value,
              "trl": "SFTTrainer applies assistant_masks always, completion_mask with "
                     "SFTConfig(completion_only_loss=True)"}
-    result.meta = build_meta("pretokenize", inputs_.paths, counts, output, result.rejects, extra, started)
-    write_json(meta_path(output), result.meta)
+    result.meta = build_meta("pretokenize", inputs_.paths, counts, output, result.rejects, extra, started,
+                             hash_sources=sidecar)
+    if sidecar:
+        write_json(meta_path(output), result.meta)
     return result
 
 

@@ -1,25 +1,25 @@
-"""render, filter and pretokenize split by split: each task runs the command's own library function on
-one split (a Source with its byte range, sftdata.scale.splits) into its part, so a part holds exactly the
-rows and rejects a local run writes for those lines.
+"""A command split by split: each task runs the command's own library function on one split (a Source with
+its byte range, sftdata.scale.splits) into its part, with `sidecar=False`, so a part holds exactly the rows and
+rejects a local run writes for those lines; the driver writes the run's one _meta.json.
 
-The tokenizer is loaded once per worker process and handed to the command as an object; the driver builds
-the run's _meta.json from a part's sidecar (the same template, EOS and options in every part) with the
-counts and the command's additive figures (`SUMS`, e.g. pretokenize's tokens and overflow) summed.
+The command arrives as a `ScaledCommand` (sftdata.api's registry: the function, the figures that add up over
+parts); this module never names a command. The tokenizer is loaded once per worker process and handed to the
+function as an object.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import SftDataError
 from ..items import RunResult
-from ..provenance import in_split_task
 from ..storage import staged
-from ..writers import meta_path, rejects_path
+from ..writers import rejects_path
 from .driver import (
     engine_figures,
     finish,
@@ -35,92 +35,95 @@ from .driver import (
 from .engines import Engine
 from .splits import Split
 
-Command = Literal["render", "filter", "pretokenize"]
-# Figures a command reports per run that add up over parts (dotted: inside a dict); lists are joined.
-SUMS: dict[str, tuple[str, ...]] = {"pretokenize": ("tokens", "overflow.over", "overflow.dropped", "overflow.truncated")}
-UNIONS: dict[str, tuple[str, ...]] = {"pretokenize": ("columns",)}
-BUILT = ("sftdata_version", "command", "created", "seconds", "sources", "counts", "outputs", "parents")
+BUILT = ("sftdata_version", "command", "created", "seconds", "sources", "counts", "outputs", "parents", "fast_path")
+
+
+@dataclass(frozen=True, slots=True)
+class ScaledCommand:
+    """What an engine needs of a command: its name (for the sidecar), the library function each split runs
+    (`function(inputs, output, **options, sidecar=False)`), the result's figures that add up over splits
+    (numbers are summed, lists joined; dotted names reach inside a dict), the options, and which tokenizer
+    loader the function uses (`light`: sftdata.tokenize.light)."""
+
+    name: str
+    function: Callable[..., RunResult]
+    sums: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    light_tokenizer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class CommandJob:
-    command: Command
+    command: ScaledCommand
     split: Split
     out_dir: str
-    options: dict[str, Any] = field(default_factory=dict)  # the command's keyword arguments
-
-
-def _function(command: Command) -> Callable[..., RunResult]:
-    if command == "render":
-        from ..pipeline import render
-
-        return render
-    if command == "filter":
-        from ..curate.filters import filter_records
-
-        return filter_records
-    from ..curate.pretokenize import pretokenize
-
-    return pretokenize
 
 
 def command_split(job: CommandJob) -> dict[str, Any]:
-    """One split through the command's function: its part files, counts, first rejects and figures."""
-    split, options = job.split, dict(job.options)
+    """One split through the command's function: its part files, counts, first rejects, sidecar and result."""
+    split, command = job.split, job.command
+    options = dict(command.options)
     part = part_path(job.out_dir, split.index)
     try:
         if options.get("tokenizer") is not None:
-            options["tokenizer"] = worker_tokenizer(options["tokenizer"], light=job.command != "render")
-        with in_split_task(), staged(part) as local:  # a URL: written here, uploaded when complete
-            result = _function(job.command)([split.source()], local, **options)
-            meta_path(local).unlink(missing_ok=True)  # the run has one _meta.json, which the driver writes
+            options["tokenizer"] = worker_tokenizer(options["tokenizer"], light=command.light_tokenizer)
+        with staged(part) as local:  # a URL: written here, uploaded when complete
+            result = command.function([split.source()], local, **options, sidecar=False)
     except SftDataError as error:
         return task_error(split.index, error)
-    return {"index": split.index, "counts": result.counts.summary(), "examples": [r.as_dict() for r in result.examples],
-            "meta": {k: v for k, v in result.meta.items() if k not in BUILT}, "extra": getattr(result, "extra", {})}
+    meta = {k: v for k, v in result.meta.items() if k not in BUILT}
+    examples = [r.as_dict() for r in result.examples]
+    return {"index": split.index, "counts": result.counts.summary(), "examples": examples, "meta": meta,
+            "result": dataclasses.replace(result, meta={}, examples=[])}
 
 
-def run_command(command: Command, inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
-                engine: Engine, address: str | None = None, split_mib: float = 64, concat: bool = False,
-                options: dict[str, Any]) -> RunResult:
-    """`sftdata render|filter|pretokenize --engine ...`: OUTPUT is a folder of part files with one _meta.json;
-    the result is the command's own type (RunResult, CurateResult) with the summed counts and figures."""
+def run_command(command: ScaledCommand, inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
+                engine: Engine, address: str | None = None, split_mib: float = 64, concat: bool = False) -> RunResult:
+    """OUTPUT is a folder of part files with one _meta.json; the result is the command's own type (as its
+    function returns it) with the summed counts and figures."""
     started = time.perf_counter()
-    splits = splits_of(inputs, split_mib, engine, address)  # a bad input fails before OUT is made
+    encoding = command.options.get("encoding") or "auto"
+    splits = splits_of(inputs, split_mib, engine, address, encoding)  # a bad input fails before OUT is made
     out = open_folder(output)
-    results = run_tasks(command_split, [CommandJob(command, s, str(out), options) for s in splits], engine, address)
+    results = run_tasks(command_split, [CommandJob(command, s, str(out)) for s in splits], engine, address)
     counts, examples = merge(splits, results)
-    figures = combine([r["extra"] for r in results], command)
-    extra = {**combine([r["meta"] for r in results], command), **rendering([r["meta"] for r in results],
-                                                                          options.get("tokenizer")),
+    metas = [r["meta"] for r in results]
+    extra = {**combine(metas, command.sums), **rendering(metas, command.options.get("tokenizer")),
              **engine_figures(engine, address, split_mib, splits)}
-    result = _result_type(command)(command, counts, out, None, examples=examples)
-    if hasattr(result, "extra"):
-        result.extra = figures
-    result.meta, single = finish(command, out, splits, counts, extra, started, concat)
+    if "encodings" in extra:  # each split knows the codec its file was read with
+        extra["encodings"] = {s.name: s.codec for s in splits if s.codec}
+    result = summed([r["result"] for r in results], command.sums)
+    result = dataclasses.replace(result, counts=counts, output=out, rejects=None, examples=examples)
+    result.meta, single = finish(command.name, out, splits, counts, extra, started, concat)
     if single is not None:
         result.output, result.rejects = single, rejects_path(single)
     return result
 
 
-def _result_type(command: Command) -> type[RunResult]:
-    if command == "render":
-        return RunResult
-    from ..curate.samples import CurateResult
+def summed(results: Sequence[RunResult], sums: Sequence[str]) -> RunResult:
+    """The first part's result with the figures named in `sums` added up (or joined) over all parts."""
+    out = copy.deepcopy(results[0])
+    for dotted in sums:
+        head, _, rest = dotted.partition(".")
+        if hasattr(out, head):
+            value = combine([{head: getattr(r, head)} for r in results], (dotted,))[head]
+            setattr(out, head, value)
+        elif isinstance(getattr(out, "extra", None), dict):
+            out.extra = combine([r.extra for r in results], (dotted,))  # type: ignore[attr-defined]
+    return out
 
-    return CurateResult
 
-
-def combine(parts: Sequence[dict[str, Any]], command: Command) -> dict[str, Any]:
-    """The first part's figures, with the command's additive ones summed and its lists joined over all parts."""
+def combine(parts: Sequence[dict[str, Any]], sums: Sequence[str]) -> dict[str, Any]:
+    """The first part's figures, with those named in `sums` summed (numbers) or joined (lists) over all parts."""
     if not parts:
         return {}
     out = copy.deepcopy(parts[0])
-    for dotted in SUMS.get(command, ()):
-        _set(out, dotted, sum(_get(p, dotted) or 0 for p in parts) if _get(out, dotted) is not None else None)
-    for dotted in UNIONS.get(command, ()):
-        if _get(out, dotted) is not None:
+    for dotted in sums:
+        first = _get(out, dotted)
+        if isinstance(first, (list, tuple, set)):
             _set(out, dotted, sorted({v for p in parts for v in (_get(p, dotted) or [])}))
+        elif first is not None:
+            _set(out, dotted, sum(_get(p, dotted) or 0 for p in parts))
     return out
 
 
@@ -137,3 +140,5 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     for key in path:
         data = data[key]
     data[last] = value
+
+

@@ -1,0 +1,76 @@
+"""A command is one declaration (sftdata.api.registry): the function with its options described in its
+annotations. The CLI built from it parses what the function declares and names an option's error by its flag,
+while the notebook names it `option=`. Shown with a toy command declared here and removed afterwards."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Literal
+
+import pytest
+from typer.testing import CliRunner
+
+from sftdata.api.registry import COMMANDS, Arg, Opt, command
+from sftdata.errors import OptionError
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    calls = []
+
+    @command(group="core")
+    def toy_count(
+        inputs: Annotated[Sequence[str], Arg("Files.")],
+        *,
+        mode: Annotated[Literal["rows", "tokens"], Opt(help="What to count.")] = "rows",
+        keep: Annotated[Sequence[str], Opt("--keep", "-k", help="Repeatable.")] = (),
+        limit: Annotated[float, Opt("--max", help="Upper bound in (0, 1].")] = 0.5,
+        label: Annotated[str | None, Opt(help="A name.")] = None,
+    ) -> dict:
+        """Count things (a toy)."""
+        if not 0 < limit <= 1:
+            raise OptionError("must be in (0, 1]", option="limit", value=limit)
+        calls.append(dict(inputs=list(inputs), mode=mode, keep=keep, limit=limit, label=label))
+        return {"count": len(inputs)}
+
+    yield calls
+    monkeypatch.delitem(COMMANDS, "toy-count")
+
+
+def _app(name):
+    import sftdata.cli.core as core
+    from sftdata.cli import build_app
+    from sftdata.cli.common import View
+
+    views = dict(core.VIEWS, **{name: View(lambda result, shown: print(result["count"]), label=None, strict=False)})
+    core.VIEWS, old = views, core.VIEWS
+    try:
+        return build_app([name])
+    finally:
+        core.VIEWS = old
+
+
+def test_a_declared_command_runs_from_the_cli_with_the_declared_types(toy):
+    done = CliRunner().invoke(_app("toy-count"), ["toy-count", "a", "b", "--mode", "tokens", "-k", "x", "--keep", "y"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout.strip() == "2"
+    assert toy == [{"inputs": ["a", "b"], "mode": "tokens", "keep": ["x", "y"], "limit": 0.5, "label": None}]
+    assert isinstance(toy[0]["mode"], str) and type(toy[0]["mode"]) is str  # the Literal's value, not an Enum
+
+
+def test_omitted_options_take_the_functions_defaults(toy):
+    assert CliRunner().invoke(_app("toy-count"), ["toy-count", "a"]).exit_code == 0
+    assert toy == [{"inputs": ["a"], "mode": "rows", "keep": (), "limit": 0.5, "label": None}]
+
+
+def test_a_choice_outside_the_literal_is_refused_by_the_cli(toy):
+    done = CliRunner().invoke(_app("toy-count"), ["toy-count", "a", "--mode", "bytes"])
+    assert done.exit_code == 2 and toy == []
+
+
+def test_an_option_error_names_the_flag_in_the_cli_and_the_keyword_in_a_notebook(toy):
+    done = CliRunner().invoke(_app("toy-count"), ["toy-count", "a", "--max", "3"])
+    assert done.exit_code == 2
+    assert "--max 3.0: must be in (0, 1]" in done.output and "limit=" not in done.output
+    with pytest.raises(OptionError) as raised:
+        COMMANDS["toy-count"].function(["a"], limit=3)
+    assert str(raised.value) == "limit=3: must be in (0, 1]"
