@@ -25,12 +25,15 @@ _EXPORTS = {
 def __getattr__(name: str) -> Any:
     """The names above, and one function per command (sftdata.api: the registry of commands), imported on use."""
     import importlib
+    import importlib.util
 
     if name == "__all__":
         api = importlib.import_module("sftdata.api")
         return sorted({*_EXPORTS, *(n for n in api.__all__ if n[0].islower())})
     module = _EXPORTS.get(name)
     if module is None:
+        if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            raise AttributeError(name)  # a submodule (`from sftdata import templates` imports it), or private
         api = importlib.import_module("sftdata.api")
         if name not in api.__all__:
             raise AttributeError(f"module 'sftdata' has no attribute {name!r}")

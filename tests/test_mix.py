@@ -102,7 +102,7 @@ def test_a_short_source_is_an_error_that_says_by_how_much(tmp_path, smollm2_toke
         sftdata.mix(spec, tmp_path / "m.jsonl", tokens=200_000, max_repeat=2, tokenizer=str(smollm2_tokenizer_dir),
                     template="chatml")
     assert not (tmp_path / "m.jsonl").exists()
-    with pytest.raises(SftDataError, match="needs --tokenizer"):
+    with pytest.raises(SftDataError, match="trained-tokens needs a tokenizer"):
         sftdata.mix(spec, tmp_path / "m.jsonl")
 
 

@@ -156,7 +156,7 @@ def test_drop_and_report(tmp_path):
     assert counted.output is None and counted.summary()["hits"] == {"phone": 4, "rrn": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cs.jsonl", "kept.jsonl", "kept.meta.json",
                                                           "kept.rejects.jsonl"]
-    with pytest.raises(SftDataError, match="needs --output"):
+    with pytest.raises(SftDataError, match="action='mask': needs an output"):
         sftdata.scrub([source], None)
     with pytest.raises(SftDataError, match="unknown PII type"):
         sftdata.scrub([source], None, action="report", types=["ssn"])

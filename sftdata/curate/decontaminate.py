@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..errors import SftDataError
+from ..errors import OptionError, SftDataError
 from ..ingest.mapping import Mapped, Mapper, resolve_spec
 from ..ingest.readers import expand_sources, read_items
 from ..ingest.records import RecordParser, _records, record_row
@@ -188,13 +188,13 @@ def decontaminate(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pat
     with the eval file, item and matched span. `report` writes no data and returns the rates."""
     started = time.perf_counter()
     if not against:
-        raise SftDataError("decontaminate needs --against EVAL (one or more eval files)")
+        raise OptionError("decontaminate needs one or more eval files", option="against")
     if not 0 < threshold <= 1:
-        raise SftDataError(f"--threshold {threshold} is not in (0, 1]")
+        raise OptionError("is not in (0, 1]", option="threshold", value=threshold)
     if ngram is not None and ngram < 3:
-        raise SftDataError(f"--ngram {ngram} is too short to mean a copy", hint="use 5 or more, or leave it out")
+        raise OptionError("is too short to mean a copy", option="ngram", value=ngram, hint="use 3 or more, or leave it out")
     if action == "drop" and output is None:
-        raise SftDataError("--action drop needs --output", hint="or use --action report to count only")
+        raise OptionError("drop needs an output", option="action", value=action, hint="give output, or count only with action report")
     index = read_eval(against, ngram, check_fields(fields) if fields else Side.prompt, against_preset, against_map)
     pruned = index.prune(common)
     out_path = location(output) if output is not None and action == "drop" else None

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import SftDataError
+from ..errors import OptionError
 from ..ingest.mapping import Mapped
 from ..ingest.records import record_row
 from ..items import Reject, Stage
@@ -57,7 +57,7 @@ class FilterSpec:
             try:
                 out.append(re.compile(pattern))
             except re.error as error:
-                raise SftDataError(f"invalid --deny pattern {pattern!r}: {error}") from None
+                raise OptionError(f"not a regular expression: {error}", option="deny", value=pattern) from None
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -107,10 +107,11 @@ def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pa
     OUT.meta.json (with `sidecar=False`, a split's, the meta is returned unwritten: sftdata.provenance)."""
     started = time.perf_counter()
     output = location(output)
-    counted = [f for f, v in (("--max-tokens", spec.max_tokens), ("--max-reasoning-tokens", spec.max_reasoning_tokens))
+    counted = [f for f, v in (("max_tokens", spec.max_tokens), ("max_reasoning_tokens", spec.max_reasoning_tokens))
                if v is not None]
     if counted and tokenizer is None:
-        raise SftDataError(f"{' and '.join(counted)} need{'s' if len(counted) == 1 else ''} --tokenizer")
+        value = spec.max_tokens if counted[0] == "max_tokens" else spec.max_reasoning_tokens
+        raise OptionError("counts tokens: it needs a tokenizer", option=counted[0], value=value)
     rows = RowFilter(spec)
     inputs_ = open_inputs(inputs)
     counts = inputs_.counts

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import SftDataError
+from ..errors import OptionError, SftDataError
 from ..ingest.records import record_row
 from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
@@ -180,15 +180,15 @@ def mix(sources: Sequence[str], output: str | os.PathLike[str], *, by: By = "tra
     started = time.perf_counter()
     chosen = parse_sources(sources)
     if by not in ("trained-tokens", "rows"):
-        raise SftDataError(f"unknown --by {by!r}", hint="use trained-tokens or rows")
+        raise OptionError("is unknown", option="by", value=by, hint="use trained-tokens or rows")
     if total is not None and tokens is not None:
-        raise SftDataError("give --total (rows) or --tokens (trained tokens), not both")
+        raise OptionError("give total (rows) or tokens (trained tokens), not both", option="tokens", value=tokens)
     if by == "trained-tokens" and tokenizer is None:
-        raise SftDataError("--by trained-tokens needs --tokenizer (and --template)", hint="or mix by rows: --by rows")
+        raise OptionError("trained-tokens needs a tokenizer (and a template)", option="by", value=by, hint="or mix by rows")
     if tokens is not None and by != "trained-tokens":
-        raise SftDataError("--tokens needs --by trained-tokens")
+        raise OptionError("counts trained tokens: it needs by trained-tokens", option="tokens", value=tokens)
     if max_repeat < 1:
-        raise SftDataError(f"--max-repeat {max_repeat:g} is below 1", hint="1 means no row is drawn twice")
+        raise OptionError("is below 1", option="max_repeat", value=max_repeat, hint="1 means no row is drawn twice")
     output = location(output)
     plan = open_plan(template, tokenizer, template_args=template_args, train_on=train_on) if tokenizer is not None else None
     encoder = encoder_for(plan) if plan is not None else None

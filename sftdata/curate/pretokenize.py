@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
-from ..errors import SftDataError
+from ..errors import OptionError
 from ..ingest.records import record_row
 from ..items import Reject, Stage
 from ..provenance import build_meta
@@ -69,7 +69,7 @@ def pretokenize(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
     started = time.perf_counter()
     output = location(output)
     if max_seq_length < 2:
-        raise SftDataError(f"--max-seq-length must be at least 2, not {max_seq_length}")
+        raise OptionError("must be at least 2", option="max_seq_length", value=max_seq_length)
     plan = open_plan(template, tokenizer, template_args=template_args, train_on=train_on)
     encoder = encoder_for(plan)
     inputs_ = open_inputs(inputs)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import SftDataError
+from ..errors import OptionError, SftDataError
 from ..ingest.records import record_row
 from ..items import Reject, Stage
 from ..provenance import build_meta
@@ -55,9 +55,9 @@ def parse_spec(action: str = "mask", types: Sequence[str] = (), fields: Sequence
                min_confidence: str = "high") -> ScrubSpec:
     """A ScrubSpec from the command's options (comma-separated or repeated values)."""
     if action not in ("mask", "drop", "report"):
-        raise SftDataError(f"unknown --action {action!r}", hint="use mask, drop or report")
+        raise OptionError("is unknown", option="action", value=action, hint="use mask, drop or report")
     if min_confidence not in ("high", "low"):
-        raise SftDataError(f"unknown --min-confidence {min_confidence!r}", hint="use high or low")
+        raise OptionError("is unknown", option="min_confidence", value=min_confidence, hint="use high or low")
     chosen = _split(types)
     known = {t.value for t in PiiType}
     bad = [t for t in chosen if t not in known]
@@ -72,7 +72,7 @@ def parse_spec(action: str = "mask", types: Sequence[str] = (), fields: Sequence
     for item in placeholders:
         key, sep, text = item.partition("=")
         if not sep or key not in known or not text:
-            raise SftDataError(f"--placeholder {item!r} is not TYPE=TEXT", hint=f"TYPE is one of {', '.join(sorted(known))}")
+            raise OptionError("is not TYPE=TEXT", option="placeholder", value=item, hint=f"TYPE is one of {', '.join(sorted(known))}")
         table[PiiType(key)] = text
     selected = frozenset(PiiType(t) for t in chosen) if chosen else frozenset(PiiType)
     return ScrubSpec(action, selected, frozenset(names) or None, tuple(_split(name_fields)), table,
@@ -222,7 +222,7 @@ def scrub(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     writes nothing and returns the counts."""
     started = time.perf_counter()
     if spec.action != "report" and output is None:
-        raise SftDataError(f"--action {spec.action} needs --output", hint="or use --action report to count only")
+        raise OptionError("needs an output", option="action", value=spec.action, hint="give output, or count only with action report")
     out_path = location(output) if output is not None else None
     inputs_ = open_inputs(inputs)
     counts = inputs_.counts

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import SftDataError
+from ..errors import OptionError
 from ..ingest.mapping import Mapped
 from ..ingest.records import record_row
 from ..items import Reject
@@ -48,7 +48,7 @@ def split(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[s
           fields: Sequence[str] | None = None, progress: Progress | None = None) -> CurateResult:
     """Records JSONL → DIR/train.jsonl and DIR/eval.jsonl (+ DIR/rejects.jsonl, one .meta.json each)."""
     if not 0.0 <= eval_ratio <= 1.0:
-        raise SftDataError(f"--eval-ratio must be between 0 and 1, not {eval_ratio}")
+        raise OptionError("must be between 0 and 1", option="eval_ratio", value=eval_ratio)
     started = time.perf_counter()
     out_dir = Path(out_dir)
     train_path, eval_path, rejects = out_dir / "train.jsonl", out_dir / "eval.jsonl", out_dir / "rejects.jsonl"

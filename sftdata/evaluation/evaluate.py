@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from ..curate.samples import open_inputs
 from ..curate.textquality import check_lang, script_share
-from ..errors import SftDataError
+from ..errors import OptionError, SftDataError
 from ..ingest.mapping import Mapped
 from ..items import Reject, Stage
 from ..provenance import build_meta
@@ -135,7 +135,7 @@ def parse_gates(items: Sequence[str]) -> list[tuple[str, float]]:
         except ValueError:
             number = float("nan")
         if not sep or name not in GATES or number != number:
-            raise SftDataError(f"--fail-under {item!r} is not METRIC=NUMBER", hint=f"METRIC is one of {', '.join(GATES)}")
+            raise OptionError("is not METRIC=NUMBER", option="fail_under", value=item, hint=f"METRIC is one of {', '.join(GATES)}")
         gates.append((name, number))
     return gates
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import orjson
 
-from ..errors import SftDataError
+from ..errors import OptionError, SftDataError
 from ..synthesis.backends import FormatChooser, FormatRefused, OpenAIBackend
 from ..synthesis.limits import Permanent, RateLimiter, RetriesExhausted, RetryPolicy, with_retries
 from ..synthesis.requests import ChatRequest, Reply
@@ -215,4 +215,4 @@ def check_options(options: JudgeOptions) -> None:
     if options.lang not in ("ko", "en"):
         raise SftDataError(f"unknown judge language {options.lang!r}", hint="use ko or en")
     if options.versus not in ("base", "reference"):
-        raise SftDataError(f"unknown --judge-versus {options.versus!r}", hint="use base or reference")
+        raise OptionError("is unknown", option="judge_versus", value=options.versus, hint="use base or reference")

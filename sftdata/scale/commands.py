@@ -101,15 +101,16 @@ def run_command(command: ScaledCommand, inputs: Sequence[str | os.PathLike[str]]
 
 
 def summed(results: Sequence[RunResult], sums: Sequence[str]) -> RunResult:
-    """The first part's result with the figures named in `sums` added up (or joined) over all parts."""
+    """The first part's result with the figures named in `sums` added up (or joined) over all parts: a field of
+    the result, or a key of its `extra` figures."""
     out = copy.deepcopy(results[0])
-    for dotted in sums:
-        head, _, rest = dotted.partition(".")
-        if hasattr(out, head):
-            value = combine([{head: getattr(r, head)} for r in results], (dotted,))[head]
-            setattr(out, head, value)
-        elif isinstance(getattr(out, "extra", None), dict):
-            out.extra = combine([r.extra for r in results], (dotted,))  # type: ignore[attr-defined]
+    fields = [d for d in sums if hasattr(out, d.partition(".")[0])]
+    for dotted in fields:
+        head = dotted.partition(".")[0]
+        setattr(out, head, combine([{head: getattr(r, head)} for r in results], (dotted,))[head])
+    figures = [d for d in sums if d not in fields]
+    if figures and isinstance(getattr(out, "extra", None), dict):
+        out.extra = combine([r.extra for r in results], figures)  # type: ignore[attr-defined]
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import OutputError, SftDataError
+from ..errors import OptionError, OutputError, SftDataError
 from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
 from ..storage import Location, Url, location, open_binary
@@ -51,7 +51,7 @@ def splits_of(inputs: Sequence[Any], split_mib: float, engine: Engine, address: 
               encoding: str = "auto") -> list[Split]:
     """The splits, with each byte range surveyed (its newlines and codec) by a task on the engine."""
     if split_mib <= 0:
-        raise SftDataError(f"--split-mib must be positive, not {split_mib}")
+        raise OptionError("must be positive", option="split_mib", value=split_mib)
     return plan_splits(inputs, max(1, int(split_mib * (1 << 20))), encoding,
                        survey=lambda jobs: run_jobs(survey_range, jobs, engine, address) if jobs else [])
 
