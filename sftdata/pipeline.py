@@ -16,7 +16,7 @@ from .formats.interop import Importer, importer_for
 from .formats.llamafactory import llamafactory_importer
 from .ingest.mapping import Mapped, Mapper, resolve_spec
 from .ingest.readers import Encoding, Format, Source, detect_encoding, expand_sources, read_items
-from .ingest.records import RecordParser, _records, record_row
+from .ingest.records import RecordParser, mapped_records, record_row
 from .items import Counts, Progress, RawItem, Reject, RunResult, Style, Written
 from .provenance import build_meta
 from .rendering.plan import RenderPlan, TemplateArgs, TrainOn, make_plan
@@ -162,7 +162,7 @@ def _convert_stream(sources: list[Source], fast: dict[str, FastPlan | None], map
                     records_path: str | None, split_think: bool = False, split_turn: bool = False) -> Iterator[Any]:
     """Per source: the columnar path where it gives the same bytes (sftdata.rendering.columnar), else the per-row loop."""
     def per_row(items: Iterable[RawItem | Reject]) -> Iterator[Mapped | Reject]:
-        return _records(items, mapper, counts, to, split_think, split_turn)
+        return mapped_records(items, mapper, counts, to, split_think, split_turn)
 
     for source in sources:
         plan = fast[source.name]
@@ -189,7 +189,7 @@ def render(inputs: list[str | os.PathLike[str]], output: str | os.PathLike[str],
     counts = Counts()
     for source in sources:
         counts.file(source.name)
-    stream = _records(read_items(sources), RecordParser(kind), counts, None, split_thinking, split_turns)
+    stream = mapped_records(read_items(sources), RecordParser(kind), counts, None, split_thinking, split_turns)
     result = _run("render", stream, counts, location(output), plan, progress)
     return _finish(result, [s.path for s in sources], {}, plan, started, sidecar)
 
@@ -201,11 +201,11 @@ def validate(inputs: list[str | os.PathLike[str]], *, kind: RecordKind | None = 
     counts = Counts()
     for source in sources:
         counts.file(source.name)
-    stream = _records(read_items(sources), RecordParser(kind), counts, None)
+    stream = mapped_records(read_items(sources), RecordParser(kind), counts, None)
     result = _run("validate", stream, counts, None, None, progress, keep_examples=20)
     if rejects is not None:
         with AtomicFile(rejects) as handle:
-            for reject in _records(read_items(sources), RecordParser(kind), Counts(), None):
+            for reject in mapped_records(read_items(sources), RecordParser(kind), Counts(), None):
                 if isinstance(reject, Reject):
                     handle.write(dumps_line(reject.as_dict()))
         result.rejects = Path(rejects)

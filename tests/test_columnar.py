@@ -176,8 +176,8 @@ def test_rows_polars_parses_are_checked_one_by_one(tmp_path, monkeypatch):
     lines = good + [line for line in HOSTILE if line not in unparseable] + good
     source, slow = _jsonl(tmp_path, lines), []
     _same(source, tmp_path, preset="alpaca", template="alpaca", eos=EOS)
-    original = pipeline._records
-    monkeypatch.setattr(pipeline, "_records", lambda items, *a: original(
+    original = pipeline.mapped_records
+    monkeypatch.setattr(pipeline, "mapped_records", lambda items, *a: original(
         (slow.append(i.locator.line) or i for i in items), *a))
     sftdata.convert([source], tmp_path / "spy.jsonl", preset="alpaca", template="alpaca", eos=EOS)
     fast = {number for number, line in enumerate(lines, 1) if number not in slow}
@@ -187,8 +187,8 @@ def test_rows_polars_parses_are_checked_one_by_one(tmp_path, monkeypatch):
 def test_a_clean_file_is_rendered_by_polars(tmp_path, monkeypatch):
     rows = [b'{"instruction":"row %d","input":"%s","output":"fine"}' % (i, b"x" * (i % 2)) for i in range(50)]
     per_row = []
-    original = pipeline._records
-    monkeypatch.setattr(pipeline, "_records", lambda items, *a: per_row.extend(items) or original([], *a))
+    original = pipeline.mapped_records
+    monkeypatch.setattr(pipeline, "mapped_records", lambda items, *a: per_row.extend(items) or original([], *a))
     result = sftdata.convert([_jsonl(tmp_path, rows)], tmp_path / "out.jsonl", preset="alpaca",
                              template="alpaca", eos=EOS)
     assert per_row == [] and result.counts.summary()["written"] == 50

@@ -34,7 +34,7 @@ from typing import Literal
 from ..errors import OptionError, SftDataError
 from ..ingest.mapping import Mapped, Mapper, resolve_spec
 from ..ingest.readers import expand_sources, read_items
-from ..ingest.records import RecordParser, _records, record_row
+from ..ingest.records import RecordParser, mapped_records, record_row
 from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
 from ..storage import location
@@ -125,7 +125,7 @@ def read_eval(against: Sequence[str | os.PathLike[str]], n: int | None, fields: 
     mapper = Mapper(resolve_spec(preset, mapping)) if (preset or mapping) else RecordParser()
     for source in expand_sources(list(against)):
         index.files[str(source.path)] = {"items": 0, "rejected": 0, "found": 0}
-        for value in _records(read_items([source]), mapper, Counts(), None):
+        for value in mapped_records(read_items([source]), mapper, Counts(), None):
             if isinstance(value, Reject):
                 index.files[str(source.path)]["rejected"] += 1
                 continue

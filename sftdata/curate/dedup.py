@@ -19,7 +19,7 @@ from typing import Any
 
 from ..ingest.mapping import Mapped
 from ..ingest.readers import expand_sources, read_items
-from ..ingest.records import RecordParser, _records
+from ..ingest.records import RecordParser, mapped_records
 from ..items import Counts, Locator, RawItem, Reject, Stage
 from ..provenance import build_meta
 from ..storage import location
@@ -106,7 +106,7 @@ def read_references(against: Sequence[str | os.PathLike[str]], rows: SketchedRow
     if not against:
         return []
     sources = expand_sources(list(against))
-    sketch_stream(_records(read_items(sources), RecordParser(), Counts(), None), rows, fields)
+    sketch_stream(mapped_records(read_items(sources), RecordParser(), Counts(), None), rows, fields)
     return [s.path for s in sources]
 
 
@@ -134,7 +134,7 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
             result.add_example(reject)
             rej.write(dumps_line(reject.as_dict()))
 
-        stream = _records(read_items(sources), RecordParser(), counts, None)
+        stream = mapped_records(read_items(sources), RecordParser(), counts, None)
         is_record = sketch_stream(stream, rows, compare, on_reject, ticker)
         matches = find_duplicates(rows.joined(), threshold, refs=refs)
         items = read_items(sources)  # the same rows again, in the same order

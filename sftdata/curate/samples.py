@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from ..errors import TokenizerError
 from ..ingest.mapping import Mapped
 from ..ingest.readers import expand_sources, read_items
-from ..ingest.records import RecordParser, _records, record_row
+from ..ingest.records import RecordParser, mapped_records, record_row
 from ..ingest.sources import Source
 from ..items import Counts, Locator, Reject, Rendered, RunResult, Stage, Style
 from ..rendering.plan import AUTO, RenderPlan, TemplateArgs, TrainOn, parse_template_args
@@ -81,7 +81,7 @@ class Inputs:
         counts = counts if counts is not None else self.counts
         for source in self.sources:
             counts.file(source.name)
-        return _records(read_items(self.sources), RecordParser(self.kind), counts, None)
+        return mapped_records(read_items(self.sources), RecordParser(self.kind), counts, None)
 
 
 def open_inputs(inputs: Iterable[str | os.PathLike[str] | Source], kind: RecordKind | None = None) -> Inputs:

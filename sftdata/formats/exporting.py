@@ -25,7 +25,7 @@ import orjson
 from ..errors import InputError, OutputError
 from ..ingest.mapping import Mapped
 from ..ingest.readers import expand_sources, read_items
-from ..ingest.records import RecordParser, _records, record_row
+from ..ingest.records import RecordParser, mapped_records, record_row
 from ..items import Counts, Progress, Reject, RunResult, Stage
 from ..provenance import build_meta, read_meta
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
@@ -149,7 +149,7 @@ def export(input: str | os.PathLike[str], output: str | os.PathLike[str], to: Ex
             stats[split] = Stats()
             target = layout.file_for(root, split, len(splits) == 1)
             sink = _open_sink(stack, fmt, target, root, split, layout, rows_per_shard)
-            stream = _records(read_items(sources), RecordParser(), counts, None)
+            stream = mapped_records(read_items(sources), RecordParser(), counts, None)
             done = _drain(stream, layout, sink, stats[split], tally, rejects, result, progress, done)
             layout.files += sink.close()
         if progress:
@@ -176,7 +176,7 @@ def _training_template(fmt: ExportFormat, template: str, tokenizer: str | None,
     if fmt not in (ExportFormat.trl, ExportFormat.axolotl):
         raise InputError(f"--template applies to the trl and axolotl exports, not {fmt.value}")
     chats = (m.record for paths in splits.values()
-             for m in _records(read_items(expand_sources(paths)), RecordParser(), Counts(), None)
+             for m in mapped_records(read_items(expand_sources(paths)), RecordParser(), Counts(), None)
              if isinstance(m, Mapped) and isinstance(m.record, ChatRecord))
     return training_template(template, tokenizer, chats)
 

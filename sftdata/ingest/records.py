@@ -85,9 +85,13 @@ def split_turns(record: Record) -> list[Record]:
     return out
 
 
-def _records(items: Iterable[RawItem | Reject], mapper: Mapper | RecordParser, counts: Counts,
+def mapped_records(items: Iterable[RawItem | Reject], mapper: Mapper | RecordParser, counts: Counts,
              to: RecordKind | None, split_think: bool = False,
              split_turn: bool = False) -> Iterator[Mapped | Reject]:
+    """Raw items (or readers' rejects) through `mapper` into records, counting every row read per file: the
+    reading loop every command over records shares. `to` converts each record to that kind (a row that cannot
+    be converted is a reject); `split_think` moves a leading <think> block into reasoning_content; `split_turn`
+    writes one chat per trained assistant turn (each counted as a row read)."""
     for item in items:
         if isinstance(item, Reject):
             counts.file(item.locator.file).read += 1

@@ -42,7 +42,7 @@ from ..curate.minhash import DEFAULT_THRESHOLD, Sketcher, group_edges, resolve, 
 from ..curate.samples import CurateResult
 from ..errors import SftDataError
 from ..ingest.readers import read_source
-from ..ingest.records import RecordParser, _records
+from ..ingest.records import RecordParser, mapped_records
 from ..items import Counts, Locator
 from ..storage import Location, location
 from ..writers import AtomicFile, dumps_line, rejects_path
@@ -119,7 +119,7 @@ def _sketch(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray, ...]
     done = CurateResult("dedup", Counts())
     done.counts.file(split.name)
     rows = SketchedRows(Sketcher(job.threshold))
-    stream = _records(read_source(split.source()), RecordParser(), done.counts, None)
+    stream = mapped_records(read_source(split.source()), RecordParser(), done.counts, None)
     if job.reference:  # a local run reads references with throwaway counts and writes none of their rejects
         is_record = sketch_stream(stream, rows, job.compare)
     else:
