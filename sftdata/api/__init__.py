@@ -7,24 +7,15 @@ the `progress` callback. Importing this package imports no heavy library.
 """
 from __future__ import annotations
 
-from .commands_old import (
-           card,
-           decontaminate,
-           eval,
-           export,
-           export_gguf,
-           generate,
-           merge,
-           mix,
-           plan,
-           scrub,
-           serve_check,
-           synth,
-           train,
-)
 from .curate import Inspection, audit, dedup, filter, inspect, pretokenize, split, stats
 from .data import convert, render, schema, validate
+from .evaluate import eval
+from .interop import card, export
+from .production import decontaminate, mix, scrub
 from .registry import COMMANDS, Arg, Command, Opt
+from .serve import export_gguf, serve_check
+from .synth import synth
+from .train import generate, merge, plan, train
 
 __all__ = ["COMMANDS", "Arg", "Command", "Inspection", "Opt", "audit", "card", "convert", "decontaminate", "dedup",
            "eval", "export", "export_gguf", "filter", "generate", "inspect", "merge", "mix", "plan", "pretokenize",

@@ -19,17 +19,6 @@ from rich.markup import escape
 from ..errors import SftDataError
 from .common import err
 
-# commands not yet declared in the registry: name -> (module in sftdata.cli, function)
-LEGACY: dict[str, tuple[str, str]] = {
-    "synth": ("synth", "synth"), "export": ("interop", "export"),
-    "card": ("interop", "card"), "train": ("train", "train"), "plan": ("train", "plan"),
-    "merge": ("train", "merge"), "generate": ("train", "generate"), "export-gguf": ("serve", "export_gguf"),
-    "serve-check": ("serve", "serve_check"),
-    "eval": ("evaluate", "eval_"), "scrub": ("production", "scrub"), "decontaminate": ("production", "decontaminate"),
-    "mix": ("production", "mix"),
-}
-
-
 GROUPS = ("core", "synth", "interop", "train", "serve", "views", "curate", "evaluate", "production")
 
 
@@ -38,7 +27,7 @@ def command_names() -> list[str]:
     from ..api import COMMANDS
 
     declared = sorted(COMMANDS, key=lambda n: GROUPS.index(COMMANDS[n].group))
-    return [*declared, *(n for n in LEGACY if n not in COMMANDS)]
+    return declared
 
 
 def build_app(names: Iterable[str] | None = None) -> typer.Typer:
@@ -52,13 +41,9 @@ def build_app(names: Iterable[str] | None = None) -> typer.Typer:
                       help="Raw labelled data → validated SFT data, every reject explained.")
     app.callback()(_group)  # keeps `sftdata NAME ...` a group even when one command is registered
     for name in (command_names() if names is None else names):
-        if name in COMMANDS:
-            declared = COMMANDS[name]
-            views = getattr(importlib.import_module(f".{declared.group}", __name__), "VIEWS", {})
-            app.command(name)(build(declared, views.get(name, View())))
-            continue
-        module, function = LEGACY[name]
-        app.command(name)(getattr(importlib.import_module(f".{module}", __name__), function))
+        declared = COMMANDS[name]
+        views = getattr(importlib.import_module(f".{declared.group}", __name__), "VIEWS", {})
+        app.command(name)(build(declared, views.get(name, View())))
     return app
 
 

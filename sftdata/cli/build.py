@@ -98,8 +98,10 @@ def _value(option: Option, value: Any) -> Any:
 
 
 def _override(name: str, field: Any) -> inspect.Parameter:
-    """An option for a field of a command's config model (train, plan: `--lora-r 16 --packing`)."""
-    flag = "--" + name.replace("_", "-")
+    """An option for a field of a command's config model (train, plan: `--lora-r 16 --packing`); its flag is the
+    field's own where it declares one (`json_schema_extra={"flag": "--lr"}`)."""
+    extra = field.json_schema_extra
+    flag = str(extra["flag"]) if isinstance(extra, dict) and extra.get("flag") else "--" + name.replace("_", "-")
     if field.annotation is bool:
         kind: Any = Optional[bool]
         decls = [f"{flag}/--no-{flag[2:]}"]

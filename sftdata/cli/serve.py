@@ -1,13 +1,11 @@
-"""Serving what was trained: export-gguf (llama.cpp's converters) and serve-check (llama.cpp's server).
-
-The library is sftdata.trainers.gguf and sftdata.trainers.serve; this module parses options and prints.
-"""
+"""How the serving commands show their results: export-gguf (llama.cpp's converters) and serve-check (llama.cpp's
+server), declared in sftdata.api.serve; the library is sftdata.trainers.gguf and sftdata.trainers.serve."""
 from __future__ import annotations
 
 import sys
-from enum import Enum
-from pathlib import Path
-from typing import Annotated, Optional
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import orjson
 import typer
@@ -15,25 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .common import JsonOpt, err, errors
+from .common import Shown, View, err
 from .train import _answer, _quiet_hf
-
-
-class OutType(str, Enum):
-    f16 = "f16"
-    q8_0 = "q8_0"
-    bf16 = "bf16"
-
-
-class Endpoint(str, Enum):
-    auto = "auto"
-    completion = "completion"
-    chat = "chat"
-
-
-LlamaCppOpt = Annotated[Optional[str], typer.Option(
-    "--llama-cpp", help="llama.cpp source tree with convert_hf_to_gguf.py, convert_lora_to_gguf.py and gguf-py/ "
-                        "(default: $LLAMA_CPP_DIR); the llama-cpp-python sdist's vendor/llama.cpp will do.")]
 
 
 def _quiet() -> None:
@@ -47,30 +28,14 @@ def _quiet() -> None:
         pass
 
 
-def export_gguf(
-    run: Annotated[Path, typer.Argument(help="A finished training output directory.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The GGUF file to write (OUT.gguf).")],
-    merge: Annotated[bool, typer.Option("--merge", help="Merge the adapter into the base and convert the whole "
-                                                        "model; without it, convert the LoRA adapter alone.")] = False,
-    outtype: Annotated[OutType, typer.Option("--outtype", help="Tensor type of the GGUF.")] = OutType.f16,
-    llama_cpp: LlamaCppOpt = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing OUT.gguf.")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Convert a run to GGUF for llama.cpp / Ollama, with the training template and stop token.
-
-    A merged GGUF carries the template as tokenizer.chat_template and the stop token as its EOS; a LoRA
-    GGUF is applied on the base model's GGUF (`--lora`). Block templates (Alpaca, Q&A) also get an Ollama
-    OUT.Modelfile. Prints the command that serves the export.
-
-    Example: `sftdata export-gguf runs/a -o runs/a.gguf --merge --llama-cpp llama.cpp/`
-    """
-    from .. import api
-
+@contextmanager
+def _quiet_context(shown: Shown) -> Iterator[None]:
     _quiet()
-    with errors():
-        result = api.export_gguf(run, output, merge=merge, outtype=outtype.value, llama_cpp=llama_cpp, overwrite=overwrite)
-    if as_json:
+    yield None
+
+
+def _exported(result: Any, shown: Shown) -> None:
+    if shown.as_json:
         sys.stdout.write(orjson.dumps({"command": "export-gguf", **result.as_dict()}).decode() + "\n")
     what = "merged model" if result.kind == "merged" else "LoRA adapter"
     err.print(escape(f"{what} ({result.outtype}, {result.bytes / 1e6:.1f} MB): {result.path}"), soft_wrap=True)
@@ -88,36 +53,9 @@ def export_gguf(
     err.print(escape(f"check it with: sftdata serve-check {result.path} --prompt \"...\""), soft_wrap=True)
 
 
-def serve_check(
-    target: Annotated[Path, typer.Argument(help="A training output directory (served as base + LoRA GGUF) or a "
-                                                ".gguf written by export-gguf (a merged model or a LoRA).")],
-    prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="A prompt (repeatable).")],
-    expect: Annotated[Optional[str], typer.Option("--expect", help="Text every answer must contain.")] = None,
-    base: Annotated[Optional[Path], typer.Option("--base", help="The base model GGUF a LoRA applies to "
-                                                                "(default: the run's base, when it was a .gguf).")] = None,
-    endpoint: Annotated[Endpoint, typer.Option("--endpoint", help="completion: prompts rendered with the training "
-                                                             "template; chat: the GGUF's own chat template; auto: "
-                                                             "completion when the template is known.")] = Endpoint.auto,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Longest answer in tokens.")] = 128,
-    compare_base: Annotated[bool, typer.Option("--compare-base", help="Also ask the base model.")] = False,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="Server threads (default: up to 4).")] = None,
-    llama_cpp: LlamaCppOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Serve an export with llama.cpp's server on 127.0.0.1 and ask it, as a client would.
-
-    Reports each answer, whether it ended at the stop token, and whether it contains --expect; exits 1
-    if any answer ran to --max-tokens or lacks the expected text.
-
-    Example: `sftdata serve-check runs/a.gguf --prompt "Who are you?" --expect Hanbit --compare-base`
-    """
-    from .. import api
-
-    _quiet()
-    with errors():
-        result = api.serve_check(target, prompt, expect=expect, base=base, endpoint=endpoint.value, max_tokens=max_tokens,
-                           compare_base=compare_base, llama_cpp=llama_cpp, threads=threads)
-    if as_json:
+def _checked(result: Any, shown: Shown) -> None:
+    compare_base, expect = shown.args.get("compare_base", False), shown.args.get("expect")
+    if shown.as_json:
         sys.stdout.write(orjson.dumps(result.as_dict()).decode() + "\n")
     else:
         table = Table(show_lines=True)
@@ -143,3 +81,9 @@ def serve_check(
     if not result.ok:
         err.print("[bold red]check failed:[/] an answer ran to --max-tokens or lacks the expected text")
         raise typer.Exit(1)
+
+
+VIEWS = {
+    "export-gguf": View(_exported, strict=False, context=_quiet_context),
+    "serve-check": View(_checked, strict=False, context=_quiet_context),
+}
