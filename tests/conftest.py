@@ -1,8 +1,11 @@
-"""Shared fixtures: real models (tests/support/realmodels.py), the shared data folder, an offline sandbox."""
+"""Shared fixtures: real models (tests/support/realmodels.py), the shared data folder, an offline sandbox; and the
+markers for the heavy real parts a test needs (spark, ray, llama_server, s3, train, and slow for any of them),
+set from the fixtures it uses (tests/support/markers.py). The fast loop is `pytest -m "not slow"`."""
 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import tempfile
@@ -10,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support import realmodels  # resolves the model cache from the real environment, before anything below moves it
+from support import markers, realmodels  # realmodels: the model cache, resolved before anything below moves it
 from support.identity_run import identity_records, identity_run, sftdata_cache  # noqa: F401  (one trained adapter per session)
 from support.llama_server import llama_server, own_llama_server  # noqa: F401  (fixtures: a real llama.cpp server)
 from support.s3_server import bucket, s3_server  # noqa: F401  (fixtures: a real S3 endpoint on 127.0.0.1)
@@ -27,6 +30,31 @@ _session_home = tempfile.mkdtemp(prefix="sftdata-test-home-")
 atexit.register(shutil.rmtree, _session_home, ignore_errors=True)
 os.environ["HF_HOME"] = os.path.join(_session_home, "hf")
 os.environ["XDG_CACHE_HOME"] = os.path.join(_session_home, "cache")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--marker-report", metavar="PATH",
+                     help="write the selected tests' fixtures, string parameters and markers to PATH as JSON "
+                          "(test_markers.py checks the fast loop with it)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by the marks set here
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    markers.apply(items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    report = session.config.getoption("--marker-report")
+    if report:
+        Path(report).write_text(json.dumps([markers.describe(item) for item in session.items]), encoding="utf-8")
+
+
+@pytest.fixture(autouse=True)
+def _heavy_parts_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test in the fast loop fails, naming the marker it lacks, where it starts Ray, Spark, a llama.cpp server
+    or a training run in this process."""
+    if request.node.get_closest_marker(markers.SLOW) is None:
+        markers.guard(monkeypatch)
 
 
 @pytest.fixture(autouse=True)

@@ -175,6 +175,7 @@ def test_resume_skips_a_checkpoint_whose_save_was_cut_short(tmp_path):
     assert last_complete_checkpoint(folder) == str(folder / "checkpoint-10")
 
 
+@pytest.mark.train  # trains in its own body (a CLI subprocess): no fixture shows it
 def test_kill_9_during_train_then_resume_finishes_from_the_checkpoint(model_dir, shared_data, tmp_path):
     rows = json.loads((shared_data / "alpaca_en_demo.json").read_text(encoding="utf-8"))[:24]
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),

@@ -53,6 +53,7 @@ def test_the_run_records_the_template_its_stop_token_and_the_turn_policy(reasoni
         encoding="utf-8")
 
 
+@pytest.mark.llama_server  # serve-check starts llama.cpp's server in its body (reasoning_run marks it train)
 def test_serve_check_answers_in_the_trained_format(reasoning_run: Path, sftdata_cache: Path) -> None:
     from support.converters import llama_cpp_dir
     from support.llama_server import ensure_installed

@@ -40,6 +40,7 @@ def _losses(out: Path) -> dict[int, float]:
     return {e["step"]: e["loss"] for e in metrics["train"]}
 
 
+@pytest.mark.train  # trains in its own body: no fixture shows it
 def test_resume_after_a_crash_matches_an_uninterrupted_run(model_dir: Path, records: Path, tmp_path: Path) -> None:
     config = resolve_config("cpu-smoke", SMALL)
     whole = train([records], model_dir, tmp_path / "whole", config=config, template="alpaca")
@@ -72,6 +73,7 @@ def test_resume_needs_a_checkpoint_and_the_same_data(model_dir: Path, records: P
         train([records], model_dir, tmp_path / "empty", config=config, resume=True)
 
 
+@pytest.mark.train  # trains in its own body: no fixture shows it
 def test_packing_trains_without_leakage(model_dir: Path, records: Path, tmp_path: Path) -> None:
     config = resolve_config("cpu-smoke", {**SMALL, "max_steps": 2, "packing": True, "padding_free": False,
                                           "max_length": 256})
