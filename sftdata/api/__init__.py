@@ -7,16 +7,11 @@ the `progress` callback. Importing this package imports no heavy library.
 """
 from __future__ import annotations
 
-from .curate import Inspection, audit, dedup, filter, inspect, pretokenize, split, stats
-from .data import convert, render, schema, validate
-from .evaluate import eval
-from .interop import card, export
-from .production import decontaminate, mix, scrub
+from . import curate, data, evaluate, interop, production, serve, synth, train  # noqa: F401 - each declares commands
+from .curate import Inspection
 from .registry import COMMANDS, Arg, Command, Opt
-from .serve import export_gguf, serve_check
-from .synth import synth
-from .train import generate, merge, plan, train
 
-__all__ = ["COMMANDS", "Arg", "Command", "Inspection", "Opt", "audit", "card", "convert", "decontaminate", "dedup",
-           "eval", "export", "export_gguf", "filter", "generate", "inspect", "merge", "mix", "plan", "pretokenize",
-           "render", "schema", "scrub", "serve_check", "split", "stats", "synth", "train", "validate"]
+# one function per declared command (`sftdata.api.dedup`, `sftdata.dedup`): a new command needs no line here
+globals().update({declared.function.__name__: declared.function for declared in COMMANDS.values()})
+
+__all__ = ["COMMANDS", "Arg", "Command", "Inspection", "Opt", *(d.function.__name__ for d in COMMANDS.values())]  # noqa: PLE0604
