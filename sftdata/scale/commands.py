@@ -21,6 +21,7 @@ from ..items import RunResult
 from ..storage import staged
 from ..writers import rejects_path
 from .driver import (
+    check_output,
     engine_figures,
     finish,
     merge,
@@ -42,7 +43,7 @@ BUILT = ("sftdata_version", "command", "created", "seconds", "sources", "counts"
 class ScaledCommand:
     """What an engine needs of a command: its name (for the sidecar), the library function each split runs
     (`function(inputs, output, **options, sidecar=False)`), the result's figures that add up over splits
-    (numbers are summed, lists joined; dotted names reach inside a dict), the options, and which tokenizer
+    (numbers are summed, lists joined; dotted names reach inside a dataclass or dict), the options, and which tokenizer
     loader the function uses (`light`: sftdata.tokenize.light)."""
 
     name: str
@@ -83,6 +84,7 @@ def run_command(command: ScaledCommand, inputs: Sequence[str | os.PathLike[str]]
     function returns it) with the summed counts and figures."""
     started = time.perf_counter()
     encoding = command.options.get("encoding") or "auto"
+    check_output(output)  # an output that is a file is refused before any engine starts
     splits = splits_of(inputs, split_mib, engine, address, encoding)  # a bad input fails before OUT is made
     out = open_folder(output)
     results = run_tasks(command_split, [CommandJob(command, s, str(out)) for s in splits], engine, address)
@@ -102,12 +104,10 @@ def run_command(command: ScaledCommand, inputs: Sequence[str | os.PathLike[str]]
 
 def summed(results: Sequence[RunResult], sums: Sequence[str]) -> RunResult:
     """The first part's result with the figures named in `sums` added up (or joined) over all parts: a field of
-    the result, or a key of its `extra` figures."""
+    the result (dotted names reach into a dataclass or dict it holds), or a key of its `extra` figures."""
     out = copy.deepcopy(results[0])
     fields = [d for d in sums if hasattr(out, d.partition(".")[0])]
-    for dotted in fields:
-        head = dotted.partition(".")[0]
-        setattr(out, head, combine([{head: getattr(r, head)} for r in results], (dotted,))[head])
+    _add_up(out, results, fields)
     figures = [d for d in sums if d not in fields]
     if figures and isinstance(getattr(out, "extra", None), dict):
         out.extra = combine([r.extra for r in results], figures)  # type: ignore[attr-defined]
@@ -119,27 +119,39 @@ def combine(parts: Sequence[dict[str, Any]], sums: Sequence[str]) -> dict[str, A
     if not parts:
         return {}
     out = copy.deepcopy(parts[0])
+    _add_up(out, parts, sums)
+    return out
+
+
+def _add_up(out: Any, parts: Sequence[Any], sums: Sequence[str]) -> None:
+    """Set each figure named in `sums` on `out` (a copy of parts[0]) to its sum, or its sorted union, over `parts`."""
     for dotted in sums:
         first = _get(out, dotted)
         if isinstance(first, (list, tuple, set)):
             _set(out, dotted, sorted({v for p in parts for v in (_get(p, dotted) or [])}))
         elif first is not None:
             _set(out, dotted, sum(_get(p, dotted) or 0 for p in parts))
-    return out
 
 
-def _get(data: dict[str, Any], dotted: str) -> Any:
+def _get(data: Any, dotted: str) -> Any:
+    """The figure at `dotted` in a dict or dataclass (a result, or one it holds); None where there is none."""
     for key in dotted.split("."):
-        if not isinstance(data, dict) or key not in data:
+        if isinstance(data, dict):
+            if key not in data:
+                return None
+            data = data[key]
+        elif dataclasses.is_dataclass(data) and not isinstance(data, type) and hasattr(data, key):
+            data = getattr(data, key)
+        else:
             return None
-        data = data[key]
     return data
 
 
-def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+def _set(data: Any, dotted: str, value: Any) -> None:
     *path, last = dotted.split(".")
     for key in path:
-        data = data[key]
-    data[last] = value
-
-
+        data = data[key] if isinstance(data, dict) else getattr(data, key)
+    if isinstance(data, dict):
+        data[last] = value
+    else:
+        setattr(data, last, value)

@@ -47,6 +47,7 @@ from ..items import Counts, Locator
 from ..storage import Location, location
 from ..writers import AtomicFile, dumps_line, rejects_path
 from .driver import (
+    check_output,
     engine_figures,
     finish,
     merge,
@@ -295,6 +296,7 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     started = time.perf_counter()
     compare: Side | list[str] = check_fields(fields) if fields else Side.prompt
     sketcher = Sketcher(threshold)  # a bad threshold fails here, before any task
+    check_output(output)  # an output that is a file is refused before any engine starts
     refs_splits = splits_of(against, split_mib, engine, address) if against else []
     splits = splits_of(inputs, split_mib, engine, address)
     out = open_folder(output)

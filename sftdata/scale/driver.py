@@ -20,7 +20,7 @@ from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
 from ..storage import Location, Url, location, open_binary
 from ..writers import AtomicFile, meta_path, rejects_path, sidecar_path, write_json
-from .engines import Engine, run_jobs
+from .engines import Engine, check_engine, run_jobs
 from .splits import Split, plan_splits, survey_range
 
 PART = "part-{:05d}"
@@ -28,6 +28,19 @@ PART = "part-{:05d}"
 
 def part_path(out: str | os.PathLike[str] | Url, index: int) -> Location:
     return location(out) / f"{PART.format(index)}.jsonl"
+
+
+def check_output(output: str | os.PathLike[str] | Url) -> Location:
+    """The output folder a split run will write, refused before any engine starts if it is a file."""
+    out = location(output)
+    try:
+        if out.is_file():
+            raise SftDataError("on an engine the output is a folder of part files, and this is a file",
+                               file=str(out), hint="name a folder (add --concat for the single files a local "
+                               "run writes)")
+    except OSError as error:
+        raise OutputError(f"cannot write: {error.strerror or error}", file=str(out)) from None
+    return out
 
 
 def open_folder(output: str | os.PathLike[str] | Url) -> Location:
@@ -52,6 +65,7 @@ def splits_of(inputs: Sequence[Any], split_mib: float, engine: Engine, address: 
     """The splits, with each byte range surveyed (its newlines and codec) by a task on the engine."""
     if split_mib <= 0:
         raise OptionError("must be positive", option="split_mib", value=split_mib)
+    check_engine(engine, address)  # seconds, not a cluster start, to learn an address is wrong
     return plan_splits(inputs, max(1, int(split_mib * (1 << 20))), encoding,
                        survey=lambda jobs: run_jobs(survey_range, jobs, engine, address) if jobs else [])
 

@@ -8,11 +8,14 @@ spark.task.maxFailures retries a failed one). Neither engine is imported unless 
 """
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from ..errors import SftDataError
+from ..errors import OptionError, SftDataError
 
 Engine = Literal["local", "ray", "spark"]
 ENGINES = ("local", "ray", "spark")
@@ -31,14 +34,73 @@ def run_jobs(task: Callable[[Any], dict[str, Any]], jobs: Sequence[Any], engine:
     raise SftDataError(f"unknown engine {engine!r}", hint=f"use one of {', '.join(ENGINES)}")
 
 
+def check_engine(engine: Engine, address: str | None) -> None:
+    """Fail in seconds, with one line naming the address, what was tried and what to install, before any work
+    starts: the engine's package, Java for Spark, and a cluster address that answers."""
+    if engine == "local":
+        return
+    if engine not in ENGINES:
+        raise OptionError("is not an engine", option="engine", value=engine, hint=f"use one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        _need("ray", "the ray engine needs Ray", "pip install 'sftdata[ray]'")
+        if address and address.startswith("ray://"):
+            _need("grpc", "a ray:// address uses Ray Client, which needs ray[client]", "pip install 'sftdata[ray]'")
+            _reachable(address, address.removeprefix("ray://"), 10001, "the Ray Client server")
+        elif address == "auto" and not _ray_running():
+            raise OptionError("no Ray cluster is running on this machine (tried the address file Ray writes under "
+                              f"{_ray_temp()})", option="address", value=address,
+                              hint="start one with `ray start --head`, name it as ray://host:port, or leave "
+                                   "address out to start a local one")
+        elif address and address != "auto":
+            _reachable(address, address, 6379, "the Ray cluster's GCS")
+        return
+    _need("pyspark", "the spark engine needs PySpark (and Java 17+)", "pip install 'sftdata[spark]'")
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        raise OptionError("Spark needs Java 17 or later, and none was found (no java on PATH, no JAVA_HOME)",
+                          option="engine", value=engine, hint="install a JRE, e.g. openjdk-17-jre-headless")
+    if address and address.startswith("spark://"):
+        for hostport in address.removeprefix("spark://").split(","):
+            _reachable(address, hostport, 7077, "the Spark master")
+
+
+def _need(module: str, message: str, hint: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise SftDataError(message, hint=hint)
+
+
+def _reachable(address: str, hostport: str, default_port: int, what: str, timeout: float = 3.0) -> None:
+    """A TCP connection to host:port, or one error naming the address and what was tried."""
+    host, _, port = hostport.strip().rpartition(":") if ":" in hostport else (hostport, "", str(default_port))
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise OptionError(f"{what} does not answer (tried {host or '127.0.0.1'}:{port}: {reason})",
+                          option="address", value=address) from None
+
+
+def _ray_temp() -> str:
+    return os.path.join(os.environ.get("RAY_TMPDIR", "/tmp"), "ray")
+
+
+def _ray_running() -> bool:
+    """Whether `address="auto"` finds a cluster: Ray reads it from ray_current_cluster in its temp folder."""
+    return bool(os.environ.get("RAY_ADDRESS")) or os.path.isfile(os.path.join(_ray_temp(), "ray_current_cluster"))
+
+
 def _ray(address: str | None) -> Any:
     try:
         import ray
     except ImportError:
-        raise SftDataError("--engine ray needs Ray", hint="pip install 'sftdata[ray]'") from None
+        raise SftDataError("the ray engine needs Ray", hint="pip install 'sftdata[ray]'") from None
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 **({} if address else {"num_cpus": os.cpu_count()}))
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     **({} if address else {"num_cpus": os.cpu_count()}))
+        except (ConnectionError, TimeoutError, RuntimeError) as error:
+            raise OptionError(f"Ray could not connect ({type(error).__name__}: {str(error).splitlines()[0][:200]})",
+                              option="address", value=address) from None
     return ray
 
 
@@ -54,7 +116,7 @@ def _spark_session(address: str | None) -> Any:
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise SftDataError("--engine spark needs PySpark (and Java 17+)", hint="pip install 'sftdata[spark]'") from None
+        raise SftDataError("the spark engine needs PySpark (and Java 17+)", hint="pip install 'sftdata[spark]'") from None
     import sys
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

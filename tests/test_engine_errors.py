@@ -1,0 +1,47 @@
+"""A wrong engine address or output is one line, in seconds, before any engine starts: never a Ray or Java
+traceback, never a cluster started only to refuse the output (exit 2, the option named by its flag)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+RECORDS = '{"instruction": "한국의 수도는?", "output": "서울입니다."}\n'
+
+
+def _run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    data = tmp_path / "records.jsonl"
+    data.write_text(RECORDS, encoding="utf-8")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "sftdata.cli", *[a.replace("DATA", str(data)) for a in args]],
+                          capture_output=True, text=True, timeout=120, env={"RAY_TMPDIR": str(tmp_path / "ray"),
+                                                                             "PATH": "/usr/bin:/bin"})
+    return done, time.monotonic() - started
+
+
+@pytest.mark.parametrize(("engine", "address", "said"), [
+    ("ray", "ray://127.0.0.1:1", "--address ray://127.0.0.1:1: the Ray Client server does not answer"),
+    ("ray", "127.0.0.1:1", "--address 127.0.0.1:1: the Ray cluster's GCS does not answer"),
+    ("ray", "auto", "--address auto: no Ray cluster is running on this machine"),
+    ("spark", "spark://127.0.0.1:1", "--address spark://127.0.0.1:1: the Spark master does not answer"),
+])
+def test_an_address_that_does_not_answer_is_one_line_in_seconds(tmp_path, engine, address, said):
+    done, seconds = _run(tmp_path, "render", "DATA", "-o", str(tmp_path / "parts"), "--eos", "</s>",
+                         "--engine", engine, "--address", address)
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr and "internal error" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert seconds < 30 and not (tmp_path / "parts").exists()
+
+
+@pytest.mark.parametrize("command", [["dedup"], ["render", "--eos", "</s>"]])
+def test_an_output_that_is_a_file_is_refused_before_an_engine_starts(tmp_path, command):
+    existing = tmp_path / "existing.jsonl"
+    existing.write_text("kept\n", encoding="utf-8")
+    done, seconds = _run(tmp_path, command[0], "DATA", "-o", str(existing), *command[1:], "--engine", "ray")
+    assert done.returncode == 2 and "this is a file" in done.stderr, done.stderr
+    assert not (tmp_path / "ray").exists()  # no Ray session was started (it writes its temp folder first)
+    assert existing.read_text(encoding="utf-8") == "kept\n"
