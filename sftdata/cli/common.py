@@ -5,6 +5,7 @@ library become one line and exit code 2; `--strict` turns rejects into exit 1.
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -115,6 +116,16 @@ def errors(command: Any = None) -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("interrupted; no partial output was left under the final names")
         raise typer.Exit(130) from None
+
+
+def quiet_hf() -> None:
+    """transformers/datasets progress bars and warnings would interleave with ours."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
 
 
 @contextmanager

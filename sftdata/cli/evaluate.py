@@ -1,7 +1,6 @@
 """How `sftdata eval` shows its result (declared in sftdata.api.evaluate; the library is sftdata.evaluation)."""
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,26 +11,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import Shown, View, err
+from .common import Shown, View, err, quiet_hf
 
 _ROWS = (("loss", "loss (trained tokens)"), ("perplexity", "perplexity"), ("stop_rate", "stop rate"),
          ("chrf", "chrF"), ("rouge_l", "char ROUGE-L"), ("exact_match", "exact match"), ("lang_share", "language share"),
          ("repetition", "repetition"), ("length_ratio", "length / reference"), ("answers_per_s", "answers/s"))
 
 
-def _quiet_hf() -> None:
-    """transformers/datasets progress bars and warnings would interleave with ours."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
-
-
 @contextmanager
 def _answering(shown: Shown) -> Iterator[Callable[[str, int], None] | None]:
-    _quiet_hf()
+    quiet_hf()
     yield None if shown.as_json else _progress
 
 

@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .common import Shown, View, err
-from .train import _answer, _quiet_hf
+from .common import Shown, View, err, quiet_hf
+from .train import _answer
 
 
 def _quiet() -> None:
     """No transformers progress bars (loading, saving the merged weights) among ours."""
-    _quiet_hf()
+    quiet_hf()
     try:
         from transformers.utils import logging as hf_logging
 

@@ -5,7 +5,6 @@ Every TrainConfig field is an option of `train` and `plan`, built from the confi
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,22 +15,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import Shown, View, err
-
-
-def _quiet_hf() -> None:
-    """transformers/datasets progress bars and warnings would interleave with ours."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
+from .common import Shown, View, err, quiet_hf
 
 
 @contextlib.contextmanager
 def _training(shown: Shown) -> Iterator[Callable[[Any], None] | None]:
-    _quiet_hf()
+    quiet_hf()
     # transformers prints its log dicts on stdout; with --json, stdout holds only the summary line
     quiet = contextlib.redirect_stdout(sys.stderr) if shown.as_json else contextlib.nullcontext()
     with quiet, _progress(shown.as_json) as progress:
@@ -104,7 +93,7 @@ def _print_plan(result: Any, cfg: Any) -> None:
 
 @contextlib.contextmanager
 def _quiet_context(shown: Shown) -> Iterator[None]:
-    _quiet_hf()
+    quiet_hf()
     yield None
 
 
@@ -114,7 +103,7 @@ def _merged(target: Any, shown: Shown) -> None:
 
 @contextlib.contextmanager
 def _generating(shown: Shown) -> Iterator[Callable[[Any], None]]:
-    _quiet_hf()
+    quiet_hf()
     yield _generated
 
 
