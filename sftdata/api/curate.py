@@ -28,13 +28,19 @@ from .options import (
 from .registry import Opt, command
 
 if TYPE_CHECKING:
+    from ..curate.audit import AuditResult
+    from ..curate.dedup import DedupResult
+    from ..curate.filters import FilterResult
     from ..curate.inspection import Shown
-    from ..curate.samples import CurateResult
+    from ..curate.pretokenize import PretokenizeResult
+    from ..curate.split import SplitResult
+    from ..curate.stats import StatsResult
     from ..tokenize.encode import Specials
 
 Fields = Annotated[Sequence[str] | None, Opt(
     help="Fields to compare (comma-separated or repeated): instruction, input, output, question, context, answer, "
-         "system, or chat roles user, assistant, tool. Default: the prompt side.")]
+         "system, or chat roles user, assistant, tool. Default: what a row teaches (question + answer, instruction + "
+         "input + output, a chat's user and assistant turns), never a shared context or system prompt.")]
 
 
 @command(group="views")
@@ -47,8 +53,10 @@ def stats(
     template_args: TemplateArgs = None,
     train_on: TrainOn = "all",
     report: Annotated[PathLike | None, Opt(help="Write a self-contained HTML report (with the audit's findings).")] = None,
+    show_pii: Annotated[bool, Opt(help="Show personal information in the report's samples and examples as it is "
+                                       "(by default it is masked as `scrub` masks it: [전화번호], [이메일], ...).")] = False,
     progress: Progress | None = None,
-) -> CurateResult:
+) -> StatsResult:
     """Lengths in characters and tokens (prompt, completion, sample) and what max_seq_length would cut.
 
     Example: `sftdata stats train.jsonl --tokenizer ./tokenizer --max-seq-length 1024 --report report.html`
@@ -56,14 +64,18 @@ def stats(
     from ..curate.stats import stats as run
 
     return run(inputs, tokenizer, template=template, template_args=template_args, train_on=train_on,
-               max_seq_length=max_seq_length, report=report, progress=progress)
+               max_seq_length=max_seq_length, report=report, show_pii=show_pii, progress=progress)
 
 
 class Inspection:
-    """What `sftdata inspect` shows: samples labelled token by token, and the tokenizer's special tokens."""
+    """What `sftdata inspect` shows: samples labelled token by token, and the tokenizer's special tokens. With no
+    sample shown (none renders, or `skip` passes the last), `nothing_shown` says why and `rendered` how many
+    samples render; the CLI prints it and exits 4."""
 
-    def __init__(self, samples: list[Shown], specials: Specials) -> None:
+    def __init__(self, samples: list[Shown], specials: Specials, rendered: int = 0,
+                 nothing_shown: str | None = None) -> None:
         self.samples, self.specials = samples, specials
+        self.rendered, self.nothing_shown = rendered, nothing_shown
 
 
 @command(group="views")
@@ -86,9 +98,9 @@ def inspect(
     """
     from ..curate.inspection import inspect_samples
 
-    shown, encoder = inspect_samples(inputs, tokenizer, template=template, template_args=template_args,
-                                     train_on=train_on, n=n, skip=skip, pad_to=pad_to)
-    return Inspection(shown, encoder.specials)
+    found = inspect_samples(inputs, tokenizer, template=template, template_args=template_args, train_on=train_on,
+                            n=n, skip=skip, pad_to=pad_to)
+    return Inspection(found.samples, found.encoder.specials, found.rendered, found.nothing_shown)
 
 
 @command(group="views")
@@ -107,10 +119,10 @@ def audit(
     min_lang_share: Annotated[float, Opt(help="Least share of letters in that script.")] = 0.5,
     threshold: Annotated[float, Opt(help="Near-duplicate Jaccard threshold.")] = 0.7,
     progress: Progress | None = None,
-) -> CurateResult:
+) -> AuditResult:
     """Check data + tokenizer + template for known training pitfalls; exit 1 on any error finding.
 
-    `result.summary()["findings"]` lists them. Example:
+    `result.findings` lists them. Example:
     `sftdata audit train.jsonl --tokenizer ./tok --max-seq-length 2048 --eval eval.jsonl --lang ko`
     """
     from ..curate.audit import audit as run
@@ -134,11 +146,12 @@ def dedup(
     split_mib: SplitMib = 64.0,
     concat: Concat = False,
     progress: Progress | None = None,
-) -> CurateResult:
-    """Drop exact and near-duplicate rows (MinHash LSH over character n-grams; works for Korean/CJK).
+) -> DedupResult:
+    """Drop exact and near-duplicate rows (MinHash LSH candidates over character n-grams, each pair verified on
+    its exact Jaccard similarity; works for Korean/CJK).
 
-    Keeps the first row of each cluster; dropped rows go to OUT.dupes.jsonl with the row they duplicate. On
-    an engine (sftdata.scale.dedup) the kept rows and dupes are the same.
+    Keeps the first row of each cluster; dropped rows go to OUT.dupes.jsonl with the row they duplicate and the
+    exact similarity. On an engine (sftdata.scale.dedup) the kept rows and dupes are the same.
     Example: `sftdata dedup train.jsonl -o train.dedup.jsonl --against eval.jsonl`
     """
     fields = _comma_separated(fields)
@@ -185,7 +198,7 @@ def filter(
     split_mib: SplitMib = 64.0,
     concat: Concat = False,
     progress: Progress | None = None,
-) -> CurateResult:
+) -> FilterResult:
     """Drop rows by length, tokens, patterns, language mix or refusals; each dropped row is in OUT.rejects.jsonl.
 
     Example: `sftdata filter train.jsonl -o kept.jsonl --lang ko --min-lang-share 0.5 --drop-refusals`
@@ -213,7 +226,7 @@ def split(
     group_near_dups: Annotated[bool, Opt(help="Keep near-duplicate prompts on one side.")] = False,
     threshold: Threshold = 0.7,
     progress: Progress | None = None,
-) -> CurateResult:
+) -> SplitResult:
     """Split into DIR/train.jsonl and DIR/eval.jsonl by a stable hash of each record and the seed.
 
     Example: `sftdata split all.jsonl -o data/ --eval-ratio 0.05 --seed 1 --group-near-dups`
@@ -243,7 +256,7 @@ def pretokenize(
     split_mib: SplitMib = 64.0,
     concat: Concat = False,
     progress: Progress | None = None,
-) -> CurateResult:
+) -> PretokenizeResult:
     """Write input_ids with completion_mask (instruction/QA) or assistant_masks (chats) for TRL's SFTTrainer.
 
     Example: `sftdata pretokenize train.jsonl -o train.tok.jsonl --tokenizer ./tok --template chat --max-seq-length 2048`

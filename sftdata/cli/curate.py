@@ -2,9 +2,13 @@
 (declared in sftdata.api.curate)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .common import Shown, View, err, report
+
+if TYPE_CHECKING:
+    from ..curate.pretokenize import PretokenizeResult
+    from ..curate.split import SplitResult
 
 
 def _deduplicated(result: Any, shown: Shown) -> None:
@@ -14,20 +18,18 @@ def _deduplicated(result: Any, shown: Shown) -> None:
               markup=False)
 
 
-def _split(result: Any, shown: Shown) -> None:
+def _split(result: SplitResult, shown: Shown) -> None:
     report(result, shown.as_json, shown.strict)
-    s = result.summary()
-    err.print(f"train {s['train']:,} → {s['output']}, eval {s['eval']:,} → {s['eval_path']}", markup=False)
+    err.print(f"train {result.train:,} → {result.output}, eval {result.eval:,} → {result.eval_path}", markup=False)
 
 
-def _pretokenized(result: Any, shown: Shown) -> None:
+def _pretokenized(result: PretokenizeResult, shown: Shown) -> None:
     report(result, shown.as_json, shown.strict)
-    s = result.summary()
-    o = s["overflow"]
-    err.print(f"{s['written']:,} samples, {s['tokens']:,} tokens (columns input_ids, {', '.join(s['columns']) or '-'}); "
-              f"over {shown.args['max_seq_length']:,}: "
-              f"{o['over']:,} ({o['policy']}: {o['dropped']:,} dropped, {o['truncated']:,} truncated)")
-    if "completion_mask" in s["columns"]:
+    o = result.overflow
+    err.print(f"{result.counts.total('written'):,} samples, {result.tokens:,} tokens (columns input_ids, "
+              f"{', '.join(result.columns) or '-'}); over {shown.args['max_seq_length']:,}: "
+              f"{o.over:,} ({o.policy.value}: {o.dropped:,} dropped, {o.truncated:,} truncated)")
+    if "completion_mask" in result.columns:
         err.print("TRL: pass SFTConfig(completion_only_loss=True) so SFTTrainer applies completion_mask")
 
 

@@ -3,7 +3,7 @@ sftdata.api.curate)."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import typer
@@ -13,21 +13,25 @@ from rich.text import Text
 
 from .common import Shown, View, err, print_summary
 
+if TYPE_CHECKING:
+    from ..curate.audit import AuditResult
+    from ..curate.stats import StatsResult
 
-def _stats(result: Any, shown: Shown) -> None:
+
+def _stats(result: StatsResult, shown: Shown) -> None:
     summary = result.summary()
     _json(summary, shown.as_json)
     print_summary(summary, result.examples)
-    _nothing_rendered(summary, result.examples)
-    _print_lengths(summary["stats"])
+    _nothing_rendered(summary)
+    _print_lengths(result.stats)
 
 
-def _nothing_rendered(summary: dict[str, Any], examples: list[Any]) -> None:
-    """No sample rendered (an empty file, rendered text, rows of another layout): say why, exit 4."""
-    from ..outcome import nothing_written
+def _nothing_rendered(summary: dict[str, Any]) -> None:
+    """No sample rendered (an empty file, rendered text, rows of another layout): say why (the summary's
+    `nothing_written`, sftdata.outcome), exit 4."""
     from .common import NOTHING_WRITTEN
 
-    empty = nothing_written(summary, examples)
+    empty = summary.get("nothing_written")
     if empty:
         err.print(f"[bold red]nothing to measure:[/] {escape(empty)}", soft_wrap=True)
         raise typer.Exit(NOTHING_WRITTEN)
@@ -84,7 +88,13 @@ def _inspected(inspection: Any, given: Shown) -> None:
     ids, pad_to = given.args.get("ids", False), given.args.get("pad_to")
     shown = inspection.samples
     if given.as_json:
-        _json({"command": "inspect", "samples": [s.as_dict() for s in shown]}, True)
+        empty = {"nothing_shown": inspection.nothing_shown} if inspection.nothing_shown else {}
+        _json({"command": "inspect", "samples": [s.as_dict() for s in shown], **empty}, True)
+    if inspection.nothing_shown:
+        from .common import NOTHING_WRITTEN
+
+        err.print(f"[bold red]nothing to show:[/] {escape(inspection.nothing_shown)}", soft_wrap=True)
+        raise typer.Exit(NOTHING_WRITTEN)
     legend = Text("legend: ")
     for kind, style in _STYLES.items():
         legend.append(f" {kind} ", style=style)
@@ -107,22 +117,21 @@ def _inspected(inspection: Any, given: Shown) -> None:
                   "the EOS above too (see `sftdata audit`)")
 
 
-def _audited(result: Any, shown: Shown) -> None:
+def _audited(result: AuditResult, shown: Shown) -> None:
     summary = result.summary()
     _json(summary, shown.as_json)
     print_summary(summary, result.examples)
-    _nothing_rendered(summary, result.examples)
+    _nothing_rendered(summary)
     colours = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-    for f in summary["findings"]:
+    for f in result.findings:
         err.print(f"[{colours[f['severity']]}]{f['severity'].upper()}[/] [bold]{escape(f['title'])}[/] "
                   f"({f['code']}, {f['count']:,})", soft_wrap=True)
         err.print(f"  breaks: {f['breaks']}", soft_wrap=True, markup=False)
         err.print(f"  fix:    {f['fix']}", soft_wrap=True, markup=False)
         if f["examples"]:
             err.print(f"  e.g.    {', '.join(f['examples'][:3])}", soft_wrap=True, markup=False)
-    err.print(f"{summary['errors']} error(s), {summary['warnings']} warning(s)"
-              + ("" if summary["findings"] else ": no findings"))
-    if summary["errors"]:
+    err.print(f"{result.errors} error(s), {result.warnings} warning(s)" + ("" if result.findings else ": no findings"))
+    if result.errors:
         raise typer.Exit(1)
 
 

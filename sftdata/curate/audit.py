@@ -28,7 +28,7 @@ from .fields import Side, record_text
 from .findings import CHECKS, Finding, Severity, Trainer
 from .lengths import LengthObserver, scan
 from .minhash import DEFAULT_THRESHOLD, Sketcher, find_duplicates
-from .samples import CurateResult, Progress, Sample, load, open_plan
+from .samples import OMIT_NONE, CurateResult, Progress, Sample, load, open_plan
 from .scrub import Scrubber, ScrubSpec
 from .textquality import check_lang, mojibake, script_share
 from .thinking import ThinkingChecks
@@ -225,12 +225,30 @@ def _chat_plan(template: str | None, tokenizer: Any, spec: str, checks: Checks, 
     return plan
 
 
+@dataclass(slots=True)
+class AuditResult(CurateResult):
+    """What `audit` found: the findings (Finding.as_dict, worst first), how many are errors and warnings, the
+    lengths' summary (as `stats` gives it) and how the samples were rendered (RenderPlan.provenance)."""
+
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    errors: int = 0
+    warnings: int = 0
+    trainer: Trainer = Trainer.generic
+    stats: dict[str, Any] = field(default_factory=dict)
+    style: str = ""
+    template: list[dict[str, str]] = field(default_factory=list)
+    tokenizer: str | None = None
+    eos: list[str] | str | None = None
+    template_args: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)
+    train_on: str | None = field(default=None, metadata=OMIT_NONE)
+
+
 def audit(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template: str | None = None,
           template_args: TemplateArgs = None, train_on: TrainOn = "all",
           max_seq_length: int | None = None, trainer: Trainer = Trainer.generic,
           eval_files: Sequence[str | os.PathLike[str]] = (), lang: str | None = None, min_lang_share: float = 0.5,
-          threshold: float = DEFAULT_THRESHOLD, progress: Progress | None = None) -> CurateResult:
-    """Check records JSONL against a tokenizer and template; `result.extra["findings"]` lists them."""
+          threshold: float = DEFAULT_THRESHOLD, progress: Progress | None = None) -> AuditResult:
+    """Check records JSONL against a tokenizer and template; `result.findings` lists them."""
     started = time.perf_counter()
     checks = Checks(max_seq_length=max_seq_length, trainer=trainer, lang=lang, min_lang_share=min_lang_share,
                     threshold=threshold, eval_files=eval_files)
@@ -244,11 +262,9 @@ def audit(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template:
         else:  # no chat was rendered: the stand-in template played no part
             plan.renderers.pop("chat", None)
     findings = checks.findings(plan, encoder)
-    result = CurateResult("audit", inputs_.counts)
-    result.examples = lengths.rejects
-    result.extra = {"findings": [f.as_dict() for f in findings],
-                    "errors": sum(1 for f in findings if f.severity is Severity.error),
-                    "warnings": sum(1 for f in findings if f.severity is Severity.warning),
-                    "trainer": trainer.value, "stats": lengths.lengths.summary(), **plan.provenance()}
+    result = AuditResult("audit", inputs_.counts, examples=lengths.rejects, findings=[f.as_dict() for f in findings],
+                         errors=sum(1 for f in findings if f.severity is Severity.error),
+                         warnings=sum(1 for f in findings if f.severity is Severity.warning),
+                         trainer=trainer, stats=lengths.lengths.summary(), **plan.provenance())
     result.meta = {"seconds": round(time.perf_counter() - started, 3)}
     return result

@@ -34,7 +34,7 @@ from ..provenance import build_meta
 from ..rendering.plan import TemplateArgs, TrainOn
 from ..storage import location
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
-from .pretokenize import Overflow, fit
+from .pretokenize import Overflow, OverflowCounts, fit
 from .samples import (
     CurateResult,
     Inputs,
@@ -91,7 +91,7 @@ def _read(source: Source, inputs: Inputs, plan: Any, encoder: Any, max_seq_lengt
     stream: Any = inputs.records(result.counts)
     if plan is not None:
         stream = tokenized(rendered(stream, plan), plan, encoder)
-    overflow: dict[str, Any] = {"over": 0, "dropped": 0, "truncated": 0}
+    overflow = OverflowCounts(Overflow.truncate)
     for value in stream:
         yield None
         if isinstance(value, Sample):  # pretokenize's own checks, and its truncation with --max-seq-length
@@ -172,10 +172,24 @@ def check_shares(sources: list[Source], wanted: list[float], by: By) -> None:
                                 "or mix by rows")
 
 
+@dataclass(slots=True)
+class MixResult(CurateResult):
+    """What `mix` drew: its figures go into the summary and, under "mix", into OUT.meta.json."""
+
+    by: By = "trained-tokens"
+    seed: int = 0
+    max_repeat: float = 1.0
+    lines: int = 0  # rows written, each copy of a repeated row counted
+    repeated: int = 0  # copies of rows drawn more than once (lines - rows written)
+    # per source: source, weight, rows, rows_out, row_share, row_share_out, max_copies, and with a tokenizer
+    # trained_tokens, trained_tokens_out, token_share, token_share_out
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
 def mix(sources: Sequence[str], output: str | os.PathLike[str], *, by: By = "trained-tokens",
         total: int | None = None, tokens: int | None = None, tokenizer: Any = None, template: str | None = None,
         template_args: TemplateArgs = None, train_on: TrainOn = "all", max_seq_length: int | None = None,
-        max_repeat: float = 1.0, seed: int = 0, progress: Progress | None = None) -> CurateResult:
+        max_repeat: float = 1.0, seed: int = 0, progress: Progress | None = None) -> MixResult:
     """`PATH:WEIGHT` sources → OUT holding each source's weight share of trained tokens (or rows)."""
     started = time.perf_counter()
     chosen = parse_sources(sources)
@@ -196,7 +210,7 @@ def mix(sources: Sequence[str], output: str | os.PathLike[str], *, by: By = "tra
     counts = Counts()
     for inputs in opened:
         counts.files.update(inputs.counts.files)
-    result = CurateResult("mix", counts, output, rejects_path(output))
+    result = MixResult("mix", counts, output, rejects_path(output), by=by, seed=seed, max_repeat=max_repeat)
     ticker = Ticker(progress)
     with AtomicFile(output) as out, AtomicFile(rejects_path(output)) as rej:
         for source, inputs in zip(chosen, opened):
@@ -214,9 +228,8 @@ def mix(sources: Sequence[str], output: str | os.PathLike[str], *, by: By = "tra
         _count_draws(chosen, result, rej)
     ticker.close()
     table = _table(chosen, by)
-    result.extra = {"by": by, "seed": seed, "max_repeat": max_repeat, "lines": len(order),
-                    "repeated": len(order) - counts.total("written"), "sources": table}
-    extra: dict[str, Any] = {"mix": {k: v for k, v in result.extra.items()}}
+    result.lines, result.repeated, result.sources = len(order), len(order) - counts.total("written"), table
+    extra: dict[str, Any] = {"mix": result.figures()}
     if plan is not None:
         extra.update(plan.provenance())
         extra["mix"]["max_seq_length"] = max_seq_length

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -36,8 +37,31 @@ from .samples import CurateResult, Progress, Sample, Ticker, encoder_for, open_i
 
 
 class Overflow(str, Enum):
+    """What happens to a sample longer than max_seq_length: it is dropped, or truncated (`truncate`)."""
+
     drop = "drop"
     truncate = "truncate"
+
+
+@dataclass(slots=True)
+class OverflowCounts:
+    """Samples longer than max_seq_length: how many (`over`), and of them how many were dropped or truncated
+    under the run's `policy`."""
+
+    policy: Overflow = Overflow.drop
+    over: int = 0
+    dropped: int = 0
+    truncated: int = 0
+
+
+@dataclass(slots=True)
+class PretokenizeResult(CurateResult):
+    """What `pretokenize` wrote: its figures go into the summary and OUT.meta.json."""
+
+    max_seq_length: int = 0
+    overflow: OverflowCounts = field(default_factory=OverflowCounts)
+    columns: list[str] = field(default_factory=list)  # the mask columns written: completion_mask, assistant_masks
+    tokens: int = 0  # tokens in all written samples
 
 
 def truncate(tok: Tokenized, limit: int) -> Tokenized:
@@ -63,7 +87,7 @@ def mask_column(kind: RecordKind) -> str:
 def pretokenize(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, tokenizer: Any,
                 template: str, max_seq_length: int, on_overflow: Overflow = Overflow.drop,
                 template_args: TemplateArgs = None, train_on: TrainOn = "all",
-                progress: Progress | None = None, sidecar: bool = True) -> CurateResult:
+                progress: Progress | None = None, sidecar: bool = True) -> PretokenizeResult:
     """Records JSONL → OUT (JSONL of input_ids + mask), OUT.rejects.jsonl, OUT.meta.json (with `sidecar=False`,
     a split's, the meta is returned unwritten: sftdata.provenance)."""
     started = time.perf_counter()
@@ -74,8 +98,9 @@ def pretokenize(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
     encoder = encoder_for(plan)
     inputs_ = open_inputs(inputs)
     counts = inputs_.counts
-    result = CurateResult("pretokenize", counts, output, rejects_path(output))
-    overflow = {"policy": on_overflow.value, "over": 0, "dropped": 0, "truncated": 0}
+    result = PretokenizeResult("pretokenize", counts, output, rejects_path(output), max_seq_length=max_seq_length,
+                               overflow=OverflowCounts(on_overflow))
+    overflow = result.overflow
     columns: set[str] = set()
     tokens = 0
     ticker = Ticker(progress)
@@ -101,9 +126,8 @@ def pretokenize(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
             counts.file(value.locator.file).written += 1
     ticker.close()
     specials = encoder.specials
-    result.extra = {"max_seq_length": max_seq_length, "overflow": overflow, "columns": sorted(columns),
-                    "tokens": tokens}
-    extra = {**result.extra, **plan.provenance(),
+    result.columns, result.tokens = sorted(columns), tokens
+    extra = {**result.figures(), **plan.provenance(),
              "special_tokens": {"bos": specials.bos, "bos_id": specials.bos_id, "eos": specials.eos,
                                 "eos_id": specials.eos_id, "pad": specials.pad, "pad_id": specials.pad_id,
                                 "bos_added_by_tokenizer": specials.adds_bos},
@@ -117,15 +141,15 @@ def pretokenize(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
     return result
 
 
-def _too_long(sample: Sample, least: int, limit: int, overflow: dict[str, Any]) -> Reject:
+def _too_long(sample: Sample, least: int, limit: int, overflow: OverflowCounts) -> Reject:
     """The reject for a sample certainly over the limit, found before tokenizing (sftdata.curate.samples.screen)."""
-    overflow["over"] += 1
-    overflow["dropped"] += 1
+    overflow.over += 1
+    overflow.dropped += 1
     return Reject(Stage.tokenize, "too_long", f"at least {least:,} tokens (found before tokenizing), more than "
                   f"--max-seq-length {limit} (--on-overflow drop)", sample.locator, raw=record_row(sample.record))
 
 
-def fit(sample: Sample, encoder: Any, limit: int, policy: Overflow, overflow: dict[str, Any]) -> Sample | Reject:
+def fit(sample: Sample, encoder: Any, limit: int, policy: Overflow, overflow: OverflowCounts) -> Sample | Reject:
     tok = sample.tokenized
     assert tok is not None
     problems = encoder.problems(tok)
@@ -134,11 +158,11 @@ def fit(sample: Sample, encoder: Any, limit: int, policy: Overflow, overflow: di
                       f"{', '.join(p.value for p in problems)}", sample.locator, raw=record_row(sample.record))
     if tok.length <= limit:
         return sample
-    overflow["over"] += 1
+    overflow.over += 1
     if policy is Overflow.drop:
-        overflow["dropped"] += 1
+        overflow.dropped += 1
         return Reject(Stage.tokenize, "too_long", f"{tok.length} tokens, more than --max-seq-length {limit} "
                       "(--on-overflow drop)", sample.locator, raw=record_row(sample.record))
-    overflow["truncated"] += 1
+    overflow.truncated += 1
     sample.tokenized = truncate(tok, limit)
     return sample

@@ -9,11 +9,13 @@ than sftdata.tokenize.encode.MAX_SAMPLE_CHARS is tokenized, nor one certainly ov
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from enum import Enum
+from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
 from ..errors import TokenizerError
@@ -35,11 +37,44 @@ BATCH = 512
 BATCH_CHARS = 2 * MAX_SAMPLE_CHARS
 
 
+OMIT_NONE = {"omit_none": True}
+"""Dataclass field metadata: a figure left None is left out of `figures()` (a key only some runs have)."""
+
+
+def plain(value: Any) -> Any:
+    """A figure as JSON holds it: a dataclass as a dict of its fields (those marked OMIT_NONE left out while
+    None), a Path as text, an Enum as its value; lists, tuples and dicts element by element."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain_fields(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def _plain_fields(value: Any, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    return {f.name: plain(v) for f in dataclasses.fields(value) if f.name not in skip
+            and not ((v := getattr(value, f.name)) is None and f.metadata.get("omit_none"))}
+
+
 @dataclass(slots=True)
 class CurateResult(RunResult):
-    """A RunResult with the command's own figures (`extra`), which go into the summary and sidecar."""
+    """A RunResult whose subclass (one per command: FilterResult, SplitResult, ...) declares the command's own
+    figures as typed fields; `figures()` gives them as JSON values, and they go into the summary.
+
+    `extra` holds the figures of a command not yet given its own result type (dedup); it goes into the
+    summary too, after the typed figures."""
 
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def figures(self) -> dict[str, Any]:
+        """The subclass's own fields (not CurateResult's), in declaration order, as plain JSON values (`plain`)."""
+        return _plain_fields(self, _BASE_FIELDS)
 
     def write_reject(self, reject: Reject, sink: Any) -> None:
         """A row that could not be processed: counted as rejected, kept as an example, written to `sink`."""
@@ -49,8 +84,12 @@ class CurateResult(RunResult):
 
     def summary(self) -> dict[str, Any]:
         out = RunResult.summary(self)
+        out.update(self.figures())
         out.update(self.extra)
         return out
+
+
+_BASE_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(CurateResult))
 
 
 @dataclass(slots=True)

@@ -216,8 +216,20 @@ def _walk(value: Any, fn: Callable[[str, str | None], str], where: str | None, f
     return out
 
 
+@dataclass(slots=True)
+class ScrubResult(CurateResult):
+    """What `scrub` found (PiiTally.summary): its figures go into the summary; `output` and `rejects` are None
+    with action report."""
+
+    action: str = "mask"
+    rows_with_pii: int = 0
+    hits: dict[str, int] = field(default_factory=dict)  # per PII type, most first
+    hits_by_field: dict[str, int] = field(default_factory=dict)
+    low_confidence_left: dict[str, int] = field(default_factory=dict)  # unlabelled hits left alone, per type
+
+
 def scrub(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str] | None, spec: ScrubSpec, *,
-          progress: Progress | None = None) -> CurateResult:
+          progress: Progress | None = None) -> ScrubResult:
     """Records JSONL → OUT with PII masked (or rows with PII dropped to OUT.rejects.jsonl); `report`
     writes nothing and returns the counts."""
     started = time.perf_counter()
@@ -227,8 +239,8 @@ def scrub(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     inputs_ = open_inputs(inputs)
     counts = inputs_.counts
     scrubber = Scrubber(spec)
-    result = CurateResult("scrub", counts, out_path if spec.action != "report" else None,
-                          rejects_path(out_path) if out_path and spec.action != "report" else None)
+    result = ScrubResult("scrub", counts, out_path if spec.action != "report" else None,
+                         rejects_path(out_path) if out_path and spec.action != "report" else None, action=spec.action)
     totals = PiiTally()
     ticker = Ticker(progress)
     with atomic_or_null(result.output) as out, atomic_or_null(result.rejects) as rej:
@@ -253,7 +265,9 @@ def scrub(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
                                "would be masked; nothing was written",
                                hint="name the field by its path in the records, e.g. meta.customer_name")
     ticker.close()
-    result.extra = {"action": spec.action, **totals.summary()}
+    found = totals.summary()
+    result.rows_with_pii, result.hits = found["rows_with_pii"], found["hits"]
+    result.hits_by_field, result.low_confidence_left = found["hits_by_field"], found["low_confidence_left"]
     result.meta = build_meta("scrub", inputs_.paths, counts, result.output, result.rejects,
                              {"scrub": spec.describe(), "pii": totals.summary()}, started)
     if out_path is not None:

@@ -13,6 +13,7 @@ import os
 import time
 from array import array
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,22 @@ def position(record: Record, seed: int) -> float:
     return int.from_bytes(digest, "big") / _SCALE
 
 
+@dataclass(slots=True)
+class SplitResult(CurateResult):
+    """Where `split` put the rows: `output` is DIR/train.jsonl; the figures go into the summary and both
+    .meta.json files."""
+
+    train: int = 0  # rows written to train.jsonl
+    eval: int = 0  # rows written to eval.jsonl
+    eval_path: Path | None = None  # DIR/eval.jsonl
+    eval_ratio: float = 0.05
+    seed: int = 0
+    group_near_dups: bool = False
+
+
 def split(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *, eval_ratio: float = 0.05,
           seed: int = 0, group_near_dups: bool = False, threshold: float = DEFAULT_THRESHOLD,
-          fields: Sequence[str] | None = None, progress: Progress | None = None) -> CurateResult:
+          fields: Sequence[str] | None = None, progress: Progress | None = None) -> SplitResult:
     """Records JSONL → DIR/train.jsonl and DIR/eval.jsonl (+ DIR/rejects.jsonl, one .meta.json each)."""
     if not 0.0 <= eval_ratio <= 1.0:
         raise OptionError("must be between 0 and 1", option="eval_ratio", value=eval_ratio)
@@ -55,9 +69,9 @@ def split(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[s
     inputs_ = open_inputs(inputs)
     counts = inputs_.counts
     sides = _cluster_sides(inputs_, seed, eval_ratio, threshold, fields, progress) if group_near_dups else None
-    result = CurateResult("split", counts, train_path, rejects)
+    result = SplitResult("split", counts, train_path, rejects, eval_path=eval_path, eval_ratio=eval_ratio, seed=seed,
+                         group_near_dups=group_near_dups)
     ticker = Ticker(progress)
-    sizes = {"train": 0, "eval": 0}
     row = 0
     with AtomicFile(train_path) as train, AtomicFile(eval_path) as evals, AtomicFile(rejects) as rej:
         for value in inputs_.records():
@@ -68,12 +82,13 @@ def split(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[s
             to_eval = sides[row] if sides is not None else position(value.record, seed) < eval_ratio
             row += 1
             (evals if to_eval else train).write(dumps_line(record_row(value.record)))
-            sizes["eval" if to_eval else "train"] += 1
+            if to_eval:
+                result.eval += 1
+            else:
+                result.train += 1
             counts.file(value.locator.file).written += 1
     ticker.close()
-    result.extra = {"train": sizes["train"], "eval": sizes["eval"], "eval_path": str(eval_path),
-                    "eval_ratio": eval_ratio, "seed": seed, "group_near_dups": group_near_dups}
-    extra: dict[str, Any] = dict(result.extra)
+    extra: dict[str, Any] = result.figures()
     if group_near_dups:
         extra["near_dups"] = {"threshold": threshold, "compared": list(fields) if fields else Side.prompt.value}
     for side, path in (("train", train_path), ("eval", eval_path)):

@@ -43,8 +43,8 @@ BUILT = ("sftdata_version", "command", "created", "seconds", "sources", "counts"
 class ScaledCommand:
     """What an engine needs of a command: its name (for the sidecar), the library function each split runs
     (`function(inputs, output, **options, sidecar=False)`), the result's figures that add up over splits
-    (numbers are summed, lists joined; dotted names reach inside a dataclass or dict), the options, and which tokenizer
-    loader the function uses (`light`: sftdata.tokenize.light)."""
+    (numbers are summed, lists joined; dotted names reach inside a dataclass or dict), the options, and which
+    tokenizer loader the function uses (`light`: sftdata.tokenize.light)."""
 
     name: str
     function: Callable[..., RunResult]
