@@ -13,6 +13,7 @@ _EXPORTS = {
     "RunResult": "sftdata.items",
     "SftDataError": "sftdata.errors", "InputError": "sftdata.errors", "MappingError": "sftdata.errors",
     "TemplateError": "sftdata.errors", "TokenizerError": "sftdata.errors", "OutputError": "sftdata.errors",
+    "OptionError": "sftdata.errors",
     "InstructionRecord": "sftdata.schemas", "ChatRecord": "sftdata.schemas", "QARecord": "sftdata.schemas",
     "Message": "sftdata.schemas", "RecordKind": "sftdata.schemas",
     "MappingSpec": "sftdata.schemas.mapping", "load_mapping": "sftdata.ingest.mapping",

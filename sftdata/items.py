@@ -191,11 +191,24 @@ class RunResult:
         if len(self.examples) < keep:
             self.examples.append(reject)
 
+    @property
+    def writes_rows(self) -> bool:
+        """Whether the command writes rows: not `validate`, nor a report-only run (`action="report"`); for
+        those, nothing written means nothing read."""
+        return self.command != "validate" and getattr(self, "action", None) != "report"
+
     def summary(self) -> dict[str, Any]:
+        """The counts, where it wrote and with what; `nothing_written` says why, when the run wrote no rows (the
+        CLI prints it and exits 4: sftdata.outcome)."""
+        from .outcome import nothing_written
+
         out = self.counts.summary()
         out.update(command=self.command, output=str(self.output) if self.output else None,
                    rejects=str(self.rejects) if self.rejects else None)
         for key in ("template", "eos", "tokenizer", "style", "to"):
             if key in self.meta:
                 out[key] = self.meta[key]
+        empty = nothing_written(out, self.examples, writes=self.writes_rows)
+        if empty:
+            out["nothing_written"] = empty
         return out

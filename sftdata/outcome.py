@@ -2,7 +2,8 @@
 
 A typo in a mapping path, the wrong preset, a wrong --encoding or an empty file all end with every row
 rejected (or none read), and an empty output that a script would go on to train on. The CLI prints this
-line and exits 4 (README, exit codes); notebook users get the same text from `nothing_written`.
+line and exits 4 (README, exit codes); notebook users get the same text as `result.summary()["nothing_written"]`
+(RunResult.summary).
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from .items import Reject
 _RENDERED = ({"text"}, {"prompt", "completion"})
 
 
-def nothing_written(summary: dict[str, Any], examples: list[Reject]) -> str | None:
-    """None when the run wrote rows; else what happened and what to do about it."""
-    if summary.get("written"):
+def nothing_written(summary: dict[str, Any], examples: list[Reject], *, writes: bool = True) -> str | None:
+    """None when the run wrote rows; else what happened and what to do about it. A command that writes no rows
+    (`writes=False`: validate, a report-only run) is only empty when it read none."""
+    if summary.get("written") or (not writes and summary.get("read")):
         return None
     files = ", ".join(summary.get("files") or {}) or "the input"
     read = summary.get("read", 0)

@@ -67,3 +67,66 @@ def test_the_docs_notebook_flow_runs(tmp_path, smollm2_tokenizer_dir, monkeypatc
     rows = [orjson.loads(line) for line in Path(tokenized.output).read_text(encoding="utf-8").splitlines()]
     assert rows and all(len(r["input_ids"]) == len(r["completion_mask"]) and any(r["completion_mask"]) for r in rows)
     assert scope["findings"].summary()["errors"] == 0
+
+
+GOOD_ROW = b'{"instruction": "hi", "output": "there"}\n'
+
+
+def test_one_path_is_taken_as_a_list_of_one(tmp_path, monkeypatch):
+    """`sftdata.convert("raw/legacy.jsonl", ...)`: one path (str or PathLike) where a command takes files is that
+    file, not its characters (each one a missing file), for every command (sftdata.api.registry)."""
+    (tmp_path / "legacy.jsonl").write_bytes(GOOD_ROW * 2)
+    monkeypatch.chdir(tmp_path)
+    assert sftdata.convert("legacy.jsonl", "out.jsonl", preset="alpaca").counts.summary()["written"] == 2
+    assert sftdata.validate(tmp_path / "out.jsonl").counts.summary()["written"] == 2
+    kept = sftdata.dedup(str(tmp_path / "out.jsonl"), tmp_path / "dedup.jsonl", against=tmp_path / "legacy.jsonl")
+    assert kept.summary()["read"] == 2 and kept.summary()["deduplicated"] == 2  # both rows are in `against`
+
+
+def test_a_value_outside_a_choice_is_an_option_error_naming_the_choices(tmp_path):
+    """`sftdata.export(..., "alpaca")` (a format that does not exist): an OptionError, as the CLI refuses it."""
+    from sftdata.errors import OptionError, SftDataError
+
+    (tmp_path / "r.jsonl").write_bytes(GOOD_ROW)
+    with pytest.raises(OptionError) as raised:
+        sftdata.export(tmp_path / "r.jsonl", tmp_path / "out.jsonl", "alpaca")
+    assert isinstance(raised.value, SftDataError) and raised.value.option == "to"
+    assert str(raised.value) == "to='alpaca': is not one of trl, openai, llamafactory, axolotl, hf"
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("name", sorted(DECLARED))
+def test_every_choice_option_refuses_an_unknown_value_before_running(name):
+    """Each Literal or Enum option of each command: a wrong string is an OptionError (never a ValueError or
+    KeyError from deep inside), raised before the command reads anything (the placeholders name no file)."""
+    from sftdata.api.registry import choices_of
+    from sftdata.errors import OptionError
+
+    declared = DECLARED[name]
+    required = {o.name: "placeholder" for o in declared.options if o.required}
+    for option in declared.options:
+        choices = choices_of(option.annotation)
+        if choices is None:
+            continue
+        with pytest.raises(OptionError) as raised:
+            declared.function(**{**required, option.name: "no-such-choice"})
+        assert raised.value.option == option.name and all(str(c) in str(raised.value) for c in choices)
+
+
+def test_an_empty_input_says_nothing_written_in_the_result_as_the_cli_does(tmp_path):
+    """The library's summary carries `nothing_written` (sftdata.outcome); the CLI prints the same line, exits 4."""
+    from typer.testing import CliRunner
+
+    from sftdata.cli import app
+
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    (tmp_path / "good.jsonl").write_bytes(GOOD_ROW)
+    empty = sftdata.convert([tmp_path / "empty.jsonl"], tmp_path / "out.jsonl").summary()
+    assert empty["nothing_written"].startswith("nothing was read from")
+    done = CliRunner().invoke(app, ["convert", str(tmp_path / "empty.jsonl"), "-o", str(tmp_path / "o.jsonl"),
+                                    "--json"])
+    assert done.exit_code == 4
+    assert orjson.loads(done.stdout.splitlines()[0])["nothing_written"] == empty["nothing_written"]
+    assert "nothing_written" in sftdata.validate([tmp_path / "empty.jsonl"]).summary()
+    assert "nothing_written" not in sftdata.convert([tmp_path / "good.jsonl"], tmp_path / "g.jsonl").summary()
+    assert "nothing_written" not in sftdata.validate([tmp_path / "good.jsonl"]).summary()  # validate writes no rows

@@ -310,6 +310,7 @@ def test_rendered_text_fed_to_record_commands_says_what_the_file_is(tmp_path, sm
     assert done.returncode == 4 and "nothing to measure" in done.stderr and "rendered SFT text" in done.stderr
 
 
+@pytest.mark.slow  # three CLI processes, each importing transformers: ~20 s CPU
 def test_tokenizer_errors_point_the_right_way(tmp_path):
     (tmp_path / "r.jsonl").write_bytes(b'{"instruction": "a", "output": "b"}\n')
     (tmp_path / "cfg").mkdir()
@@ -318,3 +319,22 @@ def test_tokenizer_errors_point_the_right_way(tmp_path):
                         ("someone/no-such-model", "not in the local cache")):
         done = sftdata("stats", "r.jsonl", "--tokenizer", given, cwd=tmp_path)
         assert done.returncode == 2 and said in done.stderr and "Repo id" not in done.stderr, done.stderr
+
+
+def test_inspect_past_the_last_sample_says_how_many_there_are_and_exits_4(tmp_path, smollm2_tokenizer_dir):
+    """`inspect --skip 1000` on two samples printed nothing and exited 0; an input with no sample neither."""
+    import sftdata as api
+
+    (tmp_path / "r.jsonl").write_bytes(GOOD * 2)
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    done = sftdata("inspect", "r.jsonl", "--tokenizer", smollm2_tokenizer_dir, "--skip", "1000", "--json",
+                   cwd=tmp_path)
+    assert done.returncode == 4, done.stderr
+    said = orjson.loads(done.stdout.splitlines()[0])
+    assert said["samples"] == [] and "holds 2 samples" in said["nothing_shown"]
+    assert "nothing to show" in done.stderr and "holds 2 samples" in done.stderr
+    found = api.inspect(tmp_path / "r.jsonl", str(smollm2_tokenizer_dir), skip=2)
+    assert found.samples == [] and found.rendered == 2 and "skip fewer than 2" in found.nothing_shown
+    found = api.inspect(tmp_path / "empty.jsonl", str(smollm2_tokenizer_dir))
+    assert found.samples == [] and found.nothing_shown.startswith("nothing was read")
+    assert api.inspect(tmp_path / "r.jsonl", str(smollm2_tokenizer_dir), skip=1).nothing_shown is None

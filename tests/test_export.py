@@ -126,6 +126,7 @@ def test_meta_and_ids_are_reported_where_a_format_cannot_carry_them(shared_data,
 
 # ---- the consumers' own loaders --------------------------------------------------------------------
 
+@pytest.mark.slow  # TRL's SFTTrainer prepares both exports: ~12 s CPU
 def test_trl_loads_the_export_as_is(records, tmp_path, smollm2_tokenizer_dir):
     from datasets import load_dataset
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM

@@ -123,3 +123,28 @@ def test_cli_filter(tmp_path) -> None:
     summary = json.loads(result.stdout.strip().splitlines()[0])
     assert summary["filtered"] == 4 and summary["by_reason"]["denied"] == 1
     assert CliRunner().invoke(app, ["filter", str(source), "-o", str(out), "--lang", "xx"]).exit_code == 2
+
+
+@pytest.mark.parametrize(("options", "flag"), [
+    ({"min_chars": 100, "max_chars": 10}, "--min-chars 100"),
+    ({"min_lang_share": 3.0, "lang": "ko"}, "--min-lang-share 3.0"),
+    ({"max_chars": 0}, "--max-chars 0"),
+    ({"min_chars": -1}, "--min-chars -1"),
+    ({"max_tokens": 0, "tokenizer": "unused"}, "--max-tokens 0"),
+])
+def test_options_that_would_drop_every_row_are_refused(tmp_path, options, flag) -> None:
+    """`--min-chars 100 --max-chars 10` or `--min-lang-share 3` used to run and drop every row: an OptionError now,
+    in the notebook (`name=value: ...`) and the CLI (`--flag value: ...`, exit 2), before anything is written."""
+    from sftdata.errors import OptionError
+
+    source = _write(tmp_path / "ko.jsonl", KO_ROWS)
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(OptionError) as raised:
+        sftdata.filter([source], out, **options)
+    assert str(raised.value).startswith(flag.lstrip("-").split()[0].replace("-", "_") + "=")
+    argv = [a for k, v in options.items() for a in ("--" + k.replace("_", "-"), str(v))]
+    result = CliRunner().invoke(app, ["filter", str(source), "-o", str(out), *argv])
+    assert result.exit_code == 2 and f"{flag}:" in result.output, result.output
+    assert not out.exists()
+    with pytest.raises(OptionError):
+        FilterSpec(**{k: v for k, v in options.items() if k != "tokenizer"})

@@ -74,3 +74,18 @@ def test_an_option_error_names_the_flag_in_the_cli_and_the_keyword_in_a_notebook
     with pytest.raises(OptionError) as raised:
         COMMANDS["toy-count"].function(["a"], limit=3)
     assert str(raised.value) == "limit=3: must be in (0, 1]"
+
+
+def test_a_notebook_call_is_checked_as_the_cli_parses_it(toy):
+    """One string for a list option is a list of one; a value outside a Literal is an OptionError naming the
+    choices (the CLI's parser refuses both forms the same way); the function keeps its signature and docs."""
+    import inspect
+
+    function = COMMANDS["toy-count"].function
+    assert function("a", keep="x") == {"count": 1}
+    assert toy == [{"inputs": ["a"], "mode": "rows", "keep": ["x"], "limit": 0.5, "label": None}]
+    with pytest.raises(OptionError) as raised:
+        function(["a"], mode="bytes")
+    assert str(raised.value) == "mode='bytes': is not one of rows, tokens" and len(toy) == 1
+    assert list(inspect.signature(function).parameters) == ["inputs", "mode", "keep", "limit", "label"]
+    assert function.__name__ == "toy_count" and function.__doc__ == "Count things (a toy)."

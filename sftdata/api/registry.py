@@ -5,15 +5,25 @@ options, each described where it is declared (`Annotated[float, Opt("--threshold
 `Arg(help=...)` for a positional argument), so the CLI (sftdata.cli.build), the notebook API, the engines
 (sftdata.scale, through `split` and `sums`) and the docs' command table all read the same declaration.
 Adding a command is one decorated function here plus the library function it calls.
+
+What a notebook passes is checked here, once for every command, as the CLI's parser checks a command line: a
+`Literal` or Enum option given a value outside its choices is an OptionError naming them, and a list option (the
+input files, a repeatable option) given one path or string takes it as a list of one.
 """
 from __future__ import annotations
 
 import builtins
+import enum
+import functools
 import inspect
+import os
+import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
+
+from ..errors import OptionError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -124,7 +134,8 @@ def _evaluated(annotation: Any, function: Callable[..., Any]) -> Any:
     if annotation is inspect.Parameter.empty:
         return Any
     if isinstance(annotation, str):
-        return eval(annotation, function.__globals__, _Lenient(function.__globals__))  # our own source's annotations
+        scope = inspect.unwrap(function).__globals__  # a declared command is its checking wrapper (`_checked`)
+        return eval(annotation, scope, _Lenient(scope))  # our own source's annotations
     return annotation
 
 
@@ -149,7 +160,75 @@ def command(name: str | None = None, *, group: str, split: Callable[..., Any] | 
 
     def register(function: F) -> F:
         key = name or function.__name__.rstrip("_").replace("_", "-")
-        COMMANDS[key] = Command(key, function, group, split, sums, overrides, options_of(function), split_tokenizer)
-        return function
+        options = options_of(function)
+        checked = _checked(function, options)
+        COMMANDS[key] = Command(key, checked, group, split, sums, overrides, options, split_tokenizer)
+        return checked
 
     return register
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types of a union (or the one type)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return list(typing.get_args(annotation))
+    return [annotation]
+
+
+def _is_list(member: Any) -> bool:
+    origin = typing.get_origin(member) or member
+    return isinstance(origin, type) and issubclass(origin, (Sequence, list, tuple, set)) \
+        and not issubclass(origin, (str, bytes))
+
+
+def choices_of(annotation: Any) -> tuple[Any, ...] | None:
+    """The values an option may take when its type is a `Literal` or an Enum (None, where allowed, aside);
+    None when it is neither."""
+    found: list[Any] = []
+    for member in _members(annotation):
+        if typing.get_origin(member) is Literal:
+            found += typing.get_args(member)
+        elif isinstance(member, type) and issubclass(member, enum.Enum):
+            found += [m.value for m in member]
+    return tuple(found) or None
+
+
+def _one_is_a_list(annotation: Any) -> bool:
+    """Whether one path or string given for this option means a list of one: the type is a list (the input
+    files, a repeatable option) and admits no single path or string."""
+    members = _members(annotation)
+    return any(_is_list(m) for m in members) and not any(
+        m in (str, os.PathLike) or typing.get_origin(m) is os.PathLike or m is Any for m in members)
+
+
+def _checked(function: F, options: tuple[Option, ...]) -> F:
+    """The command's function, checking what a notebook passes as the CLI's parser checks a command line (the
+    signature, name and docs stay the function's: functools.wraps)."""
+    lists = {o.name for o in options if _one_is_a_list(o.annotation)}
+    choices = {o.name: found for o in options if (found := choices_of(o.annotation)) is not None}
+    nullable = {o.name for o in options if type(None) in _members(o.annotation) or o.default is None}
+    if not lists and not choices:
+        return function
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:
+            return function(*args, **kwargs)  # the function's own TypeError, as Python words it
+        given = bound.arguments
+        for name in lists & given.keys():
+            if isinstance(given[name], (str, os.PathLike)):
+                given[name] = [given[name]]
+        for name in choices.keys() & given.keys():
+            value = given[name]
+            if value is None and name in nullable:
+                continue
+            if isinstance(value, enum.Enum):
+                value = value.value
+            if value not in choices[name]:
+                raise OptionError(f"is not one of {', '.join(map(str, choices[name]))}", option=name, value=value)
+        return function(*bound.args, **bound.kwargs)
+
+    return typing.cast(F, checked)

@@ -142,16 +142,11 @@ def progress_bar(label: str, quiet: bool) -> Iterator[Callable[[int], None] | No
 NOTHING_WRITTEN = 4  # exit code of a run that wrote no rows (README, exit codes)
 
 
-def report(result: Any, as_json: bool, strict: bool, writes: bool = True) -> None:
-    """The summary, and the exit code: 4 when the run wrote nothing (for `validate`, which writes no
-    rows, when it read nothing), 1 for rejects with --strict."""
-    from ..outcome import nothing_written
-
+def report(result: Any, as_json: bool, strict: bool) -> None:
+    """The summary, and the exit code: 4 when the run wrote nothing (the summary's `nothing_written`, the
+    library's reason: sftdata.outcome), 1 for rejects with --strict."""
     summary = result.summary()
-    empty = nothing_written(summary if writes else {**summary, "written": int(summary["read"] > 0)},
-                            result.examples)
-    if empty:
-        summary["nothing_written"] = empty
+    empty = summary.get("nothing_written")
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
         sys.stdout.flush()

@@ -10,7 +10,7 @@ from .common import Shown, View, report
 
 
 def _validated(result: Any, shown: Shown) -> None:
-    report(result, shown.as_json, strict=True, writes=False)
+    report(result, shown.as_json, strict=True)
 
 
 def _schema(result: dict[str, Any], shown: Shown) -> None:

@@ -51,6 +51,20 @@ class FilterSpec:
     min_lang_share: float = 0.5
     drop_refusals: bool = False
 
+    def __post_init__(self) -> None:
+        """Values that cannot work are an OptionError before any row is read: a bound out of range, or bounds
+        that contradict each other and would drop every row."""
+        for name, least in (("min_chars", 0), ("max_chars", 1), ("max_tokens", 1), ("max_reasoning_tokens", 0)):
+            value = getattr(self, name)
+            if value is not None and value < least:
+                raise OptionError(f"must be {least} or more", option=name, value=value)
+        if self.min_chars is not None and self.max_chars is not None and self.min_chars > self.max_chars:
+            raise OptionError(f"is more than the longest length kept (max_chars {self.max_chars}): every row would "
+                              "be dropped", option="min_chars", value=self.min_chars)
+        if not 0 <= self.min_lang_share <= 1:
+            raise OptionError("is a share of the letters: it must be between 0 and 1", option="min_lang_share",
+                              value=self.min_lang_share, hint="0.5 keeps rows whose letters are at least half in that script")
+
     def compiled(self) -> list[re.Pattern[str]]:
         out = []
         for pattern in self.deny:
@@ -100,9 +114,16 @@ class RowFilter:
         return None
 
 
+@dataclass(slots=True)
+class FilterResult(CurateResult):
+    """What `filter` did: the filters it applied (FilterSpec.describe) go into the summary and OUT.meta.json."""
+
+    filters: dict[str, Any] = field(default_factory=dict)
+
+
 def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], spec: FilterSpec, *,
                    tokenizer: Any = None, template: str | None = None, template_args: TemplateArgs = None, train_on: TrainOn = "all",
-                   progress: Progress | None = None, sidecar: bool = True) -> CurateResult:
+                   progress: Progress | None = None, sidecar: bool = True) -> FilterResult:
     """Records JSONL → OUT (rows that pass), OUT.rejects.jsonl (invalid and dropped rows, with reasons) and
     OUT.meta.json (with `sidecar=False`, a split's, the meta is returned unwritten: sftdata.provenance)."""
     started = time.perf_counter()
@@ -118,7 +139,7 @@ def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pa
     tokens = spec.max_tokens is not None or spec.max_reasoning_tokens is not None
     plan = open_plan(template, tokenizer, template_args=template_args, train_on=train_on) if tokens else None
     encoder = encoder_for(plan) if plan is not None else None
-    result = CurateResult("filter", counts, output, rejects_path(output))
+    result = FilterResult("filter", counts, output, rejects_path(output), filters=spec.describe())
     ticker = Ticker(progress)
     with AtomicFile(output) as out, AtomicFile(rejects_path(output)) as rej:
         for batch in batches(inputs_.records(), 1024):
@@ -140,10 +161,9 @@ def filter_records(inputs: Sequence[str | os.PathLike[str]], output: str | os.Pa
                 rej.write(dumps_line(value.as_dict()))
             ticker.tick(len(batch))
     ticker.close()
-    extra: dict[str, Any] = {"filters": spec.describe()}
+    extra: dict[str, Any] = result.figures()
     if plan is not None:
         extra.update(plan.provenance())
-    result.extra = {"filters": spec.describe()}
     result.meta = build_meta("filter", inputs_.paths, counts, output, result.rejects, extra, started,
                              hash_sources=sidecar)
     if sidecar:

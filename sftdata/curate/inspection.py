@@ -10,13 +10,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from itertools import islice
 from typing import Any
 
-from ..items import Locator
+from ..errors import OptionError
+from ..items import Locator, Reject
+from ..outcome import nothing_written
 from ..rendering.plan import TemplateArgs, TrainOn
 from ..tokenize.encode import Encoder, Tokenized, token_texts
-from .samples import Sample, encoder_for, open_inputs, open_plan, rendered, tokenized
+from .samples import encoder_for, open_inputs, open_plan, rendered, tokenized
 
 
 class TokenKind(str, Enum):
@@ -66,19 +67,51 @@ def label(encoder: Encoder, tok: Tokenized, pad_to: int | None = None) -> list[S
     return out
 
 
+@dataclass(slots=True)
+class Inspected:
+    """What `inspect_samples` found: the samples shown, the encoder that labelled them, how many samples render
+    (counted as far as the reading went: all of them when it reached the end) and, when none is shown, why."""
+
+    samples: list[Shown]
+    encoder: Encoder
+    rendered: int
+    nothing_shown: str | None = None
+
+
 def inspect_samples(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template: str | None = None,
                     template_args: TemplateArgs = None, train_on: TrainOn = "all",
-                    n: int = 3, skip: int = 0, pad_to: int | None = None) -> tuple[list[Shown], Encoder]:
-    """The first `n` samples (after `skip`) that render, labelled token by token."""
+                    n: int = 3, skip: int = 0, pad_to: int | None = None) -> Inspected:
+    """The first `n` samples (after `skip`) that render, labelled token by token; none shown (an input with no
+    sample that renders, or `skip` past the last one) says why in `nothing_shown`."""
+    if n < 1:
+        raise OptionError("must be 1 or more", option="n", value=n)
+    if skip < 0:
+        raise OptionError("must be 0 or more", option="skip", value=skip)
     plan = open_plan(template, tokenizer, template_args=template_args, train_on=train_on)
     encoder = encoder_for(plan)
     inputs_ = open_inputs(inputs)
-    samples = (v for v in tokenized(rendered(inputs_.records(), plan), plan, encoder, batch=max(n, 1))
-               if isinstance(v, Sample))
-    shown = []
-    for sample in islice(samples, skip, skip + n):
-        tok = sample.tokenized
+    examples: list[Reject] = []
+    shown: list[Shown] = []
+    count = 0  # samples that render, up to the last one shown
+    for value in tokenized(rendered(inputs_.records(), plan), plan, encoder, batch=n):
+        if isinstance(value, Reject):
+            inputs_.counts.reject(value)
+            if len(examples) < 5:
+                examples.append(value)
+            continue
+        count += 1
+        if count <= skip:
+            continue
+        tok = value.tokenized
         assert tok is not None
-        shown.append(Shown(sample.locator, label(encoder, tok, pad_to), tok.length, tok.trained_tokens,
+        shown.append(Shown(value.locator, label(encoder, tok, pad_to), tok.length, tok.trained_tokens,
                            [p.value for p in encoder.problems(tok)]))
-    return shown, encoder
+        if len(shown) == n:
+            break
+    found = Inspected(shown, encoder, count)
+    if not shown and count:
+        held = f"{count:,} samples that render" if count > 1 else "1 sample that renders"
+        found.nothing_shown = f"the input holds {held}; skipping {skip:,} leaves none to show (skip fewer than {count:,})"
+    elif not shown:
+        found.nothing_shown = nothing_written({**inputs_.counts.summary(), "written": 0}, examples)
+    return found
