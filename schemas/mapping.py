@@ -4,13 +4,19 @@ A mapping file (YAML or JSON) looks like::
 
     to: qa                       # instruction | chat | qa
     explode: annotations.qa      # optional: one record per element of this list
+                                 # ([] for lists in lists: data[].paragraphs[].qas[])
     as: pair                     # name of the element in paths (default: item)
     fields:
       question: pair.question    # a dotted path into the raw item
       answer: {path: pair.answer}
       context: {join: [title, body], sep: "\\n\\n", required: false}
       id: {path: doc_id, required: false}
-    keep_unmapped: true          # unused top-level source fields go to meta
+      meta.customer: info.customer_name   # meta.KEY (or meta.A.B) places a value under the record's meta
+    keep_unmapped: true          # what no path reads is kept under meta, in its place: with id: info.id,
+                                 # meta.info keeps info's other keys
+
+A field path may start with the explode path's ``[]`` steps to read the element being mapped at that level
+(``context: data[].paragraphs[].context`` under ``explode: data[].paragraphs[].qas[]``).
 
 Chat targets use ``messages:`` (a list path with role/content keys and role tags) instead of fields.
 """
@@ -23,7 +29,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .records import RecordKind, Role, record_model
 
 _REQUIRED = {RecordKind.instruction: ("instruction", "output"), RecordKind.qa: ("question", "answer")}
-_CHAT_FIELDS = ("id",)
+META = "meta."  # a field named meta.KEY (meta.A.B) places its value under the record's meta
+
+
+def meta_key(name: str) -> tuple[str, ...] | None:
+    """The keys under meta a field name places its value at (meta.customer → ("customer",)), or None."""
+    if not name.startswith(META):
+        return None
+    keys = tuple(name[len(META):].split("."))
+    return keys if all(k.strip() for k in keys) else None
 
 
 class FieldSource(BaseModel):
@@ -66,11 +80,15 @@ class MappingSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     to: RecordKind = Field(description="The record kind produced.")
-    explode: str | None = Field(None, description="Path of a list: one record per element.")
+    explode: str | None = Field(None, description="Path of a list: one record per element. [] steps take each "
+                                "element of lists on the way: data[].paragraphs[].qas[] (KorQuAD, SQuAD).")
     as_: str = Field("item", alias="as", description="Name bound to the exploded element in paths.")
-    fields: dict[str, str | FieldSource] = Field(default_factory=dict, description="Record field → source.")
+    fields: dict[str, str | FieldSource] = Field(default_factory=dict, description="Record field (or meta.KEY) → "
+                                                  "source.")
     messages: MessagesSource | None = Field(None, description="Turns of a chat record.")
-    keep_unmapped: bool = Field(True, description="Keep unused top-level source fields under meta.")
+    keep_unmapped: bool = Field(True, description="Keep what no path reads under meta, where it stands in the source "
+                                "(with id: info.id, meta.info keeps info's other keys); a list a path reads into "
+                                "is read whole.")
 
     @field_validator("fields")
     @classmethod
@@ -81,10 +99,10 @@ class MappingSpec(BaseModel):
     def _fits_target(self) -> MappingSpec:
         model = record_model(self.to)
         allowed = set(model.model_fields) - {"kind", "messages", "meta"}
-        unknown = sorted(set(self.fields) - allowed)
+        unknown = sorted(name for name in set(self.fields) - allowed if meta_key(name) is None)
         if unknown:
             raise ValueError(f"fields {unknown} are not fields of a {self.to.value} record "
-                             f"(allowed: {sorted(allowed)})")
+                             f"(allowed: {sorted(allowed)}, or meta.KEY to place a value under meta)")
         if self.to is RecordKind.chat:
             if self.messages is None:
                 raise ValueError("a chat mapping needs messages: {path: ...}")
@@ -104,6 +122,16 @@ def _optional(path: str) -> dict[str, Any]:
     return {"path": path, "required": False}
 
 
+def _squad(question_id: str) -> dict[str, Any]:
+    """SQuAD's layout (KorQuAD 1.0, KLUE-MRC): data[].paragraphs[].qas[], the passage in each paragraph. The answer
+    is answers[0].text, or plausible_answers[0].text for a question the passage cannot answer (SQuAD 2.0, KLUE's
+    is_impossible), as the datasets' own loaders take it."""
+    return {"to": "qa", "explode": "data[].paragraphs[].qas[]", "as": "qa", "fields": {
+        "question": "qa.question", "context": "data[].paragraphs[].context",
+        "answer": {"join": ["qa.answers[0].text", "qa.plausible_answers[0].text"], "sep": " / "},
+        "id": _optional(f"qa.{question_id}")}}
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "alpaca": {"to": "instruction", "fields": {
         "instruction": "instruction", "input": _optional("input"), "output": "output",
@@ -117,6 +145,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tools_path": "tools", "roles": {"human": "user", "user": "user", "gpt": "assistant",
                                          "assistant": "assistant", "system": "system",
                                          "function_call": "assistant", "observation": "tool", "tool": "tool"}}},
+    "korquad": _squad("id"),
+    "klue-mrc": _squad("guid"),
+    # KorQuAD 2.x: qas under each article, its context the whole article's HTML (left out: no training row holds it)
+    "korquad2": {"to": "qa", "explode": "data[].qas[]", "as": "qa", "fields": {
+        "question": "qa.question", "answer": "qa.answer.text", "id": _optional("qa.id")}},
 }
 
 

@@ -117,3 +117,30 @@ def test_card_records_the_template_arguments_of_rendered_data(tmp_path):
     sftdata.convert([rows], out, preset="trl", template="chatml_think", template_args=["enable_thinking=false"])
     card = sftdata.card(out).output.read_text(encoding="utf-8")
     assert '`chatml_think`' in card and 'template arguments `{"enable_thinking":false}`' in card
+
+
+def test_card_lists_every_source_of_every_input_in_the_chain(shared_data, tmp_path):
+    a, b = tmp_path / "a.records.jsonl", tmp_path / "b.records.jsonl"
+    sftdata.convert([shared_data / "alpaca_en_demo.json"], a, preset="alpaca")
+    sftdata.convert([REPO / "examples/ko_qa/labels"], b, mapping=REPO / "examples/ko_qa/mapping.yaml")
+    c = tmp_path / "c.jsonl"
+    subprocess.run([sys.executable, str(REPO / "cli.py"), "dedup", str(a), str(b), "-o", str(c)], check=True,
+                   capture_output=True)
+    result = subprocess.run([sys.executable, str(REPO / "cli.py"), "card", str(c), "--json"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    card = (tmp_path / "README.md").read_text(encoding="utf-8")
+    table = card.split("## Sources")[1].split("<!--")[0]
+    rows = [line.split(" | ")[0].strip("| ") for line in table.splitlines() if line.startswith("| ") and "sha256" not in line]
+    assert len(rows) == 7 and any(r.endswith("alpaca_en_demo.json") for r in rows)  # 1 file + 6 labelled documents
+    assert sum(r.endswith(("LIFE_0001.json", "LIFE_0002.json", "LIFE_0003.json", "SCI_0001.json", "SCI_0002.json",
+                           "SCI_0003.json")) for r in rows) == 6
+    assert "a.records.jsonl" not in table and "b.records.jsonl" not in table  # made by a step of the chain
+    # an input made by no step sftdata recorded is a source itself; a raw file reached twice is listed once
+    hand = tmp_path / "hand.jsonl"
+    hand.write_text('{"instruction": "안녕?", "output": "안녕하세요."}\n', encoding="utf-8")
+    d = tmp_path / "d.jsonl"
+    sftdata.dedup([a, hand, a], d)
+    card = make_card(d, tmp_path / "d" / "README.md").output.read_text(encoding="utf-8")
+    table = card.split("## Sources")[1]
+    assert table.count("alpaca_en_demo.json") == 1 and "hand.jsonl" in table

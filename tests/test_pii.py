@@ -89,10 +89,19 @@ def test_check_digits_decide():
     ("번호는 ０１０-２３４５-６７８９입니다", "phone", "０１０-２３４５-６７８９"),  # full-width digits
     ("Tel. 82-10-2345-6789", "phone", "82-10-2345-6789"),
     ("메일 kim@회사.한국으로 주세요", "email", "kim@회사.한국"),
+    ("메일 주소는 홍길동@한국.kr로 바뀌었어요", "email", "홍길동@한국.kr"),  # a Korean local part (EAI) and IDN domain
+    ("담당: 김철수.1@회사.한국이고요", "email", "김철수.1@회사.한국"),
+    ("메일kim@naver.com으로", "email", "kim@naver.com"),  # Korean glued before an ASCII address stays out
 ])
 def test_hits_with_particles_glued_on(text, kind, value):
     hits = [(h.type.value, text[h.start:h.end]) for h in _high(text)]
     assert hits == [(kind, value)]
+
+
+def test_an_email_with_a_korean_idn_domain_is_masked(tmp_path):
+    source = _write(tmp_path / "idn.jsonl", [{"instruction": "회신 주소 확인", "output": "홍길동@한국.kr로 회신드렸습니다."}])
+    sftdata.scrub([source], tmp_path / "out.jsonl")
+    assert _lines(tmp_path / "out.jsonl")[0]["output"] == "[이메일]로 회신드렸습니다."
 
 
 def test_registration_numbers_pre_and_post_2020():

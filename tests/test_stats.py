@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from sftdata.cli import app
@@ -19,6 +20,7 @@ def _lines(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
+@pytest.mark.slow  # 999 rows through Gemma 3's tokenizer twice: ~10 s CPU
 def test_lengths_agree_with_pretokenize(toks, records, tmp_path) -> None:
     tok = toks["gemma3"]
     result = stats([records["alpaca"]], tok, template="alpaca", max_seq_length=256)
@@ -79,7 +81,8 @@ def test_inspect_shows_the_pretokenized_ids_and_masks(toks, records, tmp_path) -
     for name, template, data, column in (("smollm2", "chat", "chat", "assistant_masks"),
                                          ("gemma3", "alpaca", "alpaca", "completion_mask")):
         tok = toks[name]
-        shown, encoder = inspect_samples([records[data]], tok, template=template, n=3, skip=1, pad_to=2048)
+        found = inspect_samples([records[data]], tok, template=template, n=3, skip=1, pad_to=2048)
+        shown, encoder = found.samples, found.encoder
         pretokenize([records[data]], tmp_path / "t.jsonl", tokenizer=tok, template=template, max_seq_length=4096)
         rows = _lines(tmp_path / "t.jsonl")[1:4]
         for sample, row in zip(shown, rows, strict=True):
@@ -109,3 +112,41 @@ def test_cli_stats_and_inspect(records, tmp_path, smollm2_tokenizer_dir) -> None
     as_json = runner.invoke(app, ["inspect", str(records["chat"]), "--tokenizer", str(smollm2_tokenizer_dir), "-n", "2",
                                   "--json"])
     assert len(json.loads(as_json.stdout.strip())["samples"]) == 2
+
+
+def test_report_masks_personal_information_unless_show_pii(toks, tmp_path, smollm2_tokenizer_dir) -> None:
+    import html
+
+    rows = [{"instruction": f"메일 minsu.kim{n}@example.com, 번호 010-1234-5678로 연락 주세요",
+             "output": "확인했습니다. 담당자가 영업일 기준 하루 안에 연락드리겠습니다."} for n in range(3)]
+    source = tmp_path / "cs.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+
+    def shown(page: Path) -> str:  # the text a reader sees: token spans joined, entities decoded
+        return html.unescape(re.sub(r"<[^>]*>", "", page.read_text(encoding="utf-8")))
+
+    report = tmp_path / "masked.html"
+    stats([source], toks["smollm2"], template="alpaca", max_seq_length=16, report=report)
+    text = shown(report)
+    assert "010-1234-5678" not in text and "1234-5678" not in text and "example.com" not in text
+    assert "메일 [이메일], 번호 [전화번호]로 연락 주세요" in text  # the samples token by token, masked
+    assert "is masked as sftdata scrub masks it by default" in text and "--show-pii" in text
+    assert json.loads((tmp_path / "masked.meta.json").read_text())["show_pii"] is False
+
+    result = CliRunner().invoke(app, ["stats", str(source), "--tokenizer", str(smollm2_tokenizer_dir), "--template",
+                                      "alpaca", "--max-seq-length", "16", "--report", str(tmp_path / "raw.html"),
+                                      "--show-pii"])
+    assert result.exit_code == 0, result.output
+    text = shown(tmp_path / "raw.html")
+    assert "010-1234-5678" in text and "minsu.kim0@example.com" in text and "do not share this file" in text
+
+
+def test_report_masks_a_number_split_across_tokens() -> None:
+    from sftdata.curate.report import Masker
+
+    masker = Masker()
+    tokens = [("번호 ", "prompt"), ("010", "prompt"), ("-12", "trained"), ("34-56", "trained"), ("78이요", "trained")]
+    assert masker.tokens(tokens) == [("번호 ", "prompt"), ("[전화번호]", "prompt"), ("", "trained"), ("", "trained"),
+                                     ("이요", "trained")]
+    assert masker.text("메일 홍길동@한국.kr, 010-1234-5678") == "메일 [이메일], [전화번호]"
+    assert masker.masked == {"[전화번호]": 2, "[이메일]": 1}

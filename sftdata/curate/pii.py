@@ -89,8 +89,10 @@ _PHONE = _rx("|".join((
 )))
 _PHONE_BARE = _rx(L + r"0(?:2|[3-6][1-5]|70)\d{7,8}" + R)  # a landline without separators: only after a label
 _PHONE_LABEL = _rx(r"(전화|연락|직통|번호|문의|팩스|tel|Tel|TEL|☎|call|Call)")
-_EMAIL = _rx(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9가-힣-]+(?:\.[A-Za-z0-9가-힣-]+)*"
-             r"\.(?:[A-Za-z]{2,}|한국)")
+# The local part is ASCII, or Hangul (an internationalised address, 홍길동@한국.kr) that starts after a non-letter
+# and holds no Latin letter, so Korean glued to an ASCII address (메일kim@…) is not taken into it.
+_EMAIL = _rx(r"(?:(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*|(?<![A-Za-z0-9가-힣._%+-])[가-힣][가-힣0-9._%+-]*)"
+             r"@[A-Za-z0-9가-힣-]+(?:\.[A-Za-z0-9가-힣-]+)*\.(?:[A-Za-z]{2,}|한국)")
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}  # ０-９, Ａ-Ｚ, －, ＠ …: one for one
 _BRN = _rx(L + r"(\d{3})-(\d{2})-(\d{5})" + R)
 _BRN_BARE = _rx(L + r"(\d{10})" + R)
@@ -191,7 +193,8 @@ def find(text: str, names: Iterable[str] = ()) -> list[Hit]:
     hits += [Hit(PiiType.phone, m.start(), m.end()) for m in _PHONE.finditer(text)]
     hits += [Hit(PiiType.phone, m.start(), m.end()) for m in _PHONE_BARE.finditer(text)
              if _labelled(text, m.start(), _PHONE_LABEL)]
-    hits += [Hit(PiiType.email, m.start(), m.end()) for m in _EMAIL.finditer(text)]
+    if "@" in text:
+        hits += [Hit(PiiType.email, m.start(), m.end()) for m in _EMAIL.finditer(text)]
     hits += [Hit(PiiType.brn, m.start(), m.end()) for m in _BRN.finditer(text) if brn_ok(_digits(m.group()))]
     hits += [Hit(PiiType.brn, m.start(), m.end()) for m in _BRN_BARE.finditer(text)
              if brn_ok(m.group()) and _labelled(text, m.start(), _BRN_LABEL)]

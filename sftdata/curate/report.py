@@ -1,16 +1,23 @@
 """One self-contained HTML page for `sftdata stats --report`: lengths, histograms as inline SVG,
 reject/filter/dedup reasons (this run's and those recorded in the inputs' sidecars) and the audit's
-findings. No scripts, fonts or images are fetched: it opens offline."""
+findings. No scripts, fonts or images are fetched: it opens offline.
+
+A report is made to be shared, so the text it shows of the rows (the samples token by token, the findings'
+examples) has its personal information masked as `sftdata scrub` masks it by default (sftdata.curate.pii's
+finder, high-confidence hits, the default placeholders such as [전화번호]); the page says so and how many
+values it masked. `show_pii` (stats --show-pii) writes them as they are, and the page says that instead."""
 from __future__ import annotations
 
 import html
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..provenance import read_meta
 from ..writers import AtomicFile
+from .pii import PLACEHOLDERS, Hit, find
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1000px;color:#222}
@@ -23,8 +30,59 @@ th:first-child,td:first-child{text-align:left}.muted{color:#777}.error{color:#b0
 .charts{display:flex;flex-wrap:wrap;gap:1em}
 .sample{white-space:pre-wrap;background:#fafafa;padding:.5em;font-size:12px;max-height:14em;overflow:auto}
 .t-prompt{color:#888}.t-trained{background:#e3f4e3}.t-eos{background:#c2185b;color:#fff}.t-bos{color:#0277bd}
-.t-gap{color:#b00020;font-style:italic}
+.t-gap{color:#b00020;font-style:italic}.pii{background:#fff4e5;padding:.3em .6em}
 """
+
+
+class Masker:
+    """Masks what `sftdata scrub` masks by default in the text a report shows, counting each placeholder."""
+
+    def __init__(self) -> None:
+        self.masked: Counter[str] = Counter()
+
+    def _hits(self, text: str) -> list[Hit]:
+        hits = [h for h in find(text) if h.confidence == "high"]  # scrub's default: --min-confidence high
+        self.masked.update(PLACEHOLDERS[h.type] for h in hits)
+        return hits
+
+    def text(self, text: str) -> str:
+        out, last = [], 0
+        for hit in self._hits(text):
+            out += [text[last:hit.start], PLACEHOLDERS[hit.type]]
+            last = hit.end
+        return "".join(out) + text[last:]
+
+    def tokens(self, tokens: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
+        """A sample token by token, masked over the joined text: a number split across tokens is found, and its
+        placeholder stands in the token where it starts (the others keep only what lies outside it)."""
+        joined = "".join(text for text, _ in tokens)
+        hits, at, out = self._hits(joined), 0, []
+        for text, kind in tokens:
+            start, end = at, at + len(text)
+            at, cursor, pieces = end, start, []
+            for hit in hits:
+                if hit.end <= cursor or hit.start >= end:
+                    continue
+                pieces.append(joined[cursor:max(cursor, hit.start)])
+                if hit.start >= start:
+                    pieces.append(PLACEHOLDERS[hit.type])
+                cursor = min(hit.end, end)
+            out.append(("".join(pieces) + joined[cursor:end], kind))
+        return out
+
+    def finding(self, finding: dict[str, Any]) -> dict[str, Any]:
+        return {**finding, "examples": [self.text(str(e)) for e in finding.get("examples") or []],
+                "samples": [self.tokens(s) for s in finding.get("samples") or []]}
+
+    def note(self) -> str:
+        found = ", ".join(f"{p} ×{n:,}" for p, n in self.masked.most_common())
+        return ("<p class='pii'>Personal information in the samples and examples below is masked as <code>sftdata "
+                f"scrub</code> masks it by default ({html.escape(found) if found else 'none was found'}); "
+                "<code>--show-pii</code> shows it.</p>")
+
+
+_SHOWN = ("<p class='pii error'>Personal information is shown as it is in the data (<code>--show-pii</code>): do "
+          "not share this file.</p>")
 
 
 def svg_histogram(title: str, hist: dict[str, list[int]], limit: int | None = None,
@@ -117,7 +175,13 @@ def _findings(findings: Sequence[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def render_report(summary: dict[str, Any], findings: Sequence[dict[str, Any]], sources: Sequence[Path]) -> str:
+def render_report(summary: dict[str, Any], findings: Sequence[dict[str, Any]], sources: Sequence[Path], *,
+                  show_pii: bool = False) -> str:
+    """The page; the rows' text it shows masked as the module docstring says unless `show_pii`."""
+    masker = None if show_pii else Masker()
+    if masker is not None:
+        findings = [masker.finding(f) for f in findings]
+    shown = _findings(findings)
     stats = summary.get("stats", {})
     limit = (stats.get("max_seq_length") or {}).get("limit")
     lengths = stats.get("lengths", {})
@@ -135,15 +199,15 @@ def render_report(summary: dict[str, Any], findings: Sequence[dict[str, Any]], s
             f"<style>{_CSS}</style></head><body><h1>sftdata report</h1>"
             f"<p class='muted'>{html.escape(time.strftime('%Y-%m-%d %H:%M:%S'))} · inputs: "
             f"{html.escape(', '.join(str(s) for s in sources))}<br>tokenizer: {html.escape(str(summary.get('tokenizer')))}"
-            f" · template: {html.escape(templates)}</p>"
+            f" · template: {html.escape(templates)}</p>{_SHOWN if masker is None else masker.note()}"
             f"<h2>Counts</h2>{_table(('', 'rows'), counts)}"
             f"<h2>Lengths</h2>{_table(('', 'min', 'p50', 'p90', 'p99', 'max', 'mean'), length_rows)}"
             f"<div class='charts'>{charts}</div><h2>Truncation</h2>{cut_html}"
             f"<h2>Rejected, filtered and deduplicated rows</h2>{_reasons(summary, sources)}"
-            f"<h2>Audit findings</h2>{_findings(findings)}</body></html>\n")
+            f"<h2>Audit findings</h2>{shown}</body></html>\n")
 
 
 def write_report(path: Path, summary: dict[str, Any], findings: Sequence[dict[str, Any]],
-                 sources: Sequence[Path]) -> None:
+                 sources: Sequence[Path], *, show_pii: bool = False) -> None:
     with AtomicFile(path) as handle:
-        handle.write(render_report(summary, findings, sources).encode("utf-8"))
+        handle.write(render_report(summary, findings, sources, show_pii=show_pii).encode("utf-8"))

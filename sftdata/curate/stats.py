@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,26 @@ from ..provenance import build_meta
 from ..rendering.plan import TemplateArgs, TrainOn
 from ..writers import meta_path, write_json
 from .lengths import LengthObserver, scan
-from .samples import CurateResult, Progress, open_plan
+from .samples import OMIT_NONE, CurateResult, Progress, open_plan
 from .thinking import ReasoningLengths
+
+
+@dataclass(slots=True)
+class StatsResult(CurateResult):
+    """What `stats` measured: `stats` is the lengths' summary (sftdata.curate.lengths: samples, lengths,
+    histograms, max_seq_length; reasoning where samples have it); `report` the HTML report's path, if written."""
+
+    stats: dict[str, Any] = field(default_factory=dict)
+    report: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 def stats(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template: str | None = None,
           template_args: TemplateArgs = None, train_on: TrainOn = "all",
           max_seq_length: int | None = None, report: str | os.PathLike[str] | None = None,
-          progress: Progress | None = None) -> CurateResult:
+          show_pii: bool = False, progress: Progress | None = None) -> StatsResult:
     """Length statistics of records JSONL as a trainer would see them; with `report`, also runs the
-    audit in the same pass and writes a self-contained HTML page (and its .meta.json)."""
+    audit in the same pass and writes a self-contained HTML page (and its .meta.json), the personal
+    information in the rows' text it shows masked unless `show_pii` (sftdata.curate.report)."""
     started = time.perf_counter()
     lengths = LengthObserver(max_seq_length)
     reasoning = ReasoningLengths()
@@ -42,21 +53,20 @@ def stats(inputs: Sequence[str | os.PathLike[str]], tokenizer: Any, *, template:
         checks = Checks(max_seq_length=max_seq_length)
         observers.append(checks)
     inputs_, plan, encoder = scan(inputs, open_plan(template, tokenizer, template_args=template_args, train_on=train_on), observers, progress)
-    result = CurateResult("stats", inputs_.counts)
-    result.examples = lengths.rejects
-    result.extra = {"stats": lengths.lengths.summary()}
+    result = StatsResult("stats", inputs_.counts, examples=lengths.rejects, stats=lengths.lengths.summary())
     if reasoning.summary() is not None:
-        result.extra["stats"]["reasoning"] = reasoning.summary()
+        result.stats["reasoning"] = reasoning.summary()
     result.meta = plan.provenance()  # the summary takes template, EOS and tokenizer from here
     if report is not None and checks is not None:
         from .report import write_report
 
         findings = checks.findings(plan, encoder)
         result.output = Path(report)
-        result.extra["report"] = str(report)
+        result.report = str(report)
         meta = build_meta("stats", inputs_.paths, inputs_.counts, result.output, None,
-                          {"stats": result.extra["stats"], **plan.provenance()}, started)
-        write_report(Path(report), result.summary(), [f.as_dict() for f in findings], inputs_.paths)
+                          {"stats": result.stats, **plan.provenance(), "show_pii": show_pii}, started)
+        write_report(Path(report), result.summary(), [f.as_dict() for f in findings], inputs_.paths,
+                     show_pii=show_pii)
         write_json(meta_path(Path(report)), meta)
         result.meta = meta
     return result

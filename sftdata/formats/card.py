@@ -9,7 +9,6 @@ character weighing as 3-4 Latin letters); lengths are counted in characters.
 """
 from __future__ import annotations
 
-import os
 import re
 from array import array
 from collections import Counter
@@ -22,7 +21,16 @@ import orjson
 import yaml
 
 from .. import __version__
-from ..writers import meta_path
+from .lineage import (
+    origin_sources,
+    pipeline_chain,
+    relative_names,
+    step_key,
+    step_summary,
+    templates_used,
+    unique_sources,
+)
+from .lineage import pipeline_steps as pipeline_steps  # sftdata.formats.targets reads it from here
 
 BEGIN, END = "<!-- sftdata:card:begin -->", "<!-- sftdata:card:end -->"
 SCRIPTS = (("Hangul", "ko", "\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3"), ("Kana", "ja", "\u3040-\u30ff"),
@@ -32,8 +40,6 @@ SCRIPTS = (("Hangul", "ko", "\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3"), ("Kana",
 _PATTERNS = [(name, code, re.compile(f"[{chars}]")) for name, code, chars in SCRIPTS]
 _WEIGHT = {"Han": 4, "Kana": 4, "Hangul": 3}  # letters per character, roughly, against Latin letters
 _SAMPLE = 4000  # characters per record looked at for its script
-_BOOKKEEPING = {"sftdata_version", "command", "created", "seconds", "sources", "counts", "outputs", "parents",
-                "mapping_spec", "fast_path"}
 
 
 def language_of(text: str) -> tuple[str | None, Counter[str]]:
@@ -137,87 +143,6 @@ def size_category(n: int) -> str:
     return "100M<n<1B"
 
 
-# ---- provenance: the chain of sidecars ------------------------------------------------------------
-
-def _load(path: Path) -> dict[str, Any] | None:
-    try:
-        value = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def pipeline_steps(data: Path) -> list[dict[str, Any]]:
-    """The sidecars behind a data file, oldest first: its own, and its parents' (each once)."""
-    steps: list[dict[str, Any]] = []
-    seen: set[Path] = set()
-
-    def visit(sidecar: Path, base: Path) -> None:
-        if not sidecar.name.endswith(".meta.json"):  # a sidecar names only sidecars: read nothing else
-            return
-        for candidate in (sidecar, base / sidecar):
-            meta = _load(candidate)
-            if meta is not None:
-                break
-        else:
-            return
-        key = candidate.resolve()
-        if key in seen:
-            return
-        seen.add(key)
-        for parent in meta.get("parents") or []:
-            visit(Path(parent), candidate.parent)
-        steps.append(meta)
-
-    visit(meta_path(data), data.parent)
-    return steps
-
-
-def step_summary(meta: dict[str, Any]) -> dict[str, Any]:
-    """What a step did and with what: command, counts, and its small parameters (model, prompt hash, ...)."""
-    counts = meta.get("counts") or {}
-    params = {}
-    for key, value in meta.items():
-        if key in _BOOKKEEPING or value in (None, "", [], {}):
-            continue
-        if len(orjson.dumps(value)) <= 400:
-            params[key] = value
-    return {"command": meta.get("command", "?"), "created": meta.get("created"),
-            "sources": source_names(meta),
-            "counts": {k: counts[k] for k in ("read", "written", "rejected", "filtered", "deduplicated") if k in counts},
-            "by_reason": counts.get("by_reason") or {}, "params": params}
-
-
-def source_names(meta: dict[str, Any]) -> list[str]:
-    """A step's inputs as paths relative to their common folder: AI-Hub repeats file names across
-    category folders (life/LIFE_0001.json, science/…), so bare names would not tell them apart."""
-    paths = [str(s.get("path", "?")) for s in meta.get("sources") or [] if isinstance(s, dict)]
-    if len(paths) <= 1:
-        return [Path(p).name for p in paths]
-    try:
-        root = os.path.commonpath([os.path.dirname(p) or "." for p in paths])
-    except ValueError:  # relative and absolute paths mixed
-        return paths
-    return [Path(os.path.relpath(p, root)).as_posix() for p in paths]
-
-
-def step_key(meta: dict[str, Any]) -> str:
-    """Steps that are one run written to several files (split's train and eval sidecars) share a key."""
-    shared = {k: v for k, v in meta.items() if k not in ("outputs", "side", "seconds")}
-    return orjson.dumps(shared, option=orjson.OPT_SORT_KEYS, default=str).decode()
-
-
-RENDERING = ("convert", "render", "pretokenize", "export")
-
-
-def templates_used(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The templates the data was rendered with (a filter that only counted tokens renders nothing)."""
-    for meta in reversed(steps):
-        if meta.get("template") and meta.get("command") in RENDERING:
-            return [t for t in meta["template"] if isinstance(t, dict)]
-    return []
-
-
 # ---- the card ------------------------------------------------------------------------------------
 
 @dataclass
@@ -228,6 +153,7 @@ class CardData:
     license: str | None = None
     extra_yaml: dict[str, Any] = field(default_factory=dict)  # configs, dataset_info (hf export)
     notes: list[str] = field(default_factory=list)
+    sources: list[dict[str, Any]] | None = None  # the chain's raw files (pipeline_chain); None: from the steps
 
 
 def stats_of(rows: Iterable[Any]) -> Stats:
@@ -303,10 +229,11 @@ def body(data: CardData) -> str:
             parts.append("   - rejects, filters and duplicates by reason: "
                          + ", ".join(f"{r} {n:,}" for r, n in step["by_reason"].items()))
     parts += production_sections(data.steps)
-    sources = [s for meta in data.steps[:1] for s in meta.get("sources") or [] if isinstance(s, dict)]
+    sources = unique_sources(data.sources if data.sources is not None else origin_sources(data.steps))
     if sources:
-        names = source_names(data.steps[0])
-        parts += ["", "## Sources", "", _table(["file", "bytes", "sha256"],
+        names = relative_names(sources)
+        parts += ["", "## Sources", "", "The files the data was made from, through every step and input above.", "",
+                  _table(["file", "bytes", "sha256"],
                                                 [[name, f"{s.get('bytes', 0):,}", f"`{s.get('sha256', '')}`"]
                                                  for name, s in zip(names, sources)])]
     parts += [""] + [f"> {note}" for note in data.notes] if data.notes else []
@@ -404,9 +331,12 @@ def make_card(path: str | Path, output: str | Path | None = None, *, license: st
         raise InputError("no split files (.jsonl, or data/*.parquet) in this folder", file=str(path))
     splits = {split: stats_of(read_rows(paths)) for split, paths in files.items()}
     steps: list[dict[str, Any]] = []
+    sources: list[dict[str, Any]] = []
     keys: set[str] = set()
     for data in [path] + [p for paths in files.values() for p in paths]:
-        for meta in pipeline_steps(data):
+        chain, origins = pipeline_chain(data)
+        sources += origins
+        for meta in chain:
             if step_key(meta) not in keys:
                 keys.add(step_key(meta))
                 steps.append(meta)
@@ -414,7 +344,8 @@ def make_card(path: str | Path, output: str | Path | None = None, *, license: st
     existing = out.read_text(encoding="utf-8") if out.is_file() else None
     matter, _ = split_front_matter(existing or "")
     data = CardData(title or (path.stem if path.is_file() else path.name), splits, steps, license=license,
-                    extra_yaml={k: matter[k] for k in ("configs", "dataset_info") if k in matter})
+                    extra_yaml={k: matter[k] for k in ("configs", "dataset_info") if k in matter},
+                    sources=unique_sources(sources))
     with AtomicFile(out) as handle:
         handle.write(render_card(data, existing).encode("utf-8"))
     return CardResult(out, {s: st.rows for s, st in splits.items()}, front_matter(data)["language"], len(steps))

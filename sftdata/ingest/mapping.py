@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,21 @@ from pydantic import ValidationError
 
 from ..errors import MappingError
 from ..items import Locator, RawItem, Reject, Stage
-from ..schemas.mapping import PRESETS, FieldSource, MappingSpec, preset
+from ..schemas.mapping import PRESETS, FieldSource, MappingSpec, meta_key, preset
 from ..schemas.records import Record, Role, record_model
-from .paths import PathNotFound, PathSyntaxError, Step, format_path, parse_path, resolve
+from .paths import (
+    EACH,
+    Each,
+    PathNotFound,
+    PathSyntaxError,
+    Step,
+    bind,
+    check_bound,
+    expand,
+    format_path,
+    parse_path,
+    resolve,
+)
 from .validation import reject_from_validation
 
 PRESET_NAMES = tuple(PRESETS)
@@ -78,14 +90,28 @@ class Mapper:
         self.kind = spec.to
         self.model = record_model(spec.to)
         self.fields = {name: (src, [parse_path(p) for p in src.paths()]) for name, src in spec.sources().items()}
-        self.explode = parse_path(spec.explode) if spec.explode else None
+        explode = parse_path(spec.explode) if spec.explode else None
+        if explode and isinstance(explode[-1], Each):  # `qas[]` is `qas`: explode takes each element anyway
+            explode = explode[:-1]
+        if explode == ():
+            raise PathSyntaxError("explode: [] alone names no list")
+        self.explode = explode
         msgs = spec.messages
         self.messages = parse_path(msgs.path) if msgs else None
         self.system_path = parse_path(msgs.system_path) if msgs and msgs.system_path else None
         self.tools_path = parse_path(msgs.tools_path) if msgs and msgs.tools_path else None
         used = [p for _, paths in self.fields.values() for p in paths]
         used += [p for p in (self.explode, self.messages, self.system_path, self.tools_path) if p]
-        self.used_keys = {p[0] for p in used if isinstance(p[0], str) and p[0] != spec.as_}
+        # what keep_unmapped leaves out of meta: each path's keys (a path through a list takes the list whole)
+        self.used = _used_tree(p for p in used if not (spec.explode and p[0] == spec.as_))
+        self.meta_keys = {name: keys for name in self.fields if (keys := meta_key(name))}
+        # `[]` in the explode path or a field path: read with expand, each field's `[]` bound to the element read
+        self.pattern = (*explode, EACH) if explode else ()
+        self.nested = any(EACH in p for p in used)
+        for steps in used:
+            if steps is not self.explode:
+                check_bound(steps, self.pattern)
+        self._at: tuple[Step, ...] = ()  # the concrete path of the element being mapped (nested explode)
 
     def map(self, item: RawItem) -> Iterator[Mapped | Reject]:
         """One record per raw item, or one per element of the exploded list."""
@@ -95,6 +121,9 @@ class Mapper:
             return
         if self.explode is None:
             yield self._one(item.data, None, item.locator, item.data)
+            return
+        if self.nested:
+            yield from self._nested(item)
             return
         try:
             elements = resolve(item.data, self.explode)
@@ -111,14 +140,34 @@ class Mapper:
             locator = dataclasses.replace(item.locator, element=position)
             yield self._one(item.data, element, locator, element)
 
+    def _nested(self, item: RawItem) -> Iterator[Mapped | Reject]:
+        """One record per element an explode path with `[]` reaches (data[].paragraphs[].qas[]), numbered in order;
+        a branch that does not go through is one reject naming where it stops, and the rest are read."""
+        count = 0
+        for count, (where, element) in enumerate(expand(item.data, self.pattern), 1):
+            locator = dataclasses.replace(item.locator, element=count - 1)
+            if isinstance(element, PathNotFound):
+                reason = "explode_not_list" if "expected a list" in str(element) else "path_missing"
+                yield Reject(Stage.map, reason, str(element), locator, source_path=self.spec.explode,
+                             raw=resolve(item.data, where))
+                continue
+            self._at = where
+            yield self._one(item.data, element, locator, element)
+        if not count:
+            yield Reject(Stage.map, "explode_not_list", f"{self.spec.explode} reaches no element (each list on the "
+                         "way is empty)", item.locator, source_path=self.spec.explode, raw=item.data)
+
     def _get(self, data: dict[str, Any], element: Any, steps: tuple[Step, ...]) -> Any:
         if element is not None and steps[0] == self.spec.as_:
             return resolve(element, steps[1:]) if len(steps) > 1 else element
+        if self.nested and EACH in steps:
+            steps = bind(steps, self._at)
         return resolve(data, steps)
 
     def _as_hint(self, path: str, element: Any) -> str:
         """A path that misses on an exploded element probably should start with the `as:` name."""
-        if element is None or not self.spec.explode or path.split(".")[0].split("[")[0] == self.spec.as_:
+        if (element is None or not self.spec.explode or "[]" in path
+                or path.split(".")[0].split("[")[0] == self.spec.as_):
             return ""
         return (f" (each element of {self.spec.explode} is named {self.spec.as_!r} by `as:`: write "
                 f"{self.spec.as_}.… for its fields)")
@@ -151,6 +200,7 @@ class Mapper:
 
     def _one(self, data: dict[str, Any], element: Any, locator: Locator, raw: Any) -> Mapped | Reject:
         values: dict[str, Any] = {}
+        meta: dict[tuple[str, ...], Any] = {}  # meta.KEY fields, placed after what keep_unmapped keeps
         try:
             for name, (src, paths) in self.fields.items():
                 try:
@@ -161,17 +211,21 @@ class Mapper:
                     continue
                 if value is None or (value == "" and not src.required and name not in ("input",)):
                     continue  # an empty cell means "absent" for optional fields (CSV has no null)
-                values[name] = value
+                if name in self.meta_keys:
+                    meta[self.meta_keys[name]] = value
+                else:
+                    values[name] = value
             if self.messages is not None:
                 values.update(self._chat(data, element))
         except _Missing as missing:
             return Reject(Stage.map, "path_missing", missing.reason, locator, source_path=missing.path, raw=raw)
         except _BadTurn as bad:
             return Reject(Stage.map, bad.reason, bad.message, locator, field=bad.field, raw=raw)
-        if self.spec.keep_unmapped:
-            extra = {k: v for k, v in data.items() if k not in self.used_keys}
-            if extra:
-                values["meta"] = extra
+        extra = _unread(data, self.used) if self.spec.keep_unmapped else {}
+        for keys, value in meta.items():
+            extra = _placed(extra, keys, value)
+        if extra:
+            values["meta"] = extra
         try:
             return Mapped(self.model.model_validate(values), locator)  # type: ignore[arg-type]
         except ValidationError as error:
@@ -233,6 +287,52 @@ class Mapper:
         if content is not None or spec.content_key in turn:
             out["content"] = "" if content is None and out.get("tool_calls") else content
         return out
+
+
+def _used_tree(paths: Iterable[tuple[Step, ...]]) -> dict[str, Any]:
+    """The keys the paths read, as a tree: True where a value is read whole (the path's end, or a list the
+    path indexes or takes each element of), a dict where only some of an object's keys are read."""
+    tree: dict[str, Any] = {}
+    for steps in paths:
+        keys = []
+        for step in steps:
+            if not isinstance(step, str):
+                break
+            keys.append(step)
+        node: Any = tree
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if node is True:
+                break
+        else:
+            if keys:
+                node[keys[-1]] = True
+    return tree
+
+
+def _unread(data: dict[str, Any], used: dict[str, Any]) -> dict[str, Any]:
+    """`data` without what the paths read: an object some keys of which are read keeps the others; one left
+    empty by that goes. The raw data is not changed (it is shared by the elements of an exploded list)."""
+    out = {}
+    for key, value in data.items():
+        read = used.get(key)
+        if read is True:
+            continue
+        if read and isinstance(value, dict) and value:
+            rest = _unread(value, read)
+            if rest:
+                out[key] = rest
+        else:
+            out[key] = value
+    return out
+
+
+def _placed(meta: dict[str, Any], keys: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """`meta` with `value` at keys (a copy along the way: objects in it may be the raw data's)."""
+    out = dict(meta)
+    inner = out.get(keys[0]) if len(keys) > 1 else None
+    out[keys[0]] = _placed(inner if isinstance(inner, dict) else {}, keys[1:], value) if len(keys) > 1 else value
+    return out
 
 
 class _BadTurn(Exception):

@@ -96,6 +96,8 @@ def fast_plan(source: Source, spec: MappingSpec, plan: RenderPlan | None, to: Re
 def _columns(spec: MappingSpec) -> tuple[Column, ...] | None:
     columns = []
     for name, src in spec.sources().items():
+        if name.startswith("meta."):
+            return None  # a value placed under meta: the per-row mapper
         if src.const is not None:
             if type(src.const) is not str and not (name == "id" and type(src.const) is int):
                 return None
