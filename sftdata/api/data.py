@@ -31,7 +31,7 @@ from .registry import Arg, Opt, command
 if TYPE_CHECKING:
     from ..schemas.mapping import MappingSpec
 
-Preset = Literal["alpaca", "sharegpt", "openai", "qa", "llamafactory", "trl", "hf"]
+Preset = Literal["alpaca", "sharegpt", "openai", "qa", "korquad", "klue-mrc", "korquad2", "llamafactory", "trl", "hf"]
 Kind = Annotated[RecordKind | None, Opt("--as", help="Record kind (default: from each row's keys).")]
 
 

@@ -10,7 +10,12 @@ from .options import Files, PathLike, RecordFiles, TemplateArgs, TrainOn
 from .registry import Arg, Opt, command
 
 if TYPE_CHECKING:
-    from ..curate.samples import CurateResult
+    from ..curate.decontaminate import DecontaminateResult
+    from ..curate.mix import MixResult
+    from ..curate.scrub import ScrubResult
+
+
+EvalPreset = Literal["korquad", "klue-mrc", "korquad2", "alpaca", "qa", "openai", "sharegpt"]
 
 
 def _comma_separated(values: Sequence[str] | None) -> list[str]:
@@ -43,7 +48,7 @@ def scrub(
         help="low also masks bank-account and passport numbers that no label names (more hits, more false "
              "alarms).")] = "high",
     progress: Progress | None = None,
-) -> CurateResult:
+) -> ScrubResult:
     """Mask Korean and general personal information: resident/foreign registration numbers, phones, e-mail,
     business numbers, cards, accounts, passports, licences, addresses, IPs, labelled names.
 
@@ -70,22 +75,26 @@ def decontaminate(
                                   "--against-preset/--against-map); repeatable.")],
     ngram: Annotated[int | None, Opt(help="Characters per n-gram (after spaces and punctuation are removed). Default: "
                                      "4 for Hangul/CJK text, 8 otherwise.")] = None,
-    threshold: Annotated[float, Opt(help="Share of an eval item's characters that shared n-grams must cover.")] = 0.8,
+    threshold: Annotated[float, Opt(help="Share of an eval item's characters that shared n-grams must cover (0.73: "
+                                    "finds 95% of one-word edits of Korean questions; docs/curation.md).")] = 0.73,
     min_span: Annotated[int, Opt(help="Also contaminated: one shared run of at least this many characters.")] = 50,
     fields: Annotated[Sequence[str], Opt(help="Fields of the eval items compared (default: the prompt side: "
                                          "instruction + input, question + context, user turns).")] = (),
     action: Annotated[Literal["drop", "report"], Opt(help="drop contaminated rows, or report the rates "
                                                      "only.")] = "drop",
-    against_preset: Annotated[str | None, Opt(help="Read the eval files with this preset: alpaca, qa, openai, "
-                                              "sharegpt.")] = None,
-    against_map: Annotated[str | None, Opt(help="Read the eval files with this mapping YAML.")] = None,
-    common: Annotated[int, Opt(help="n-grams held by more eval items than this are boilerplate and ignored.")] = 20,
+    against_preset: Annotated[EvalPreset | None, Opt(
+        help="Read the eval files with this preset: korquad (KorQuAD 1.0, SQuAD: data[].paragraphs[].qas[]), "
+             "klue-mrc (the same layout, guid ids), korquad2 (KorQuAD 2.x: data[].qas[]), or a convert preset.")] = None,
+    against_map: Annotated[str | None, Opt(help="Read the eval files with this mapping YAML; its explode path may go "
+                                           "through lists in lists: data[].paragraphs[].qas[].")] = None,
+    common: Annotated[int, Opt(help="n-grams held by more eval items than this are boilerplate: they alone make no "
+                               "match.")] = 20,
     progress: Progress | None = None,
-) -> CurateResult:
+) -> DecontaminateResult:
     """Drop training rows that hold an eval item: character n-grams after NFKC, casefold and removing spaces,
     so changed particles and moved spaces in Korean still match.
 
-    Example: `sftdata decontaminate train.jsonl --against korquad_dev.jsonl --against-preset qa -o clean.jsonl`
+    Example: `sftdata decontaminate train.jsonl --against KorQuAD_v1.0_dev.json --against-preset korquad -o clean.jsonl`
     """
     from ..curate.decontaminate import decontaminate as run
 
@@ -115,7 +124,7 @@ def mix(
     max_repeat: Annotated[float, Opt(help="The most passes over one source (1: no row twice).")] = 1.0,
     seed: Annotated[int, Opt(help="Same sources, weights and seed: the same mix.")] = 0,
     progress: Progress | None = None,
-) -> CurateResult:
+) -> MixResult:
     """Mix sources so each one's share of trained tokens (or rows) is its weight, with a cap on repeats.
 
     Example: `sftdata mix cs.jsonl:0.6 reasoning.jsonl:0.4 -o mix.jsonl --tokenizer ./tok -t chatml --max-repeat 2`
