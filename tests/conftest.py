@@ -34,8 +34,8 @@ os.environ["XDG_CACHE_HOME"] = os.path.join(_session_home, "cache")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--marker-report", metavar="PATH",
-                     help="write the selected tests' fixtures, string parameters and markers to PATH as JSON "
-                          "(test_markers.py checks the fast loop with it)")
+                     help="write the selected and the deselected tests' fixtures, string parameters and markers to "
+                          "PATH as JSON (test_markers.py checks the fast loop with it)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by the marks set here
@@ -43,10 +43,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     markers.apply(items)
 
 
+_deselected: list[pytest.Item] = []
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _deselected.extend(items)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     report = session.config.getoption("--marker-report")
     if report:
-        Path(report).write_text(json.dumps([markers.describe(item) for item in session.items]), encoding="utf-8")
+        Path(report).write_text(json.dumps({"selected": [markers.describe(item) for item in session.items],
+                                            "deselected": [markers.describe(item) for item in _deselected]}),
+                                encoding="utf-8")
 
 
 @pytest.fixture(autouse=True)

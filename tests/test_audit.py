@@ -57,6 +57,7 @@ def test_korean_rows(toks, records) -> None:
     assert severities == sorted(severities, key=["error", "warning", "info"].index)
 
 
+@pytest.mark.slow  # four audits, one with Gemma 3's tokenizer: ~10 s CPU
 def test_pad_equal_to_eos_depends_on_the_trainer(toks, records) -> None:
     generic = _findings(audit([records["alpaca"]], toks["smollm2"]))
     assert generic["pad_is_eos"]["severity"] == "error"
@@ -83,6 +84,7 @@ def test_truncation_findings(toks, records) -> None:
     assert "pretokenize --on-overflow truncate" in found["fully_truncated"]["fix"]
 
 
+@pytest.mark.slow  # two audits with Gemma 3's tokenizer: ~14 s CPU
 def test_gemma_without_chat_template_and_a_foreign_chat_format(toks, records) -> None:
     found = _findings(audit([records["chat"]], toks["gemma3"]))
     assert found["chat_template_missing"]["severity"] == "error"

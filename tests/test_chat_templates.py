@@ -232,6 +232,7 @@ def test_text_masks_and_stop_tokens_match_transformers(name, conversation, args,
     assert tokenized.mask == list(reference["assistant_masks"])
 
 
+@pytest.mark.slow  # loads and saves six tokenizers, Gemma 3's among them: ~16 s CPU
 def test_the_stop_token_is_the_templates_own_end_of_turn_marker(tokenizers, tmp_path):
     expected = {"qwen3": "<|im_end|>", "smollm2": "<|im_end|>", "gemma3": "<end_of_turn>",
                 "deepseek_r1_distill": "<｜end▁of▁sentence｜>", "exaone4": "[|endofturn|]", "llama3_2": "<|eot_id|>"}
@@ -241,6 +242,7 @@ def test_the_stop_token_is_the_templates_own_end_of_turn_marker(tokenizers, tmp_
         assert renderer.eos == stop, name
 
 
+@pytest.mark.slow  # loads Gemma 3's tokenizer twice: ~12 s CPU
 def test_gemma3_is_never_given_a_second_eos_after_its_end_of_turn(tokenizers, tmp_path):
     tok_dir, template_file, _, _ = _setup("gemma3", tokenizers, tmp_path)
     plan = make_plan(str(template_file), str(tok_dir), None, None)

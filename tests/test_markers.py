@@ -120,17 +120,26 @@ def test_no_test_in_this_run_needs_a_heavy_part_unmarked(request):
 
 
 @pytest.mark.slow  # collects the whole suite in a subprocess: ~20 s of imports
-def test_the_fast_loop_command_selects_no_heavy_test(tmp_path):
-    """`pytest -m "not slow"` itself, over the whole suite (whatever this run selected): no heavy test is kept."""
+def test_the_fast_loop_command_selects_no_heavy_test_and_every_rule_still_applies(tmp_path):
+    """`pytest -m "not slow"` itself, over the whole suite (whatever this run selected): no heavy test is kept; and
+    every rule of tests/support/markers.py still names something (a renamed fixture or test would leave its tests
+    unmarked, silently)."""
     report = tmp_path / "fast.json"
     done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "not slow", "-p",
                            "no:cacheprovider", "--continue-on-collection-errors", "--marker-report", str(report),
                            "tests"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert report.is_file(), (done.stdout + done.stderr)[-3000:]
-    selected = json.loads(report.read_text(encoding="utf-8"))
+    collected = json.loads(report.read_text(encoding="utf-8"))
+    selected, deselected = collected["selected"], collected["deselected"]
     assert markers.leaks(selected) == []
     assert len(selected) > 500 and any(e["nodeid"].startswith("tests/test_markers.py::") for e in selected)
-    assert " deselected" in done.stdout.splitlines()[-1]  # "N/M tests collected (K deselected) ..."
+    assert all("slow" in e["markers"] for e in deselected) and len(deselected) > 50
+    used = {name for entry in selected + deselected for name in entry["fixtures"]}
+    assert set(markers.FIXTURES) <= used, f"no test uses {sorted(set(markers.FIXTURES) - used)}: a stale rule"
+    for (file, function), rules in markers.SLOW_CASES.items():
+        cases = [e["params"] for e in deselected if (e["file"], e["function"]) == (file, function)]
+        for rule in rules:
+            assert any(markers.matches(rule, params) for params in cases), f"{file}::{function} has no case {rule}"
 
 
 @pytest.mark.parametrize(("module", "path", "marker"), markers.ENTRY_POINTS,

@@ -298,6 +298,7 @@ def test_max_requests_stops_with_exit_1(llama_server, seed_records, tmp_path):
 
 # -- the local backend ------------------------------------------------------------------------------
 
+@pytest.mark.slow  # generates with the de-quantized SmolLM2 through transformers on CPU: ~30 s CPU, ~60 s wall
 def test_local_transformers_backend_from_gguf(smollm2_gguf, questions, tmp_path):
     # The de-quantized model is cached beside the test models, so only the first session pays for it;
     # one torch thread, since multi-threaded CPU generation crawls on a busy two-core machine.

@@ -101,6 +101,7 @@ def test_chat_template_of_a_real_tokenizer(smollm2_tokenizer_dir):
     assert [s.text for s in out.segments if s.train] == ["b<|im_end|>", "d<|im_end|>"]
 
 
+@pytest.mark.slow  # loads Gemma 3's tokenizer three times (~6 s CPU each)
 def test_tokenizer_without_chat_template_is_a_clear_error(gemma3_tokenizer_dir):
     plan = make_plan("alpaca", str(gemma3_tokenizer_dir), None, None)
     assert plan.renderer_for(RecordKind.instruction).eos == load_tokenizer(gemma3_tokenizer_dir).eos_token == "<eos>"

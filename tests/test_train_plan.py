@@ -107,6 +107,7 @@ def smollm2_model_dir(smollm2_gguf: Path) -> Path:
     return convert_gguf(smollm2_gguf, cache=CACHE_DIR / "sftdata-models")
 
 
+@pytest.mark.slow  # loads the 4-bit model and takes an AdamW step in a fresh process: ~30 s CPU
 def test_cpu_memory_of_smollm2_matches_the_estimate(smollm2_model_dir: Path) -> None:
     """Weights (4-bit linears + fp32 embeddings/norms), LoRA weights, gradients and AdamW states of a
     real 4-bit SmolLM2-135M on CPU, measured in a fresh process."""

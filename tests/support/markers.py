@@ -11,7 +11,8 @@ Where the marks come from, in this order of preference:
 * a parameter named like ``engine`` whose value is an engine that starts a cluster (`ENGINES`: ``engine="ray"``
   through ``@pytest.mark.parametrize``, or ``request.param`` of a fixture such as ``engine_name``);
 * a mark written on the test (``@pytest.mark.spark``, ``@pytest.mark.slow``) where neither shows it, such as a
-  test that starts Spark or trains in its own body.
+  test that starts Spark or trains in its own body, or one that takes long for a reason of its own;
+* `SLOW_CASES`: the costly cases of a parametrized test whose cheaper cases stay in the fast loop.
 
 `guard` makes a test that is not marked slow fail, naming the marker, where it starts Ray or Spark, a
 llama.cpp server or a training run in this process anyway: a new heavy test cannot sit in the fast loop.
@@ -41,6 +42,26 @@ FIXTURES = {
     "alpaca_run": "train",  # test_export_gguf.py
 }
 
+# (test file, test function) -> {parameter: values}: the parametrized cases that are slow with no heavy part (all
+# the parameters named must hold one of their values), each with its cost on the 2-core machine (CPU seconds, and
+# wall seconds where waiting on the disk dominates); the cheaper cases of the same test stay in the fast loop
+SLOW_CASES: dict[tuple[str, str], list[dict[str, tuple[Any, ...]]]] = {
+    # a range per byte: ~13 s CPU, ~40 s wall (the 7, 40 and 333 byte splits stay fast)
+    ("test_scale.py", "test_splits_give_the_local_output_byte_for_byte"): [{"split_bytes": (1,)}],
+    # a split per row group: ~30 s wall
+    ("test_scale.py", "test_parquet_splits_at_row_groups_give_the_local_output"): [{"split_bytes": (1,)}],
+    # 61-byte splits of every records command: 4-12 s CPU, 8-22 s wall each (the 1 MiB splits stay fast)
+    ("test_scale_commands.py", "test_records_commands_on_splits_give_the_local_bytes"): [{"split_bytes": (61,)}],
+    # 400-byte splits into one partition: ~15 s CPU, ~60 s wall (2000 bytes into 3 partitions stays fast)
+    ("test_scale_commands.py", "test_dedup_on_splits_gives_the_local_rows_and_dupes"): [{"split_bytes": (400,)}],
+    # killed and rerun through the CLI: ~12 s CPU each (convert, render and the rest stay fast)
+    ("test_crash.py", "test_kill_9_leaves_no_partial_output_and_a_rerun_is_identical"):
+        [{"command": ("pretokenize", "dedup")}],
+    # Gemma 3's tokenizer loads twice a case, ~6 s CPU each (its "single" case stays fast)
+    ("test_chat_templates.py", "test_text_masks_and_stop_tokens_match_transformers"):
+        [{"name": ("gemma3",), "conversation": ("korean_multi", "reasoning_field", "reasoning_inline")}],
+}
+
 # a parameter whose name holds "engine" and whose value is one of these runs on that engine ("local" runs here)
 ENGINES = ("ray", "spark")
 
@@ -66,21 +87,38 @@ def _params(item: pytest.Item) -> dict[str, Any]:
     return dict(callspec.params) if callspec is not None else {}
 
 
+_ABSENT = object()
+
+
+def matches(rule: dict[str, tuple[Any, ...]], params: dict[str, Any]) -> bool:
+    return all(params.get(name, _ABSENT) in values for name, values in rule.items())
+
+
+def slow_case(path: str, function: str, params: dict[str, Any]) -> bool:
+    """Whether these parameters of this test are one of its `SLOW_CASES`."""
+    return any(matches(rule, params) for rule in SLOW_CASES.get((path, function), ()))
+
+
 def apply(items: Iterable[pytest.Item]) -> None:
-    """Mark each item with the heavy parts its fixtures and parameters call for, and with `slow` where it has any."""
+    """Mark each item with the heavy parts its fixtures and parameters call for, and with `slow` where it has any
+    or is one of `SLOW_CASES`."""
     for item in items:
         have = {mark.name for mark in item.iter_markers()}
-        parts = heavy_parts(getattr(item, "fixturenames", ()), _params(item))
+        params = _params(item)
+        parts = heavy_parts(getattr(item, "fixturenames", ()), params)
         for name in sorted(parts - have):
             item.add_marker(name)
-        if (parts | have) & set(HEAVY) and SLOW not in have:
+        function = getattr(item, "originalname", item.name)
+        if ((parts | have) & set(HEAVY) or slow_case(item.path.name, function, params)) and SLOW not in have:
             item.add_marker(SLOW)
 
 
 def describe(item: pytest.Item) -> dict[str, Any]:
-    """What `leaks` reads of an item, as JSON (the marker report a pytest subprocess writes)."""
-    return {"nodeid": item.nodeid, "fixtures": sorted(getattr(item, "fixturenames", ())),
-            "params": {k: v for k, v in _params(item).items() if isinstance(v, str)},
+    """What `leaks` reads of an item, as JSON (the marker report a pytest subprocess writes; parameters that are
+    not plain JSON values are left out)."""
+    return {"nodeid": item.nodeid, "file": item.path.name, "function": getattr(item, "originalname", item.name),
+            "fixtures": sorted(getattr(item, "fixturenames", ())),
+            "params": {k: v for k, v in _params(item).items() if v is None or isinstance(v, str | int | float)},
             "markers": sorted({mark.name for mark in item.iter_markers()})}
 
 
