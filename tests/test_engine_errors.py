@@ -22,15 +22,15 @@ def _run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, float
     return done, time.monotonic() - started
 
 
-@pytest.mark.parametrize(("engine", "address", "said"), [
+@pytest.mark.parametrize(("backend", "address", "said"), [  # "backend": these start no engine (markers.py)
     ("ray", "ray://127.0.0.1:1", "--address ray://127.0.0.1:1: the Ray Client server does not answer"),
     ("ray", "127.0.0.1:1", "--address 127.0.0.1:1: the Ray cluster's GCS does not answer"),
     ("ray", "auto", "--address auto: no Ray cluster is running on this machine"),
     ("spark", "spark://127.0.0.1:1", "--address spark://127.0.0.1:1: the Spark master does not answer"),
 ])
-def test_an_address_that_does_not_answer_is_one_line_in_seconds(tmp_path, engine, address, said):
+def test_an_address_that_does_not_answer_is_one_line_in_seconds(tmp_path, backend, address, said):
     done, seconds = _run(tmp_path, "render", "DATA", "-o", str(tmp_path / "parts"), "--eos", "</s>",
-                         "--engine", engine, "--address", address)
+                         "--engine", backend, "--address", address)
     assert done.returncode == 2, done.stderr
     assert said in done.stderr and "Traceback" not in done.stderr and "internal error" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
