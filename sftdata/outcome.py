@@ -7,9 +7,10 @@ line and exits 4 (README, exit codes); notebook users get the same text as `resu
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .items import Reject
+if TYPE_CHECKING:  # items asks this module why a run wrote nothing: no import back at run time
+    from .items import Reject
 
 _RENDERED = ({"text"}, {"prompt", "completion"})
 

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 TOP = {"sftdata": "sftdata", "schemas": "sftdata.schemas", "templates": "sftdata.templates",
        "trainers": "sftdata.trainers"}
 FOLDERS = {"ingest", "rendering", "tokenize", "curate", "formats", "synthesis", "evaluation", "scale", "cli"}
-PLUMBING = {"errors", "items", "writers", "provenance", "storage"}
+PLUMBING = {"errors", "items", "writers", "provenance", "storage", "outcome"}
 BELOW_LIBRARY = {"plumbing", "schemas", "templates"}
 ALLOWED: dict[str, set[str]] = {
     "schemas": set(),
@@ -26,7 +26,6 @@ ALLOWED: dict[str, set[str]] = {
     "package": set(),  # sftdata/__init__.py: lazy names only (importlib strings), no imports
     "plumbing": {"schemas", "package"},  # provenance reads sftdata.__version__
     "tokenize": {"plumbing"},
-    "outcome": {"plumbing"},
     "dequantize": {"plumbing", "tokenize"},
     "ingest": {"plumbing", "schemas"},
     "rendering": {"ingest", "tokenize", *BELOW_LIBRARY},
@@ -40,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
                    *BELOW_LIBRARY},
     "api": {"ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers", "evaluation", "scale",
             "dequantize", *BELOW_LIBRARY},
-    "cli": {"api", "outcome", "dequantize", "ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers", "evaluation",
+    "cli": {"api", "dequantize", "ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers", "evaluation",
             "package", *BELOW_LIBRARY},
 }
 
@@ -67,24 +66,35 @@ def imports(path: Path) -> list[tuple[str, bool]]:
     package = name if is_package else name.rsplit(".", 1)[0]
     found: list[tuple[str, bool]] = []
 
-    def visit(node: ast.AST, runtime: bool) -> None:
+    def visit(node: ast.AST, runtime: bool, typing_only: bool) -> None:
         for child in ast.iter_child_nodes(node):
             at_runtime = runtime and not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            for_typing = typing_only
             if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                at_runtime = False
+                at_runtime, for_typing = False, True
+            targets: list[str] = []
             if isinstance(child, ast.ImportFrom):
                 base = package.split(".")[: len(package.split(".")) - child.level + 1] if child.level else []
                 target = ".".join(base + ([child.module] if child.module else []))
                 if target.startswith("sftdata"):
                     for alias in child.names:  # `from . import readers` imports a module, not a name
                         sub = f"{target}.{alias.name}"
-                        found.append((sub if is_module(sub) else target, at_runtime))
+                        targets.append(sub if is_module(sub) else target)
             elif isinstance(child, ast.Import):
-                found.extend((a.name, at_runtime) for a in child.names if a.name.startswith("sftdata"))
-            visit(child, at_runtime)
+                targets.extend(a.name for a in child.names if a.name.startswith("sftdata"))
+            found.extend((t, at_runtime) for t in targets)
+            (TYPING if for_typing else EXECUTED).update((name, t) for t in targets)
+            visit(child, at_runtime, for_typing)
 
-    visit(ast.parse(path.read_text(encoding="utf-8")), True)
+    visit(ast.parse(path.read_text(encoding="utf-8")), True, False)
     return found
+
+
+# (module, target) pairs imported under `if TYPE_CHECKING:` and those imported where the code runs (at import time
+# or in a function); a pair only ever imported for type checkers never executes, so it is never part of an import
+# cycle (the room rules still count it). Filled by imports().
+TYPING: set[tuple[str, str]] = set()
+EXECUTED: set[tuple[str, str]] = set()
 
 
 MODULES = {module_name(p)[0]: p for top in TOP for p in (REPO / top).rglob("*.py")}
@@ -158,6 +168,8 @@ def module_graph(found: list[tuple[str, str, bool]], packages: set[str], *, impo
     graph: dict[str, set[str]] = defaultdict(set)
     for source, target, runtime in found:
         if target == source or source in packages or (import_time_only and not runtime):
+            continue
+        if (source, target) in TYPING and (source, target) not in EXECUTED:  # for type checkers only
             continue
         if same_folder and source.rsplit(".", 1)[0] != target.rsplit(".", 1)[0]:
             continue
