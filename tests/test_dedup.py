@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -17,12 +18,12 @@ from sftdata.curate.dedup import dedup, dupes_path
 from sftdata.curate.minhash import (
     DEFAULT_THRESHOLD,
     Sketcher,
-    estimate,
     find_duplicates,
     lsh_params,
     normalise,
     shingle_sizes,
 )
+from sftdata.curate.verify import estimate
 from support.peak_rss import run_measured
 
 # One word changed in each pair; a word-based ROUGE tokeniser ([a-z0-9]+) sees no token at all.
@@ -59,7 +60,7 @@ def test_korean_one_word_edits_are_near_duplicates_that_word_rouge_misses(tmp_pa
     rows = [{"question": q, "answer": f"답변 {i}"} for i, q in enumerate(KO_DISTINCT + [a for a, _ in KO_PAIRS])]
     rows += [{"question": b, "answer": "다른 답변"} for _, b in KO_PAIRS]
     source = _write(tmp_path / "ko.jsonl", rows)
-    result = dedup([source], tmp_path / "out.jsonl")
+    result = dedup([source], tmp_path / "out.jsonl", fields=["question"])
     dupes = _lines(dupes_path(tmp_path / "out.jsonl"))
     assert [d["line"] for d in dupes] == [9, 10, 11]
     assert [d["duplicate_of"]["line"] for d in dupes] == [6, 7, 8]
@@ -84,11 +85,13 @@ def test_real_data_exact_and_chinese_near_duplicates(shared_data, tmp_path) -> N
     kept = _lines(tmp_path / "en.out.jsonl")
     first = orjson.loads(en.read_bytes().splitlines()[0])
     assert kept[0] == first  # rows are written as they were read
-    result = dedup([zh], tmp_path / "zh.out.jsonl")
+    result = dedup([zh], tmp_path / "zh.out.jsonl", fields=["instruction", "input"])
     near = [d for d in _lines(dupes_path(tmp_path / "zh.out.jsonl")) if not d["exact"]]
     assert [d["raw"]["instruction"] for d in near] == ["请描述泰姬陵的建筑风格。"] or \
         [d["raw"]["instruction"] for d in near] == ["描述泰姬陵的建筑风格。"]
-    assert result.summary()["deduplicated"] == 9
+    assert near[0]["similarity"] == 0.9 and result.summary()["deduplicated"] == 9
+    # by default the answers are compared too: the two Taj Mahal prompts have different answers, so both stay
+    assert dedup([zh], tmp_path / "zh.all.jsonl").summary()["deduplicated"] == 8
 
 
 def test_against_removes_rows_found_in_another_file(shared_data, tmp_path) -> None:
@@ -117,10 +120,35 @@ def test_fields_choose_what_is_compared(tmp_path) -> None:
     assert dedup([source], tmp_path / "c.jsonl", fields=["instruction"]).summary()["exact"] == 4
 
 
+def test_the_default_compares_what_a_row_teaches_not_a_shared_passage(tmp_path) -> None:
+    """Several questions about one passage (the README's example) are different rows: by default a Q&A row is
+    its question and answer, never the context alone; --fields question,context still finds them alike."""
+    repo = Path(__file__).resolve().parents[1]
+    records = tmp_path / "records.jsonl"
+    sftdata.convert([repo / "examples/ko_qa/labels"], records, mapping=repo / "examples/ko_qa/mapping.yaml")
+    result = dedup([records], tmp_path / "d.jsonl")
+    assert (result.summary()["written"], result.summary()["compared"]) == (11, "exchange")
+    assert dedup([records], tmp_path / "c.jsonl", fields=["question", "context"]).summary()["deduplicated"] >= 5
+    passage = "제주도는 한국에서 가장 큰 섬으로, 한라산과 해안 절경으로 유명하며 해마다 많은 관광객이 찾는다. " * 4
+    system = "당신은 친절한 한국어 도우미입니다. 질문에 정확하고 간결하게 답하세요. " * 4
+    rows = [{"question": q, "context": passage, "answer": a} for q, a in
+            [("제주도에서 가장 높은 산은?", "한라산"), ("제주도의 유명한 것은?", "해안 절경"), ("제주도는 어떤 섬인가?", "가장 큰 섬")]]
+    rows += [{"messages": [{"role": "system", "content": system}, {"role": "user", "content": q},
+                           {"role": "assistant", "content": a}]} for q, a in
+             [("오늘 날씨 어때?", "맑아요"), ("점심 뭐 먹을까?", "비빔밥"), ("제주도 가는 법?", "비행기")]]
+    rows += [{"instruction": "다음 문장의 감정을 분류하세요.", "input": text, "output": label} for text, label in
+             [("정말 최고의 하루였다", "긍정"), ("너무 실망스러웠다", "부정"), ("정말 최고의 하루였다", "긍정")]]
+    source = _write(tmp_path / "mixed.jsonl", rows)
+    result = dedup([source], tmp_path / "m.jsonl")
+    assert [d["line"] for d in _lines(dupes_path(tmp_path / "m.jsonl"))] == [9]  # only the repeated instruction row
+    assert result.summary()["exact"] == 1
+    assert dedup([source], tmp_path / "p.jsonl", fields=["system", "context"]).summary()["deduplicated"] == 4
+
+
 def test_invalid_rows_are_rejected_and_counts_balance(tmp_path) -> None:
     source = tmp_path / "in.jsonl"
     source.write_bytes(b'{"instruction": "a", "output": "b"}\nnot json\n{"instruction": "", "output": "b"}\n'
-                       b'{"instruction": "a", "output": "c"}\n')
+                       b'{"instruction": "a", "output": "b"}\n')
     result = dedup([source], tmp_path / "out.jsonl")
     s = result.summary()
     assert (s["read"], s["written"], s["rejected"], s["deduplicated"]) == (4, 1, 2, 1)
@@ -187,22 +215,29 @@ def test_cli_dedup_json(tmp_path) -> None:
                 max_size=12), st.integers(7, 40))
 def test_sketches_do_not_depend_on_how_long_texts_are_cut(texts, group) -> None:
     """Long rows are sketched in overlapping pieces (bounded memory): the same sketches as whole."""
-    import sftdata.curate.minhash as minhash
+    import sftdata.curate.shingles as shingles
 
     texts = texts + [" ".join(texts) * 3]  # one text longer than the small group size
     whole = Sketcher(seed=1).sketch(texts)
-    saved = minhash._GROUP_CHARS
-    minhash._GROUP_CHARS = group
+    norm = [normalise(t) for t in texts]
+    whole_sets = shingles.text_shingles(norm)
+    saved = shingles._GROUP_CHARS
+    shingles._GROUP_CHARS = group
     try:
         cut = Sketcher(seed=1).sketch(texts)
-        sizes = shingle_sizes([normalise(t) for t in texts])
+        sizes = shingle_sizes(norm)
+        cut_sets = shingles.text_shingles(norm)
     finally:
-        minhash._GROUP_CHARS = saved
+        shingles._GROUP_CHARS = saved
     assert sizes.tolist() == shingle_sizes([normalise(t) for t in texts]).tolist()
     for name in ("exact", "bands", "sig", "empty"):
         assert np.array_equal(getattr(whole, name), getattr(cut, name)), name
+    whole_order, cut_order = np.lexsort(whole_sets[::-1]), np.lexsort(cut_sets[::-1])
+    for a, b in zip(whole_sets, cut_sets):  # the shingles verification compares, each once, too
+        assert np.array_equal(a[whole_order], b[cut_order])
 
 
+@pytest.mark.slow  # a 50 MB row through dedup in a measured process: ~16 s CPU
 def test_a_50_mb_row_is_deduplicated_in_bounded_memory(tmp_path) -> None:
     """One 50 MB line (a hostile input) took 2 GB to sketch; cut into pieces it stays under 1 GB."""
     import random
@@ -211,7 +246,7 @@ def test_a_50_mb_row_is_deduplicated_in_bounded_memory(tmp_path) -> None:
     rnd = random.Random(0)
     words = ["".join(rnd.choices("abcdefghij", k=6)) for _ in range(2000)]
     rows = [{"instruction": "hi", "output": "x"}, {"instruction": " ".join(rnd.choices(words, k=7_200_000)),
-                                                   "output": "y"}, {"instruction": "hi", "output": "again"}]
+                                                   "output": "y"}, {"instruction": "HI", "output": "x"}]
     (tmp_path / "big.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     del rows
     done, peak_kib = run_measured([sys.executable, "-m", "sftdata.cli", "dedup", "big.jsonl", "-o", "out.jsonl",
@@ -221,3 +256,58 @@ def test_a_50_mb_row_is_deduplicated_in_bounded_memory(tmp_path) -> None:
     summary = json.loads(done.stdout)
     assert (summary["written"], summary["deduplicated"]) == (2, 1)
     assert (tmp_path / "out.jsonl").stat().st_size > 50_000_000
+
+
+def test_a_pair_of_huge_near_duplicate_rows_is_verified_in_bounded_memory(tmp_path) -> None:
+    """Two 6M-character rows one word apart are verified exactly a share of the hash space at a time (one batch
+    of their shingle sets would take gigabytes): dropped as a near duplicate, under 1 GB peak RSS."""
+    import random
+    import sys
+
+    rnd = random.Random(1)
+    words = ["".join(rnd.choices("abcdefghij", k=6)) for _ in range(3000)]
+    big = rnd.choices(words, k=860_000)
+    edited = list(big)
+    edited[1000] = "zzzzzz"
+    rows = [{"instruction": " ".join(big), "output": "y"}, {"instruction": "hi", "output": "x"},
+            {"instruction": " ".join(edited), "output": "y"}]
+    (tmp_path / "big.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    del rows, big, edited
+    done, peak_kib = run_measured([sys.executable, "-m", "sftdata.cli", "dedup", "big.jsonl", "-o", "out.jsonl",
+                                   "--json"], cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert peak_kib < 1 << 20, f"peak RSS {peak_kib / 1024:.0f} MiB"
+    dupes = _lines(tmp_path / "out.dupes.jsonl")
+    assert [(d["line"], d["duplicate_of"]["line"], d["exact"]) for d in dupes] == [(3, 1, False)]
+    assert 0.999 < dupes[0]["similarity"] < 1
+
+
+def test_huge_pairs_and_batches_give_the_same_exact_jaccard() -> None:
+    """verify.jaccard's two ways (a batch of shingle sets; a huge pair through files by hash modulo k) agree with
+    each other and with the n-gram sets of the normalised strings, for Korean, English and mixed rows."""
+    import random
+
+    import sftdata.curate.verify as verify
+
+    rnd = random.Random(3)
+    words = ["".join(rnd.choices("가나다라마바사아자차카", k=2)) for _ in range(300)] + "alpha beta gamma delta".split()
+    texts = [" ".join(rnd.choices(words, k=rnd.randint(1, 50))) for _ in range(40)]
+    texts += [t + " " + rnd.choice(words) for t in texts[:10]] + ["", "ab", "AB  c"]
+    norm = [normalise(t) for t in texts]
+    pairs = np.array([(i, j) for i in range(len(texts)) for j in range(i)], dtype=np.int64)
+
+    def grams(t: str) -> set[tuple[int, str]]:
+        n = 3 if sum("가" <= c <= "힣" for c in t) * 2 >= max(len(t.replace(" ", "")), 1) else 5
+        t = t if len(t) >= n else t + "\0" * (n - len(t))
+        return {(n, t[i:i + n]) for i in range(len(t) - n + 1)}
+
+    sets = [grams(t) if t else set() for t in norm]
+    truth = [len(sets[i] & sets[j]) / len(sets[i] | sets[j]) if sets[i] and sets[j] else 0.0 for i, j in pairs]
+    batched = verify.jaccard(pairs, verify.MemoryTexts(norm))
+    saved = verify.LARGE_CHARS
+    verify.LARGE_CHARS = 40  # most pairs take the huge-pair way, in several parts
+    try:
+        large = verify.jaccard(pairs[::7], verify.MemoryTexts(norm))
+    finally:
+        verify.LARGE_CHARS = saved
+    assert batched.tolist() == truth and large.tolist() == truth[::7]

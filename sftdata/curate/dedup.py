@@ -1,14 +1,22 @@
 """`sftdata dedup`: drop exact and near-duplicate rows, keeping the first of each cluster.
 
 Two passes over the input, in bounded memory: the first reads and validates records, sketches the
-compared text (sftdata.curate.minhash: ~220 bytes per row) and writes invalid rows to OUT.rejects.jsonl;
-clusters are then found in numpy; the second pass streams the rows again and writes each to OUT
-(kept) or OUT.dupes.jsonl (dropped, with the locator of the row it duplicates and the estimated
-similarity). `against` files are sketched first, as references: a row found in one (e.g. the eval
-set) is dropped, and nothing of the references is written.
+compared text (sftdata.curate.minhash: ~220 bytes per row), appends its normalised form to a temporary
+file (sftdata.curate.verify.SpilledTexts) and writes invalid rows to OUT.rejects.jsonl; candidate pairs
+are then found in numpy and verified on the exact Jaccard similarity of their shingle sets, reading back
+only the candidates' texts; the second pass streams the rows again and writes each to OUT (kept) or
+OUT.dupes.jsonl (dropped, with the locator of the row it duplicates and that exact similarity). `against`
+files are sketched first, as references: a row found in one (e.g. the eval set) is dropped, and nothing
+of the references is written.
+
+What is compared by default (DEFAULT_FIELDS, `Side.exchange`) is what a model learns from a row: the
+instruction, input and output; the question and answer (not the context: the pairs about one passage
+all repeat it); the user and assistant turns of a chat (not the system prompt or tool output, which
+many rows share). `fields` names other fields.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from array import array
@@ -25,14 +33,21 @@ from ..provenance import build_meta
 from ..storage import location
 from ..writers import AtomicFile, dumps_line, file_digest, meta_path, rejects_path, sidecar_path, write_json
 from .fields import Side, check_fields, record_text
-from .minhash import DEFAULT_THRESHOLD, NUM_PERM, Matches, Sketcher, Sketches, find_duplicates
+from .minhash import DEFAULT_THRESHOLD, NUM_PERM, Matches, Sketcher, Sketches, Verify, find_duplicates
 from .samples import CurateResult, Progress, Ticker, batches
+from .verify import SpilledTexts
 
 SKETCH_BATCH = 4096
+DEFAULT_FIELDS = Side.exchange
 
 
 def dupes_path(output: Path) -> Path:
     return sidecar_path(output, ".dupes.jsonl")
+
+
+def compared(fields: Sequence[str] | None) -> Side | list[str]:
+    """What dedup compares: the named fields, or DEFAULT_FIELDS."""
+    return check_fields(fields) if fields else DEFAULT_FIELDS
 
 
 @dataclass(slots=True)
@@ -68,21 +83,30 @@ class Locators:
 
 @dataclass(slots=True)
 class SketchedRows:
-    """Sketches and locators of the rows read so far (references first, then the input)."""
+    """Sketches and locators of the rows read so far (references first, then the input); their normalised
+    texts go to a temporary file, for verification."""
 
     sketcher: Sketcher
     parts: list[Sketches] = field(default_factory=list)
     locators: Locators = field(default_factory=Locators)
+    texts: SpilledTexts = field(default_factory=SpilledTexts)
 
     def add(self, records: Sequence[Mapped], fields: Side | Sequence[str]) -> None:
-        self.parts.append(self.sketcher.sketch([record_text(m.record, fields) for m in records]))
+        sketches = self.sketcher.sketch([record_text(m.record, fields) for m in records])
+        self.texts.extend(sketches.texts.items)  # type: ignore[union-attr]
+        sketches.texts = None
+        self.parts.append(sketches)
         for mapped in records:
             self.locators.add(mapped.locator)
 
     def joined(self) -> Sketches:
         joined = Sketches.join(self.parts, self.sketcher.bands, self.sketcher.num_perm)
+        joined.texts = self.texts
         self.parts.append(joined)
         return joined
+
+    def close(self) -> None:
+        self.texts.close()
 
 
 def sketch_stream(stream: Iterable[Mapped | Reject], rows: SketchedRows, fields: Side | Sequence[str],
@@ -110,72 +134,85 @@ def read_references(against: Sequence[str | os.PathLike[str]], rows: SketchedRow
     return [s.path for s in sources]
 
 
+@dataclass(slots=True)
+class DedupResult(CurateResult):
+    """What `dedup` dropped: where the dupes went, the threshold, what was compared (a Side's name or the
+    fields), how many rows were exact and near duplicates, and how many `--against` rows were read."""
+
+    dupes: str | None = None  # OUT.dupes.jsonl (OUT/part-*.dupes.jsonl on an engine without --concat)
+    threshold: float = DEFAULT_THRESHOLD
+    compared: Side | list[str] = DEFAULT_FIELDS
+    exact: int = 0
+    near: int = 0
+    against_rows: int = 0
+
+
 def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
           threshold: float = DEFAULT_THRESHOLD, fields: Sequence[str] | None = None,
-          against: Sequence[str | os.PathLike[str]] = (), progress: Progress | None = None) -> CurateResult:
-    """Records JSONL → OUT without exact and near duplicates of the compared text (default: the
-    prompt side), OUT.dupes.jsonl (each dropped row, what it duplicates, the similarity),
-    OUT.rejects.jsonl (invalid rows) and OUT.meta.json."""
+          against: Sequence[str | os.PathLike[str]] = (), progress: Progress | None = None,
+          check: Verify = "exact") -> DedupResult:
+    """Records JSONL → OUT without exact and near duplicates of the compared text (default: DEFAULT_FIELDS,
+    what a model learns from each row), OUT.dupes.jsonl (each dropped row, what it duplicates, the exact
+    similarity), OUT.rejects.jsonl (invalid rows) and OUT.meta.json. `check="estimate"` decides candidates on
+    the MinHash estimate instead (bench/dedup_bench.py's baseline; not a command option)."""
     started = time.perf_counter()
     output = location(output)
-    compare: Side | list[str] = check_fields(fields) if fields else Side.prompt
+    compare = compared(fields)
     sources = expand_sources(list(inputs))
     counts = Counts()
     for source in sources:
         counts.file(source.name)
-    rows = SketchedRows(Sketcher(threshold))
+    spill = SpilledTexts(output.parent if isinstance(output, Path) else None)  # beside OUT: room for its size
+    rows = SketchedRows(Sketcher(threshold), texts=spill)
     references = read_references(against, rows, compare)
     refs = len(rows.locators)
-    result = CurateResult("dedup", counts, output, rejects_path(output))
+    result = DedupResult("dedup", counts, output, rejects_path(output), dupes=str(dupes_path(output)), threshold=threshold,
+                         compared=compare, against_rows=refs)
     ticker = Ticker(progress)
-    with AtomicFile(rejects_path(output)) as rej, AtomicFile(output) as out, AtomicFile(dupes_path(output)) as dup:
-        def on_reject(reject: Reject) -> None:
-            counts.reject(reject)
-            result.add_example(reject)
-            rej.write(dumps_line(reject.as_dict()))
+    try:
+        with AtomicFile(rejects_path(output)) as rej, AtomicFile(output) as out, \
+                AtomicFile(dupes_path(output)) as dup:
+            def on_reject(reject: Reject) -> None:
+                counts.reject(reject)
+                result.add_example(reject)
+                rej.write(dumps_line(reject.as_dict()))
 
-        stream = mapped_records(read_items(sources), RecordParser(), counts, None)
-        is_record = sketch_stream(stream, rows, compare, on_reject, ticker)
-        matches = find_duplicates(rows.joined(), threshold, refs=refs)
-        items = read_items(sources)  # the same rows again, in the same order
-        row = refs
-        for was_record, item in zip(is_record, items):
-            if not was_record:
-                continue
-            target = int(matches.dup_of[row])
-            if target < 0:
-                counts.file(item.locator.file).written += 1
-                out.write(dumps_line(item.data))
-            else:
-                dropped = _dropped(item, row, target, refs, matches, rows.locators)
-                counts.drop(dropped[0])
-                result.add_example(dropped[0])
-                dup.write(dumps_line(dropped[1]))
-            row += 1
-            ticker.tick()
+            stream = mapped_records(read_items(sources), RecordParser(), counts, None)
+            is_record = sketch_stream(stream, rows, compare, on_reject, ticker)
+            matches = find_duplicates(rows.joined(), threshold, refs=refs, check=check)
+            items = read_items(sources)  # the same rows again, in the same order
+            row = refs
+            for was_record, item in zip(is_record, items):
+                if not was_record:
+                    continue
+                target = int(matches.dup_of[row])
+                if target < 0:
+                    counts.file(item.locator.file).written += 1
+                    out.write(dumps_line(item.data))
+                else:
+                    dropped = _dropped(item, row, target, refs, matches, rows.locators)
+                    counts.drop(dropped[0])
+                    result.add_example(dropped[0])
+                    dup.write(dumps_line(dropped[1]))
+                row += 1
+                ticker.tick()
+    finally:
+        rows.close()
     ticker.close()
-    exact = int(matches.exact[refs:].sum())
-    result.extra = figures(dupes_path(output), threshold, compare, exact,
-                           int((matches.dup_of[refs:] >= 0).sum()) - exact, refs)
-    extra = {**result.extra, **method(rows.sketcher, references)}
+    result.exact = int(matches.exact[refs:].sum())
+    result.near = int((matches.dup_of[refs:] >= 0).sum()) - result.exact
+    extra = {**result.figures(), **method(rows.sketcher, references, check)}
     result.meta = build_meta("dedup", [s.path for s in sources], counts, output, result.rejects, extra, started)
     write_json(meta_path(output), result.meta)
     return result
 
 
-def figures(dupes: Path | str, threshold: float, compare: Side | Sequence[str], exact: int, near: int,
-            refs: int) -> dict[str, Any]:
-    """A dedup run's own figures (its summary and sidecar)."""
-    return {"dupes": str(dupes), "threshold": threshold,
-            "compared": compare.value if isinstance(compare, Side) else compare, "exact": exact, "near": near,
-            "against_rows": refs}
-
-
-def method(sketcher: Sketcher, references: Sequence[Path]) -> dict[str, Any]:
+def method(sketcher: Sketcher, references: Sequence[Path], check: Verify = "exact") -> dict[str, Any]:
     """How rows were compared, and the --against files (hashed), for the sidecar."""
     return {"minhash": {"num_perm": NUM_PERM, "bands": sketcher.bands, "rows": sketcher.rows,
                         "shingles": "characters: 3-grams for Hangul/CJK/kana text, else 5-grams",
-                        "normalise": "NFKC, casefold, whitespace collapsed"},
+                        "normalise": "NFKC, casefold, whitespace collapsed",
+                        "verified": "exact Jaccard of the shingle sets" if check == "exact" else "MinHash estimate"},
             "against": [file_digest(p) for p in references]}
 
 
@@ -187,10 +224,10 @@ def _dropped(item: RawItem | Reject, row: int, target: int, refs: int, matches: 
 def dropped_row(item: RawItem | Reject, original: Locator, exact: bool, similarity: float,
                 against: bool) -> tuple[Reject, dict[str, Any]]:
     """The reject (counted as deduplicated) and the OUT.dupes.jsonl row for an item dropped as a duplicate of
-    `original` (sftdata.scale.dedup writes the same)."""
-    similarity = round(similarity, 3)
+    `original` (sftdata.scale.dedup writes the same), with the pair's exact Jaccard similarity unrounded (the
+    message shows it cut to three decimals, so never above the true value)."""
     reason = "in_against_file" if against else ("exact_duplicate" if exact else "near_duplicate")
-    what = "an exact" if exact else f"a near (estimated Jaccard {similarity:.2f})"
+    what = "an exact" if exact else f"a near (Jaccard {math.floor(similarity * 1000) / 1000:.3f})"
     reject = Reject(Stage.dedup, reason, f"{what} duplicate of {original}", item.locator,
                     raw=item.data if isinstance(item, RawItem) else None)
     return reject, {**reject.as_dict(), "duplicate_of": original.as_dict(), "similarity": similarity,

@@ -1,7 +1,10 @@
-"""Which text of a record a curation step looks at: the prompt side, the answer side, or named fields.
+"""Which text of a record a curation step looks at: the prompt side, the answer side, the exchange, or named fields.
 
 The prompt side is what a user asks (instruction + input, question + context, or the user turns of
-a chat); the answer side is what the model learns to say (output, answer, assistant turns).
+a chat); the answer side is what the model learns to say (output, answer, assistant turns). The
+exchange is what one row teaches, without the material rows share: instruction + input + output,
+question + answer (not the context, which every question about one passage repeats), the user and
+assistant turns of a chat (not the system prompt or tool output); `dedup` compares it by default.
 Named fields are record fields (instruction, input, output, system, question, context, answer)
 or, for chats, roles (system, user, assistant, tool).
 """
@@ -15,6 +18,7 @@ from ..schemas.records import ChatRecord, InstructionRecord, QARecord, Record
 
 PROMPT = {"instruction": ("instruction", "input"), "qa": ("question", "context"), "chat": ("user",)}
 ANSWER = {"instruction": ("output",), "qa": ("answer",), "chat": ("assistant",)}
+EXCHANGE = {"instruction": ("instruction", "input", "output"), "qa": ("question", "answer"), "chat": ("user", "assistant")}
 ALL = {"instruction": ("system", "instruction", "input", "output"), "qa": ("context", "question", "answer"),
        "chat": ("system", "user", "assistant", "tool")}
 KNOWN = {"instruction", "input", "output", "system", "question", "context", "answer", "user", "assistant", "tool"}
@@ -23,6 +27,7 @@ KNOWN = {"instruction", "input", "output", "system", "question", "context", "ans
 class Side(str, Enum):
     prompt = "prompt"
     answer = "answer"
+    exchange = "exchange"
     all = "all"
 
 
@@ -34,7 +39,7 @@ def check_fields(fields: Sequence[str]) -> list[str]:
 
 
 def side_fields(record: Record, side: Side) -> tuple[str, ...]:
-    table = {Side.prompt: PROMPT, Side.answer: ANSWER, Side.all: ALL}[side]
+    table = {Side.prompt: PROMPT, Side.answer: ANSWER, Side.exchange: EXCHANGE, Side.all: ALL}[side]
     return table[record.kind]
 
 

@@ -4,15 +4,16 @@ Three steps on the engine and one on the driver, the same as sftdata.curate.dedu
 minhash.find_duplicates, spread out:
 
 1. sketch (one task per split, `--against` splits first): the records of the split are read and sketched
-   as locally; invalid input rows go to the split's rejects part; the sketches, the row locators and which
-   lines were records go to `OUT/.work/sketch-NNNNN.*.npy` (one file per column, on the shared output
-   path; for an output URL, to `OUT/.work/RUN/` there, and each machine maps its own copies). Each valid
-   row sends its exact hash and its LSH band keys (16 bytes a key, 21 keys a row at the default threshold)
-   to a shuffle partition.
+   as locally; invalid input rows go to the split's rejects part; the exact hashes, signatures, normalised
+   compared texts (UTF-8, with offsets), row locators and which lines were records go to
+   `OUT/.work/sketch-NNNNN.*.npy` (one file per column, on the shared output path; for an output URL, to
+   `OUT/.work/RUN/` there, and each machine maps its own copies). Each valid row sends its exact hash and
+   its LSH band keys (16 bytes a key, 21 keys a row at the default threshold) to a shuffle partition.
 2. group and verify (one task per partition, after the engine's shuffle): rows with an equal key are
    joined to the key's first row in input order, as group_edges does locally, and each candidate pair is
-   checked on the b-bit signatures (memory-mapped from the sketch files) with minhash.verify; only the
-   verified pairs go to the driver.
+   decided by verify.verify on the exact Jaccard similarity of the rows' shingle sets, reading only the
+   candidates' texts from the sketch files (memory-mapped, a batch of pairs at a time); only the verified
+   pairs, with that similarity, go to the driver.
 3. The driver resolves the verified pairs with the local keep rule (minhash.resolve: memory in the number
    of rows that have a duplicate, not of all rows).
 4. write (one task per split): the split's rows again, kept ones to its part, dropped ones to its dupes
@@ -29,17 +30,17 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..curate.dedup import Locators, SketchedRows, dropped_row, dupes_path, figures, method, sketch_stream
-from ..curate.fields import Side, check_fields
-from ..curate.minhash import DEFAULT_THRESHOLD, Sketcher, group_edges, resolve, verdicts, verify
+from ..curate.dedup import DedupResult, Locators, SketchedRows, compared, dropped_row, dupes_path, method, sketch_stream
+from ..curate.minhash import DEFAULT_THRESHOLD, Sketcher, group_edges, resolve
 from ..curate.samples import CurateResult
+from ..curate.verify import estimate, verdicts, verify
 from ..errors import SftDataError
 from ..ingest.readers import read_source
 from ..ingest.records import RecordParser, mapped_records
@@ -66,7 +67,7 @@ SHIFT = 32
 LOW = (1 << SHIFT) - 1
 PARTITION_BYTES = 64 << 20  # input per shuffle partition (about one split); a reducer holds 336 bytes of keys a row
 MAX_PARTITIONS = 1024
-VERIFY_BATCH = 1 << 16  # candidate pairs verified at once: 2 x 128-byte signatures each
+VERIFY_BATCH = 1 << 16  # candidate pairs whose hashes and signatures are gathered at once (texts: verify.VERIFY_CHARS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +128,14 @@ def _sketch(job: SketchJob) -> tuple[dict[str, Any], list[tuple[np.ndarray, ...]
         with AtomicFile(rejects_path(part_path(job.out_dir, split.index))) as rej:
             is_record = sketch_stream(stream, rows, job.compare, lambda reject: done.write_reject(reject, rej))
     sk = rows.joined()
-    _save(job.work, job.sid, {"exact": sk.exact, "sig": sk.sig, "is_record": np.frombuffer(bytes(is_record), np.uint8),
-                                 "files": np.array(rows.locators.files, dtype=str),
-                                 **{name: np.asarray(getattr(rows.locators, attr)) for name, attr in LOCATOR_COLUMNS}})
+    try:
+        _save(job.work, job.sid, {"exact": sk.exact, "sig": sk.sig, "text": rows.texts.data(),
+                                     "text_at": rows.texts.offsets(),
+                                     "is_record": np.frombuffer(bytes(is_record), np.uint8),
+                                     "files": np.array(rows.locators.files, dtype=str),
+                                     **{name: np.asarray(getattr(rows.locators, attr)) for name, attr in LOCATOR_COLUMNS}})
+    finally:
+        rows.close()
     valid = np.flatnonzero(~sk.empty)
     ids = (np.int64(job.sid) << SHIFT) | valid.astype(np.int64)
     band = np.arange(sk.bands.shape[1], dtype=np.uint64)
@@ -171,9 +177,37 @@ def _column(work: str, sid: int, name: str) -> np.ndarray:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkTexts:
+    """The normalised texts of rows anywhere in the run (row ids), read from their splits' sketch files: the
+    verify.Texts the reduce verifies candidate pairs with."""
+
+    work: str
+
+    def sizes(self, ids: np.ndarray) -> np.ndarray:  # a split's "text_at" holds rows + 1 offsets
+        return _gather(self.work, ids + 1, ("text_at",))["text_at"] - _gather(self.work, ids, ("text_at",))["text_at"]
+
+    def get(self, ids: np.ndarray) -> list[str]:
+        out: list[str] = [""] * len(ids)
+        for sid, where, rows in _by_split(ids):
+            data, at = _column(self.work, sid, "text"), _column(self.work, sid, "text_at")
+            for k, row in zip(where.tolist(), rows.tolist()):
+                out[k] = data[at[row]:at[row + 1]].tobytes().decode()
+        return out
+
+
+def _by_split(ids: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(split id, positions in `ids`, rows in the split) for each split the row ids fall in."""
+    sids = ids >> SHIFT
+    for sid in np.unique(sids).tolist():
+        where = np.flatnonzero(sids == sid)
+        yield sid, where, ids[where] & LOW
+
+
+@dataclass(frozen=True, slots=True)
 class Grouper:
     """Step 2, the reduce: rows that share a key of the partition become candidate pairs, which are verified on
-    the signatures (read from the sketch files) here, so only duplicates leave the partition."""
+    the exact Jaccard similarity of their texts (read from the sketch files) here, so only duplicates leave the
+    partition."""
 
     work: str
     threshold: float
@@ -181,14 +215,15 @@ class Grouper:
     def __call__(self, partition: int, buckets: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, int]:
         del partition
         candidates = _candidates(buckets)
-        pairs, scores = [np.zeros((0, 2), np.int64)], [np.zeros(0, np.float32)]
-        for start in range(0, len(candidates), VERIFY_BATCH):  # signatures of a batch of pairs in memory at a time
+        pairs, scores = [np.zeros((0, 2), np.int64)], [np.zeros(0, np.float64)]
+        texts = WorkTexts(self.work)
+        for start in range(0, len(candidates), VERIFY_BATCH):
             batch = candidates[start:start + VERIFY_BATCH]
             left = _gather(self.work, batch[:, 0], ("exact", "sig"))
             right = _gather(self.work, batch[:, 1], ("exact", "sig"))
             m = len(batch)
-            kept, score = verify(batch, left["exact"], right["exact"], np.concatenate([left["sig"], right["sig"]]),
-                                 np.arange(m), m + np.arange(m), self.threshold)
+            estimates = estimate(np.concatenate([left["sig"], right["sig"]]), np.arange(m), m + np.arange(m))
+            kept, score = verify(batch, left["exact"], right["exact"], texts, self.threshold, estimates)
             pairs.append(kept)
             scores.append(score)
         return np.concatenate(pairs), np.concatenate(scores), len(candidates)
@@ -219,10 +254,7 @@ def _first_id(bucket: tuple[np.ndarray, ...]) -> int:
 def _gather(work: str, ids: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Columns of the sketch files at the given (non-empty) row ids, in their order, mapped from disk."""
     columns: dict[str, np.ndarray] = {}
-    sids = ids >> SHIFT
-    for sid in np.unique(sids).tolist():
-        where = np.flatnonzero(sids == sid)
-        rows = ids[where] & LOW
+    for sid, where, rows in _by_split(ids):
         for name in names:
             column = _column(work, sid, name)
             if name not in columns:
@@ -234,10 +266,7 @@ def _gather(work: str, ids: np.ndarray, names: Sequence[str]) -> dict[str, np.nd
 def _locators(work: str, ids: np.ndarray) -> list[Locator]:
     """The locators of rows anywhere in the run, from their splits' sketch files."""
     out: list[Locator | None] = [None] * len(ids)
-    sids = ids >> SHIFT
-    for sid in np.unique(sids).tolist():
-        where = np.flatnonzero(sids == sid)
-        rows = ids[where] & LOW
+    for sid, where, rows in _by_split(ids):
         table = Locators([str(f) for f in _column(work, sid, "files")], {},  # Python ints, as locally
                          *(_column(work, sid, name)[rows].tolist() for name, _ in LOCATOR_COLUMNS))
         for j, k in enumerate(where.tolist()):
@@ -289,12 +318,12 @@ def write_split(job: WriteJob) -> dict[str, Any]:
 def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
           threshold: float = DEFAULT_THRESHOLD, fields: Sequence[str] | None = None,
           against: Sequence[str | os.PathLike[str]] = (), engine: Engine = "local", address: str | None = None,
-          split_mib: float = 64, concat: bool = False, partitions: int | None = None) -> CurateResult:
+          split_mib: float = 64, concat: bool = False, partitions: int | None = None) -> DedupResult:
     """Records JSONL → OUT/part-NNNNN.jsonl (kept), .dupes.jsonl and .rejects.jsonl per split and one
     _meta.json, with the rows, dupes and figures of `sftdata dedup` on the same inputs. `partitions`: of the
     key shuffle (default: one per 64 MiB of input, at most MAX_PARTITIONS)."""
     started = time.perf_counter()
-    compare: Side | list[str] = check_fields(fields) if fields else Side.prompt
+    compare = compared(fields)
     sketcher = Sketcher(threshold)  # a bad threshold fails here, before any task
     check_output(output)  # an output that is a file is refused before any engine starts
     refs_splits = splits_of(against, split_mib, engine, address) if against else []
@@ -320,16 +349,16 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     inputs_done = sketched[len(refs_splits):]
     counts, examples = merge(splits, [*inputs_done, *written])
     exact = int(verdicts(best)[0].sum())
-    result = CurateResult("dedup", counts, out, None, examples=examples)
-    result.extra = figures(out / "part-*.dupes.jsonl", threshold, compare, exact, len(dropped) - exact, refs)
-    extra = {**result.extra, **method(sketcher, list(dict.fromkeys(location(s.path) for s in refs_splits))),
+    result = DedupResult("dedup", counts, out, None, examples=examples, dupes=str(out / "part-*.dupes.jsonl"),
+                         threshold=threshold, compared=compare, exact=exact, near=len(dropped) - exact, against_rows=refs)
+    extra = {**result.figures(), **method(sketcher, list(dict.fromkeys(location(s.path) for s in refs_splits))),
              **engine_figures(engine, address, split_mib, splits), "shuffle_partitions": partitions,
              "shuffle_bytes": sum(r["shuffled"] for r in sketched), "candidate_pairs": sum(g[2] for g in grouped),
              "verified_pairs": len(pairs)}
     result.meta, single = finish("dedup", out, splits, counts, extra, started, concat, sidecars=(".dupes.jsonl",))
     if single is not None:
         result.output, result.rejects = single, rejects_path(single)
-        result.extra["dupes"] = str(dupes_path(single))
+        result.dupes = str(dupes_path(single))
     return result
 
 
@@ -351,7 +380,7 @@ def _verified(grouped: list[tuple[np.ndarray, np.ndarray, int]], offsets: np.nda
     """The partitions' verified pairs as global row numbers, each once (a pair that shares keys in two
     partitions was verified in both, to the same score)."""
     pairs = np.concatenate([np.zeros((0, 2), np.int64), *(_global(g[0], offsets) for g in grouped)])
-    scores = np.concatenate([np.zeros(0, np.float32), *(g[1] for g in grouped)])
+    scores = np.concatenate([np.zeros(0, np.float64), *(g[1] for g in grouped)])
     _, first = np.unique((pairs[:, 0] << 32) | pairs[:, 1], return_index=True)
     return pairs[first], scores[first]
 
