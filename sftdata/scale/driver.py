@@ -46,12 +46,8 @@ def check_output(output: str | os.PathLike[str] | Url) -> Location:
 def open_folder(output: str | os.PathLike[str] | Url) -> Location:
     """The output folder (a path, or a URL: sftdata.storage), emptied of the parts and _meta.json of an earlier
     run (which may have had more splits)."""
-    out = location(output)
+    out = check_output(output)
     try:
-        if out.is_file():
-            raise SftDataError("on an engine the output is a folder of part files, and this is a file",
-                               file=str(out), hint="name a folder (add --concat for the single files a local "
-                               "run writes)")
         out.mkdir(parents=True, exist_ok=True)
         for stale in [*out.glob("part-*.jsonl"), out / "_meta.json"]:
             stale.unlink(missing_ok=True)
