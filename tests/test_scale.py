@@ -342,7 +342,7 @@ class Killer:
 def test_a_worker_killed_mid_task_changes_nothing(tmp_path, ray_cluster):
     data = _big(tmp_path / "big.jsonl", 60_000)
     local = sftdata.convert([data], tmp_path / "local.jsonl", preset="alpaca", template="alpaca", eos="</s>")
-    with Killer("convert_split") as killer:
+    with Killer("command_split") as killer:  # every command's task on a split (sftdata.scale.commands)
         result = sftdata.convert([data], tmp_path / "out", preset="alpaca", template="alpaca", eos="</s>",
                                  engine="ray", split_mib=0.5, concat=True)
     assert killer.killed, "no worker was caught running a split"
