@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from ..errors import OptionError
 from ..items import Progress, RunResult, Style
 from ..pipeline import convert as convert_records
 from ..pipeline import render as render_records
@@ -77,6 +78,8 @@ def convert(
         split_thinking=split_thinking, split_turns=split_turns, dataset_info=dataset_info, name=name)
     if engine == "local":
         return convert_records(list(inputs), output, **options, progress=progress)
+    if dataset_info is not None or name is not None or preset == "llamafactory":
+        raise OptionError("the llamafactory preset runs locally only", option="engine", value=engine)
     return scaled.on_engine("convert", inputs, output, engine, address, split_mib, concat, options)
 
 

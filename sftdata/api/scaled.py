@@ -18,8 +18,5 @@ def on_engine(name: str, inputs: Files, output: PathLike, engine: str, address: 
     declared = COMMANDS[name]
     if declared.split is None:
         raise OptionError(f"{name} runs locally only", option="engine", value=engine)
-    if name == "convert" and (options.get("dataset_info") is not None or options.get("name") is not None
-                              or options.get("preset") == "llamafactory"):
-        raise OptionError("the llamafactory preset runs locally only", option="engine", value=engine)
     job = ScaledCommand(name, declared.split, declared.sums, options, declared.split_tokenizer == "light")
     return run_command(job, inputs, output, engine=engine, address=address, split_mib=split_mib, concat=concat)
