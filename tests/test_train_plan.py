@@ -85,6 +85,14 @@ bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_
 model = AutoModelForCausalLM.from_pretrained(sys.argv[1], quantization_config=bnb, dtype=torch.float32,
                                              device_map={"": "cpu"})
 loaded = rss()
+def held(t):  # a tensor's bytes plus, for a 4-bit weight, its quantization state's
+    n, qs = t.data.nbytes, getattr(t, "quant_state", None)
+    if qs is not None:
+        n += qs.absmax.nbytes + qs.code.nbytes
+        if qs.state2 is not None:
+            n += qs.state2.absmax.nbytes + qs.state2.code.nbytes
+    return n
+weights = sum(held(t) for t in {id(t): t for t in [*model.parameters(), *model.buffers()]}.values())
 model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
 lora = [p for p in model.parameters() if p.requires_grad]
 for p in lora:
@@ -94,7 +102,7 @@ for p in lora:
     p.grad = torch.zeros_like(p)
 opt.step()
 states = sum(t.nbytes for s in opt.state.values() for t in s.values() if torch.is_tensor(t) and t.dim())
-print(json.dumps({"weights_rss": loaded - before, "lora_bytes": sum(2 * p.nbytes for p in lora) + states,
+print(json.dumps({"weights_rss": loaded - before, "weights": weights, "lora_bytes": sum(2 * p.nbytes for p in lora) + states,
                   "lora_params": sum(p.numel() for p in lora), "lora_rss": rss() - loaded}))
 """
 
@@ -121,4 +129,7 @@ def test_cpu_memory_of_smollm2_matches_the_estimate(smollm2_model_dir: Path) -> 
     assert measured["lora_params"] == expected.lora_params
     assert measured["lora_bytes"] == pytest.approx(expected.lora, rel=0.01)
     weights = expected.weights_4bit + expected.weights_16bit
-    assert measured["weights_rss"] == pytest.approx(weights, rel=0.35), (measured, weights)
+    assert measured["weights"] == pytest.approx(weights, rel=0.05), (measured, weights)
+    # The process really holds them. Its RSS growth also counts the modules the load imports and
+    # allocator slack (235-337 MB seen for 168 MB of tensors), so it bounds the figure from below only.
+    assert measured["weights_rss"] >= 0.9 * measured["weights"], measured
