@@ -54,6 +54,7 @@ class Stage(str, Enum):
     filter = "filter"  # a row dropped by a curation filter: counted as filtered, not rejected
     dedup = "dedup"  # a duplicate of an earlier row: counted as deduplicated
     export = "export"  # a record the export format cannot express (sftdata/formats/exporting.py)
+    review = "review"  # a row a person rejected in `sftdata review` (sftdata/reviewing/apply.py)
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TOP = {"sftdata": "sftdata", "schemas": "sftdata.schemas", "templates": "sftdata.templates",
        "trainers": "sftdata.trainers"}
-FOLDERS = {"ingest", "rendering", "tokenize", "curate", "formats", "synthesis", "evaluation", "scale", "cli"}
+FOLDERS = {"ingest", "rendering", "tokenize", "curate", "formats", "synthesis", "evaluation", "scale", "reviewing", "cli"}
 PLUMBING = {"errors", "items", "writers", "provenance", "storage", "outcome"}
 BELOW_LIBRARY = {"plumbing", "schemas", "templates"}
 ALLOWED: dict[str, set[str]] = {
@@ -37,10 +37,11 @@ ALLOWED: dict[str, set[str]] = {
     "scale": {"ingest", "rendering", "tokenize", "formats", "pipeline", "curate", *BELOW_LIBRARY},
     "evaluation": {"ingest", "rendering", "tokenize", "curate", "synthesis", "trainers", "dequantize", "package",
                    *BELOW_LIBRARY},
+    "reviewing": {"ingest", "rendering", "tokenize", "curate", *BELOW_LIBRARY},
     "api": {"ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers", "evaluation", "scale",
-            "dequantize", *BELOW_LIBRARY},
+            "reviewing", "dequantize", *BELOW_LIBRARY},
     "cli": {"api", "dequantize", "ingest", "rendering", "tokenize", "curate", "formats", "pipeline", "synthesis", "trainers", "evaluation",
-            "package", *BELOW_LIBRARY},
+            "reviewing", "package", *BELOW_LIBRARY},
 }
 
 

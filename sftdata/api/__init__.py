@@ -7,7 +7,7 @@ the `progress` callback. Importing this package imports no heavy library.
 """
 from __future__ import annotations
 
-from . import curate, data, evaluate, interop, production, serve, synth, train  # noqa: F401 - each declares commands
+from . import curate, data, evaluate, interop, production, review, serve, synth, train  # noqa: F401 - each declares commands
 from .curate import Inspection
 from .registry import COMMANDS, Arg, Command, Opt
 

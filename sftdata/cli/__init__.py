@@ -19,7 +19,7 @@ from rich.markup import escape
 from ..errors import SftDataError
 from .common import err
 
-GROUPS = ("core", "synth", "interop", "train", "serve", "views", "curate", "evaluate", "production")
+GROUPS = ("core", "synth", "interop", "train", "serve", "views", "curate", "evaluate", "production", "review")
 
 
 def command_names() -> list[str]:

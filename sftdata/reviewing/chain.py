@@ -1,0 +1,121 @@
+"""Which files a review serves: the data files given (records, rendered or pretokenized JSONL, or an engine's
+folder of part files) and beside each the side files other commands write (OUT.rejects.jsonl, OUT.dupes.jsonl,
+OUT.matches.jsonl, OUT.meta.json), found with the same `sidecar_path` they are written with. The files a meta
+names (a step's sources, a decontaminate run's eval files) may be read too, for a dropped duplicate's kept row
+and a match's eval item; no other file is ever opened."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import InputError
+from ..writers import meta_path, rejects_path, sidecar_path
+
+SIDE_SUFFIXES = (".rejects.jsonl", ".dupes.jsonl", ".matches.jsonl", ".meta.json", ".review.jsonl")
+
+
+class PartKind(str, Enum):
+    """What a file holds: the rows a step wrote, or one of its side files."""
+
+    data = "data"
+    rejects = "rejects"
+    dupes = "dupes"
+    matches = "matches"
+
+
+@dataclass(slots=True)
+class Part:
+    """One file of rows the review indexes."""
+
+    path: Path
+    kind: PartKind
+    data: Path  # the data file it belongs to (itself for data)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(slots=True)
+class Chain:
+    """The data files, their side files, their metas, and the files those metas name (read-only, for evidence)."""
+
+    data: list[Path]
+    parts: list[Part]
+    metas: dict[Path, dict[str, Any]] = field(default_factory=dict)
+    related: set[Path] = field(default_factory=set)
+
+    def allowed(self, path: str | os.PathLike[str]) -> Path | None:
+        """The file as a resolved path when the review may read it, else None."""
+        resolved = Path(path).resolve()
+        known = {p.path.resolve() for p in self.parts} | {m.resolve() for m in self.metas} | self.related
+        return resolved if resolved in known else None
+
+
+def is_side_file(path: Path) -> bool:
+    return path.name.endswith(SIDE_SUFFIXES) or path.name == "_meta.json"
+
+
+def data_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The data files given: files as they are, a folder as its part files (an engine's output)."""
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            parts = sorted(p for p in path.glob("*.jsonl") if not is_side_file(p))
+            if not parts:
+                raise InputError(f"{path}: no JSONL data files in this folder", hint="give the files a step wrote")
+            found += parts
+        elif path.is_file():
+            if is_side_file(path):
+                raise InputError(f"{path} is a side file", hint="give the data file it sits beside; its side files "
+                                 "are found from it")
+            found.append(path)
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return list(dict.fromkeys(found))
+
+
+def open_chain(paths: Sequence[str | os.PathLike[str]]) -> Chain:
+    data = data_files(paths)
+    chain = Chain(data, [])
+    for path in data:
+        chain.parts.append(Part(path, PartKind.data, path))
+        for kind, side in ((PartKind.rejects, rejects_path(path)), (PartKind.dupes, sidecar_path(path, ".dupes.jsonl")),
+                           (PartKind.matches, sidecar_path(path, ".matches.jsonl"))):
+            if side.is_file():
+                chain.parts.append(Part(side, kind, path))
+        meta = _meta(meta_path(path)) or _meta(path.parent / "_meta.json")
+        if meta is not None:
+            chain.metas[meta_path(path) if meta_path(path).is_file() else path.parent / "_meta.json"] = meta
+            chain.related |= _named(meta, path.parent)
+    return chain
+
+
+def _meta(path: Path) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _named(meta: dict[str, Any], base: Path) -> set[Path]:
+    """The files a meta names: its sources and a decontaminate run's eval files."""
+    names = [s.get("path") for s in meta.get("sources") or [] if isinstance(s, dict)]
+    names += list((meta.get("eval") or {}).keys()) if isinstance(meta.get("eval"), dict) else []
+    out = set()
+    for name in names:
+        if isinstance(name, str) and "://" not in name:
+            path = Path(name) if Path(name).is_absolute() else Path(name)
+            for candidate in (path, base / path.name):
+                if candidate.is_file():
+                    out.add(candidate.resolve())
+                    break
+    return out

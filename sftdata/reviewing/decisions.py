@@ -1,0 +1,149 @@
+"""The review file: one JSON line per decision, appended as it is made, beside the data (DATA.review.jsonl).
+
+Each line is written with one `os.write` of the whole line on a file opened O_APPEND, then fsync'd, so a
+process killed at any moment leaves whole lines only, or at worst a partial last line, which loading ignores
+(and the next write starts on a line of its own). A decision names its row by the file and line the row is
+read from (a data file's, or a side file's), so it survives a restart and a reindex.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..writers import sidecar_path
+
+VERSION = 1
+
+
+class Action(str, Enum):
+    accept = "accept"
+    reject = "reject"
+    edit = "edit"
+    restore = "restore"
+
+
+@dataclass(frozen=True, slots=True)
+class RowKey:
+    """A row: the name of the file it is read from (a data file or a side file) and its 1-based line."""
+
+    file: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    key: RowKey
+    action: Action
+    reviewer: str
+    at: str
+    note: str = ""
+    record: dict[str, Any] | None = None  # an edit's whole record, as the schema validated it
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"file": self.key.file, "line": self.key.line, "action": self.action.value,
+                               "reviewer": self.reviewer, "at": self.at}
+        if self.note:
+            out["note"] = self.note
+        if self.record is not None:
+            out["record"] = self.record
+        return out
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> Decision:
+        return cls(RowKey(str(value["file"]), int(value["line"])), Action(value["action"]), str(value.get("reviewer", "")),
+                   str(value.get("at", "")), str(value.get("note", "")), value.get("record"))
+
+
+@dataclass(slots=True)
+class ReviewState:
+    """What a review file holds: the data files it reviews, each row's latest decision, and its history."""
+
+    data: list[str] = field(default_factory=list)
+    latest: dict[RowKey, Decision] = field(default_factory=dict)
+    history: list[Decision] = field(default_factory=list)
+    reviewers: list[str] = field(default_factory=list)
+    partial: bool = False  # a trailing partial line was found (and ignored)
+
+
+def review_path(data: Path) -> Path:
+    return sidecar_path(data, ".review.jsonl")
+
+
+def load(path: Path) -> ReviewState:
+    state = ReviewState()
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        return state
+    lines = blob.split(b"\n")
+    if lines[-1]:
+        state.partial = True  # killed mid-line: what was not written whole was not decided
+    for line in lines[:-1]:
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # a partial line an earlier crash left, followed by later whole lines
+        if not isinstance(value, dict):
+            continue
+        if "review" in value:
+            state.data = [str(p) for p in value.get("data") or []]
+            continue
+        try:
+            decision = Decision.from_dict(value)
+        except (KeyError, ValueError, TypeError):
+            continue
+        state.history.append(decision)
+        state.latest[decision.key] = decision
+        if decision.reviewer and decision.reviewer not in state.reviewers:
+            state.reviewers.append(decision.reviewer)
+    return state
+
+
+class ReviewFile:
+    """Appends decisions to a review file, one whole line per `os.write`, fsync'd before it returns."""
+
+    def __init__(self, path: Path, data: list[Path]) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.state = load(path)
+        if not self.state.data:
+            self._append([{"review": VERSION, "data": [str(p) for p in data]}])
+            self.state.data = [str(p) for p in data]
+
+    def decide(self, decisions: list[Decision]) -> None:
+        self._append([d.as_dict() for d in decisions])
+        for decision in decisions:
+            self.state.history.append(decision)
+            self.state.latest[decision.key] = decision
+            if decision.reviewer and decision.reviewer not in self.state.reviewers:
+                self.state.reviewers.append(decision.reviewer)
+
+    def _append(self, values: list[dict[str, Any]]) -> None:
+        blob = b"".join(orjson.dumps(v) + b"\n" for v in values)
+        with self.lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size and not _ends_with_newline(fd):
+                    blob = b"\n" + blob  # after a partial line a crash left: ours starts on a line of its own
+                written = os.write(fd, blob)
+                while written < len(blob):  # a short write (a full disk, a signal): the rest, still appended
+                    written += os.write(fd, blob[written:])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _ends_with_newline(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return os.pread(fd, 1, size - 1) == b"\n"
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,165 @@
+"""A review: the chain's index, the tokenizer (when given), the review file, and the decisions a reviewer makes,
+each checked before it is saved (an edit by the record schema, a restore only of a dropped row)."""
+from __future__ import annotations
+
+import getpass
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..curate.scrub import Scrubber, ScrubSpec
+from ..curate.textquality import mojibake
+from ..errors import SftDataError
+from ..ingest.mapping import Mapped
+from ..ingest.records import RecordParser, record_row
+from ..items import Locator, RawItem
+from ..rendering.plan import TemplateArgs, TrainOn
+from .chain import Chain, PartKind, open_chain
+from .decisions import Action, Decision, ReviewFile, RowKey, now, review_path
+from .index import OUTCOMES, Format, Outcome, RowIndex, finding_bits
+from .query import Filter, select
+from .rows import RowDetail, detail, record_text, turns_of
+from .tokens import Tokens
+
+
+class DecisionRefused(SftDataError):
+    """A decision that cannot be saved as asked (an edit the record schema refuses, a restore of a kept row)."""
+
+
+def cheap_findings(row: Any) -> set[str]:
+    """Findings that need no tokenizer: text that looks mis-decoded; personal information scrub would mask."""
+    found = set()
+    text = record_text(row) if isinstance(row, dict) else ""
+    if text and mojibake(text):
+        found.add("mojibake")
+    return found
+
+
+@dataclass(slots=True)
+class Options:
+    tokenizer: Any = None
+    template: str | None = None
+    template_args: TemplateArgs = None
+    train_on: TrainOn = "all"
+    max_seq_length: int | None = None
+    read_only: bool = False
+    reviewer: str | None = None
+    show_pii: bool = False
+
+
+@dataclass(slots=True)
+class Timings:
+    tokenizer_s: float = 0.0  # loading the tokenizer and template, reported apart
+    token_pass_done: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class Review:
+    def __init__(self, paths: Sequence[str | os.PathLike[str]], options: Options) -> None:
+        self.options = options
+        self.chain: Chain = open_chain(paths)
+        self.reviewer = options.reviewer or os.environ.get("SFTDATA_REVIEWER") or _user()
+        self.timings = Timings()
+        self.tokens: Tokens | None = None
+        if options.tokenizer is not None:
+            started = time.perf_counter()
+            self.tokens = Tokens(options.tokenizer, options.template, template_args=options.template_args,
+                                 train_on=options.train_on, max_seq_length=options.max_seq_length)
+            self.timings.tokenizer_s = time.perf_counter() - started
+        self.scrubber = None if options.show_pii else Scrubber(ScrubSpec())
+        self.index = RowIndex(self.chain, cheap_findings)
+        self.file = ReviewFile(review_path(self.chain.data[0]), self.chain.data)
+        self._token_thread: threading.Thread | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.file.path
+
+    def start(self) -> None:
+        self.index.start()
+        if self.tokens is not None:
+            self._token_thread = threading.Thread(target=self._token_pass, name="sftdata-review-tokens", daemon=True)
+            self._token_thread.start()
+        else:
+            self.timings.token_pass_done = True
+
+    def _token_pass(self) -> None:
+        """Trained tokens and token findings of every records row, as pretokenize reads the data files."""
+        assert self.tokens is not None
+        self.index.join()
+        try:
+            for number, part in enumerate(self.chain.parts):
+                if part.kind is not PartKind.data or self.index.formats.get(number) is not Format.records:
+                    continue
+                rows = dict((line, row) for row, line in self.index.rows_of(number))
+                for line, trained, codes in self.tokens.scan(part.path):
+                    row = rows.get(line)
+                    if row is not None:
+                        self.index.update(row, trained=trained, findings=finding_bits(codes))
+        except SftDataError as error:
+            self.timings.notes.append(f"token pass stopped: {error}")
+        finally:
+            self.timings.token_pass_done = True
+
+    def row(self, row: int) -> RowDetail:
+        found = detail(self.index, row)
+        found.decision = self.file.state.latest.get(found.key)
+        found.history = [d for d in self.file.state.history if d.key == found.key]
+        if self.scrubber is not None and found.record is not None:
+            found.record = self.scrubber.scan(found.record)[1]
+            found.turns = turns_of(found.record)
+        return found
+
+    def key(self, row: int) -> RowKey:
+        part, line, _, _ = self.index.locate(row)
+        return RowKey(part.name, line)
+
+    def decide(self, rows: Sequence[int], action: Action, note: str = "", edit: str | None = None) -> list[Decision]:
+        """Save a decision on each row (one line each, written together); refused as a whole when one is wrong."""
+        if self.options.read_only:
+            raise DecisionRefused("this review is read-only (--read-only)")
+        columns = self.index.columns()
+        made = []
+        for row in rows:
+            if not 0 <= row < len(columns):
+                raise DecisionRefused(f"no row {row}")
+            outcome = OUTCOMES[int(columns.outcome[row])]
+            record = None
+            if action is Action.restore and outcome is Outcome.kept:
+                raise DecisionRefused("only a dropped row (rejected, filtered, duplicate, contaminated) can be restored")
+            if action is Action.edit:
+                record = self.validate(row, edit or "")
+            made.append(Decision(self.key(row), action, self.reviewer, now(), note.strip()[:2000], record))
+        self.file.decide(made)
+        return made
+
+    def validate(self, row: int, text: str) -> dict[str, Any]:
+        """An edited record, checked by the record schema as convert's reader checks a row; the reason otherwise."""
+        part, line, _, _ = self.index.locate(row)
+        if part.kind is PartKind.data and self.index.formats.get(self.chain.parts.index(part)) is not Format.records:
+            raise DecisionRefused("only records can be edited (this row is rendered text or token ids)")
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError as error:
+            raise DecisionRefused(f"the edit is not JSON: {error}") from None
+        value = next(RecordParser().map(RawItem(data, Locator(part.name, line))))
+        if not isinstance(value, Mapped):
+            where = f" (field {value.field})" if value.field else ""
+            raise DecisionRefused(f"the record schema refuses the edit{where}: {value.reason}: {value.message}")
+        return record_row(value.record)
+
+    def select(self, where: Filter) -> Any:
+        return select(self.index, where)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "reviewer"
