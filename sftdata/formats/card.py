@@ -225,6 +225,11 @@ def body(data: CardData) -> str:
         params = "; ".join(f"{k}: `{orjson.dumps(v).decode()}`" for k, v in step["params"].items())
         line = f"{number}. **{step['command']}** ({step['created']}) from {', '.join(step['sources']) or '—'}: {counts}"
         parts.append(line + (f". {params}" if params else ""))
+        review = meta.get("review") if meta.get("command") == "review-apply" else None
+        if isinstance(review, dict):
+            who = ", ".join(review.get("reviewers") or []) or "unnamed"
+            tally = ", ".join(f"{k} {int(review.get(k) or 0):,}" for k in ("accepted", "rejected", "edited", "restored"))
+            parts.append(f"   - reviewed by a person in `{review.get('file')}` ({who}): {tally}")
         if step["by_reason"]:
             parts.append("   - rejects, filters and duplicates by reason: "
                          + ", ".join(f"{r} {n:,}" for r, n in step["by_reason"].items()))

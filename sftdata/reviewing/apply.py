@@ -78,10 +78,10 @@ def review_apply(review: str | os.PathLike[str], output: str | os.PathLike[str])
             out.write(text)
     _tally(state.latest.values(), chain, figures)
     sources = [*chain.data, review_file]
-    extra: dict[str, Any] = {**result.figures(), "review": {"file": str(review_file), **file_digest(review_file),
-                                                           "reviewers": state.reviewers,
-                                                           **{k: getattr(figures, k) for k in
-                                                              ("accepted", "rejected", "edited", "restored")}}}
+    review_meta = {"file": review_file.name, "sha256": file_digest(review_file).get("sha256"),
+                   "reviewers": state.reviewers,
+                   **{k: getattr(figures, k) for k in ("accepted", "rejected", "edited", "restored")}}
+    extra: dict[str, Any] = {"review": review_meta}
     result.meta = build_meta("review-apply", sources, counts, output, result.rejects, extra, started)
     write_json(meta_path(output), result.meta)
     return result

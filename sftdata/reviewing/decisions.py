@@ -128,7 +128,7 @@ class ReviewFile:
     def _append(self, values: list[dict[str, Any]]) -> None:
         blob = b"".join(orjson.dumps(v) + b"\n" for v in values)
         with self.lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 if os.fstat(fd).st_size and not _ends_with_newline(fd):
                     blob = b"\n" + blob  # after a partial line a crash left: ours starts on a line of its own
