@@ -125,7 +125,8 @@ Scanner = Callable[[Part, int, bytes], tuple[int, int, int, int, int]]
 class RowIndex:
     """Offsets and figures of every row of a chain, filled by `start()` in a helper thread."""
 
-    def __init__(self, chain: Chain, cheap_findings: Callable[[Any], set[str]] | None = None) -> None:
+    def __init__(self, chain: Chain, cheap_findings: Callable[[Any], set[str]] | None = None,
+                 reject_findings: Callable[[dict[str, Any]], set[str]] | None = None) -> None:
         self.chain = chain
         self.formats: dict[int, Format] = {}
         self.reasons: list[str] = [""]
@@ -134,7 +135,7 @@ class RowIndex:
         self.length = array("L")
         self.outcome, self.part, self.line = array("B"), array("H"), array("L")
         self.reason, self.trained, self.flags, self.findings = array("H"), array("l"), array("B"), array("Q")
-        self.cheap_findings = cheap_findings
+        self.cheap_findings, self.reject_findings = cheap_findings, reject_findings
         self.lock = threading.Condition()
         self.done = False
         self.error: str | None = None
@@ -197,8 +198,10 @@ class RowIndex:
         outcome = Outcome.duplicate if part.kind is PartKind.dupes else \
             Outcome.contaminated if part.kind is PartKind.matches else outcome_of_reject(row)
         raw = row.get("raw")
-        return OUTCOMES.index(outcome), self._reason_id(str(row.get("reason") or "")), UNKNOWN, flags_of(raw), \
-            self._cheap(raw)
+        findings = self._cheap(raw)
+        if outcome is Outcome.rejected and self.reject_findings is not None:
+            findings |= finding_bits(self.reject_findings(row))
+        return OUTCOMES.index(outcome), self._reason_id(str(row.get("reason") or "")), UNKNOWN, flags_of(raw), findings
 
     def _cheap(self, row: Any) -> int:
         return finding_bits(self.cheap_findings(row)) if self.cheap_findings is not None and row is not None else 0

@@ -18,14 +18,14 @@ from ..curate.textquality import mojibake
 from ..errors import SftDataError
 from ..ingest.mapping import Mapped
 from ..ingest.records import RecordParser, record_row
-from ..items import Locator, RawItem
+from ..items import Locator, RawItem, Reject, Stage
 from ..rendering.plan import TemplateArgs, TrainOn
 from .chain import Chain, PartKind, open_chain
 from .decisions import Action, Decision, ReviewFile, RowKey, now, review_path
 from .index import OUTCOMES, Format, Outcome, RowIndex, finding_bits
 from .query import Filter, select
 from .rows import RowDetail, detail, record_text, turns_of
-from .tokens import Tokens
+from .tokens import RowChecks, Tokens
 
 
 class DecisionRefused(SftDataError):
@@ -73,9 +73,18 @@ class Review:
                                  train_on=options.train_on, max_seq_length=options.max_seq_length)
             self.timings.tokenizer_s = time.perf_counter() - started
         self.scrubber = None if options.show_pii else Scrubber(ScrubSpec())
-        self.index = RowIndex(self.chain, cheap_findings)
+        self.checks = RowChecks(options.max_seq_length)
+        self.index = RowIndex(self.chain, cheap_findings, self.reject_findings)
         self.file = ReviewFile(review_path(self.chain.data[0]), self.chain.data)
         self._token_thread: threading.Thread | None = None
+
+    def reject_findings(self, row: dict[str, Any]) -> set[str]:
+        """What the audit makes of a row a step rejected (an answer left empty, a special token in the text, ...)."""
+        stage = row.get("stage")
+        reject = Reject(Stage(stage) if stage in Stage._value2member_map_ else Stage.read, str(row.get("reason", "")),
+                        str(row.get("message", "")), Locator(str(row.get("file", "")), row.get("line")),
+                        field=row.get("field"))
+        return set(self.checks.of(reject))
 
     @property
     def path(self) -> Path:

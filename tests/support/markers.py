@@ -2,7 +2,7 @@
 
 Each heavy real part has a marker: ``spark`` (a Spark local session), ``ray`` (a Ray local cluster),
 ``llama_server`` (llama.cpp: a llama-cpp-python server, or the GGUF converters from its sdist), ``s3`` (moto's
-S3 server), ``train`` (a real QLoRA training run). ``slow`` is on every test that has one of them, and on the
+S3 server), ``train`` (a real QLoRA training run), ``browser`` (the OS's Chromium driven by Playwright). ``slow`` is on every test that has one of them, and on the
 few that take long for another reason; ``pytest -m "not slow"`` is the fast loop, CI runs everything.
 
 Where the marks come from, in this order of preference:
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-HEAVY = ("spark", "ray", "llama_server", "s3", "train")  # registered, with what each means, in pyproject.toml
+HEAVY = ("spark", "ray", "llama_server", "s3", "train", "browser")  # registered, with what each means, in pyproject.toml
 SLOW = "slow"
 
 # fixture name -> the heavy part it starts (or needs started)
@@ -40,6 +40,7 @@ FIXTURES = {
     "identity_run": "train",  # tests/support/identity_run.py: the session's training run
     "reasoning_run": "train",  # test_reasoning_run.py
     "alpaca_run": "train",  # test_export_gguf.py
+    "browser": "browser",  # tests/support/browser.py: Debian's Chromium driven by Playwright
 }
 
 # (test file, test function) -> {parameter: values}: the parametrized cases that are slow with no heavy part (all

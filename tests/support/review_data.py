@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 PAYLOADS = ['<script>window.__pwned = 1</script>', '<img src=x onerror="window.__pwned = 1">',
-            '"><svg onload="window.__pwned=1">', "{{ 7*7 }} {% raw %}x{% endraw %}"]
+            '"><svg onload="window.__pwned=1">', "{{ 7*7 }} {% raw %}pwned{% endraw %}"]
 QUESTIONS = ["서울의 봄 날씨는 어떤가요?", "김치찌개를 맛있게 끓이는 방법을 알려주세요.", "파이썬에서 리스트를 정렬하는 방법은?",
              "한국의 전통 명절에는 무엇이 있나요?", "지하철에서 환승하는 방법을 설명해 주세요."]
 
