@@ -213,6 +213,11 @@ def test_the_server_refuses_requests_without_the_token_and_files_outside_the_cha
         assert status == 422 and "record schema refuses" in body.decode()
         assert _get(url + "row/0/decide", b"action=accept")[0] == 200  # after its redirect to the row page
         assert load(review_path(chain["kept"])).latest
+        assert _get(url + "bulk", b"outcome=duplicate&action=restore&note=%EB%8B%A4%EB%A5%B8+%EC%A7%88%EB%AC%B8")[0] == 200
+        restored = [d for d in load(review_path(chain["kept"])).history if d.action is Action.restore]
+        assert [(d.key.file, d.note) for d in restored] == [("kept.dupes.jsonl", "다른 질문")] * 2
+        with urllib.request.urlopen(url + "?" + urllib.parse.urlencode({"file": "kept.dupes.jsonl", "line": 2})) as r:
+            assert r.url.endswith(f"/row/{len(chain['kept'].read_bytes().splitlines()) + 2}")  # jump to a line
     finally:
         handle.stop()
     assert not handle.running
@@ -242,3 +247,16 @@ def test_the_cli_prints_one_json_line_with_the_url_and_serves_until_stopped(chai
         process.send_signal(signal.SIGINT)
         process.wait(20)
     assert process.returncode == 0, process.stderr.read()
+
+
+def test_personal_information_is_masked_unless_show_pii(tmp_path):
+    data = tmp_path / "pii.jsonl"
+    row = {"messages": [{"role": "user", "content": "제 번호는 010-1234-5678 입니다. 기억해 주세요."},
+                        {"role": "assistant", "content": "네, 알겠습니다."}]}
+    data.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    for show, expected in ((False, False), (True, True)):
+        review = Review([data], Options(show_pii=show))
+        review.start()
+        review.index.join()
+        found = review.row(0)
+        assert ("010-1234-5678" in found.record_json) is expected and found.pii_masked is not expected

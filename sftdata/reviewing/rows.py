@@ -66,6 +66,7 @@ class RowDetail:
     pair: Pair | None = None
     decision: Decision | None = None
     history: list[Decision] = field(default_factory=list)
+    pii_masked: bool = False
 
     @property
     def dropped(self) -> bool:

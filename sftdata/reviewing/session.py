@@ -121,8 +121,10 @@ class Review:
         found.decision = self.file.state.latest.get(found.key)
         found.history = [d for d in self.file.state.history if d.key == found.key]
         if self.scrubber is not None and found.record is not None:
-            found.record = self.scrubber.scan(found.record)[1]
-            found.turns = turns_of(found.record)
+            masked = self.scrubber.scan(found.record)[1]
+            if masked != found.record:  # shown (and tokenized) as scrub would mask it: --show-pii shows it as it is
+                found.record, found.pii_masked = masked, True
+                found.turns = turns_of(found.record)
         return found
 
     def key(self, row: int) -> RowKey:
