@@ -21,6 +21,7 @@ import sftdata
 from sftdata.reviewing.chain import open_chain
 from sftdata.reviewing.decisions import Action, ReviewFile, load, review_path
 from sftdata.reviewing.index import Outcome, RowIndex, finding_codes
+from sftdata.reviewing.query import Filter
 from sftdata.reviewing.session import DecisionRefused, Options, Review
 from sftdata.reviewing.tokens import Tokens
 from support.review_data import write_chain
@@ -260,3 +261,44 @@ def test_personal_information_is_masked_unless_show_pii(tmp_path):
         review.index.join()
         found = review.row(0)
         assert ("010-1234-5678" in found.record_json) is expected and found.pii_masked is not expected
+        assert finding_codes(int(review.index.columns().findings[0])) == ["pii"]
+
+
+def test_a_contaminated_row_sits_beside_its_eval_item_with_the_shared_text(chain, tmp_path):
+    eval_file = tmp_path / "eval.jsonl"
+    record = orjson.loads(chain["kept"].read_bytes().splitlines()[3])
+    question = record["messages"][1]["content"]
+    eval_file.write_text(json.dumps({"instruction": question, "output": "설날과 추석이 있습니다."}, ensure_ascii=False)
+                         + "\n", encoding="utf-8")
+    out = tmp_path / "clean.jsonl"
+    sftdata.decontaminate([chain["kept"]], out, against=[eval_file])
+    review = Review([out], Options())
+    review.start()
+    review.index.join()
+    rows = review.select(Filter(outcome="contaminated"))
+    assert len(rows) == 1
+    found = review.row(int(rows[0]))
+    assert found.pair is not None and found.pair.title == "eval item" and found.pair.found
+    assert question in "".join(text for text, same in found.pair.theirs if same)  # the shared text, marked
+
+
+def test_a_folder_of_part_files_is_reviewed_with_each_parts_side_files(tmp_path):
+    import sftdata.reviewing.query as query
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for n in range(2):
+        source = tmp_path / f"in{n}"
+        source.mkdir()
+        write_chain(source)
+        sftdata.dedup([source / "raw.jsonl"], folder / f"part-{n:05d}.jsonl")
+    review = Review([folder], Options())
+    review.start()
+    review.index.join()
+    names = [p.name for p in review.chain.parts]
+    assert names == ["part-00000.jsonl", "part-00000.rejects.jsonl", "part-00000.dupes.jsonl",
+                     "part-00001.jsonl", "part-00001.rejects.jsonl", "part-00001.dupes.jsonl"]
+    assert len(review.select(query.Filter(outcome="duplicate"))) == 4
+    assert len(review.select(query.Filter(file="part-00001.jsonl"))) == len(review.index) // 2
+    assert len(review.select(query.Filter(finding="invalid_rows"))) == 2
+    assert len(query.search(review.index, "김치찌개")) == 4  # kept twice, and its near duplicate in each part

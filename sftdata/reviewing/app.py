@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..curate.findings import CHECKS
 from ..items import Locator
 from .decisions import Action
-from .index import FINDINGS, OUTCOMES, Outcome
+from .index import FINDINGS, OUTCOMES, Format, Outcome
 from .query import PAGE, Filter, jump
 from .rows import preview
 from .session import DecisionRefused, Review
@@ -126,7 +126,7 @@ def build_app(review: Review, token: str) -> ASGIApp:
         if review.tokens is not None:
             if found.ids is not None and found.mask is not None:
                 tokens = review.tokens.of_ids(found.ids, found.mask, _locator(found))
-            elif found.record is not None:
+            elif found.record is not None and found.fmt is not Format.rendered:  # rendered text: shown as text
                 tokens = review.tokens.of_record(found.record, _locator(found))
         back = request.query_params.get("back", "")
         listed = _neighbours(review, number, back)

@@ -32,13 +32,21 @@ class DecisionRefused(SftDataError):
     """A decision that cannot be saved as asked (an edit the record schema refuses, a restore of a kept row)."""
 
 
-def cheap_findings(row: Any) -> set[str]:
-    """Findings that need no tokenizer: text that looks mis-decoded; personal information scrub would mask."""
-    found = set()
-    text = record_text(row) if isinstance(row, dict) else ""
-    if text and mojibake(text):
-        found.add("mojibake")
-    return found
+class CheapFindings:
+    """Findings that need no tokenizer, as the audit words them: text that looks mis-decoded (`mojibake`), personal
+    information scrub would mask (`pii`). Called by the index's thread only (its own Scrubber)."""
+
+    def __init__(self) -> None:
+        self.scrubber = Scrubber(ScrubSpec())
+
+    def __call__(self, row: Any) -> set[str]:
+        found = set()
+        text = record_text(row) if isinstance(row, dict) else ""
+        if text and mojibake(text):
+            found.add("mojibake")
+        if isinstance(row, dict) and self.scrubber.scan(row)[0]:
+            found.add("pii")
+        return found
 
 
 @dataclass(slots=True)
@@ -74,7 +82,7 @@ class Review:
             self.timings.tokenizer_s = time.perf_counter() - started
         self.scrubber = None if options.show_pii else Scrubber(ScrubSpec())
         self.checks = RowChecks(options.max_seq_length)
-        self.index = RowIndex(self.chain, cheap_findings, self.reject_findings)
+        self.index = RowIndex(self.chain, CheapFindings(), self.reject_findings)
         self.file = ReviewFile(review_path(self.chain.data[0]), self.chain.data)
         self._token_thread: threading.Thread | None = None
 
