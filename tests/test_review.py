@@ -295,6 +295,7 @@ def test_a_folder_of_part_files_is_reviewed_with_each_parts_side_files(tmp_path)
     review = Review([folder], Options())
     review.start()
     review.index.join()
+    assert review.path == folder / "_review.jsonl"
     names = [p.name for p in review.chain.parts]
     assert names == ["part-00000.jsonl", "part-00000.rejects.jsonl", "part-00000.dupes.jsonl",
                      "part-00001.jsonl", "part-00001.rejects.jsonl", "part-00001.dupes.jsonl"]
@@ -302,3 +303,12 @@ def test_a_folder_of_part_files_is_reviewed_with_each_parts_side_files(tmp_path)
     assert len(review.select(query.Filter(file="part-00001.jsonl"))) == len(review.index) // 2
     assert len(review.select(query.Filter(finding="invalid_rows"))) == 2
     assert len(query.search(review.index, "김치찌개")) == 4  # kept twice, and its near duplicate in each part
+
+
+def test_read_only_writes_nothing_beside_the_data(chain):
+    review = Review([chain["kept"]], Options(read_only=True))
+    review.start()
+    review.index.join()
+    with pytest.raises(DecisionRefused, match="read-only"):
+        review.decide([0], Action.accept)
+    assert not review.path.exists()

@@ -59,7 +59,7 @@ class Chain:
 
 
 def is_side_file(path: Path) -> bool:
-    return path.name.endswith(SIDE_SUFFIXES) or path.name == "_meta.json"
+    return path.name.endswith(SIDE_SUFFIXES) or path.name in ("_meta.json", "_review.jsonl")
 
 
 def data_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:

@@ -1,4 +1,5 @@
-"""The review file: one JSON line per decision, appended as it is made, beside the data (DATA.review.jsonl).
+"""The review file: one JSON line per decision, appended as it is made, beside the data (DATA.review.jsonl, or
+FOLDER/_review.jsonl for a folder of part files); its first line names the data files reviewed.
 
 Each line is written with one `os.write` of the whole line on a file opened O_APPEND, then fsync'd, so a
 process killed at any moment leaves whole lines only, or at worst a partial last line, which loading ignores
@@ -113,12 +114,13 @@ class ReviewFile:
         self.path = path
         self.lock = threading.Lock()
         self.state = load(path)
-        if not self.state.data:
-            self._append([{"review": VERSION, "data": [str(p) for p in data]}])
-            self.state.data = [str(p) for p in data]
+        self.data = [str(p) for p in data]
 
     def decide(self, decisions: list[Decision]) -> None:
-        self._append([d.as_dict() for d in decisions])
+        """Append the decisions (after the line naming the data, the first time), fsync'd before returning."""
+        head = [] if self.state.data else [{"review": VERSION, "data": self.data}]
+        self._append(head + [d.as_dict() for d in decisions])
+        self.state.data = self.state.data or self.data
         for decision in decisions:
             self.state.history.append(decision)
             self.state.latest[decision.key] = decision

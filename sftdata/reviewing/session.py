@@ -83,7 +83,9 @@ class Review:
         self.scrubber = None if options.show_pii else Scrubber(ScrubSpec())
         self.checks = RowChecks(options.max_seq_length)
         self.index = RowIndex(self.chain, CheapFindings(), self.reject_findings)
-        self.file = ReviewFile(review_path(self.chain.data[0]), self.chain.data)
+        first = Path(paths[0])
+        self.file = ReviewFile(first / "_review.jsonl" if first.is_dir() else review_path(self.chain.data[0]),
+                               self.chain.data)
         self._token_thread: threading.Thread | None = None
 
     def reject_findings(self, row: dict[str, Any]) -> set[str]:

@@ -146,13 +146,15 @@ class Tokens:
         """(line, trained tokens, findings) of every row of a records file that tokenizes, as pretokenize reads
         them; a row that does not still gives its findings, with -1 tokens."""
         inputs = open_inputs([path])
+        checks = RowChecks(self.max_seq_length)  # its own: the pages' checks run on the server's thread
+        checks.bind(self.plan, self.encoder)
         for value in tokenized(rendered(inputs.records(), self.plan), self.plan, self.encoder):
             line = value.locator.line
             if line is None:
                 continue
             if isinstance(value, Reject):
-                yield line, -1, self.checks.of(value)
+                yield line, -1, checks.of(value)
                 continue
             tok = value.tokenized
             assert tok is not None
-            yield line, tok.trained_tokens, self.checks.of(value)
+            yield line, tok.trained_tokens, checks.of(value)
