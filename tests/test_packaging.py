@@ -46,6 +46,10 @@ def test_wheel_holds_only_the_sftdata_namespace(wheel):
             assert prefix + module.relative_to(REPO / folder).as_posix() in names, module
     jinja = {Path(n).name for n in names if n.startswith("sftdata/templates/") and n.endswith(".jinja")}
     assert {p.name for p in (REPO / "templates").glob("*.jinja")} == jinja and jinja
+    review = {n.removeprefix("sftdata/reviewing/") for n in names if n.startswith("sftdata/reviewing/")}
+    shipped = {p.relative_to(REPO / "sftdata" / "reviewing").as_posix()
+               for folder in ("pages", "static") for p in (REPO / "sftdata" / "reviewing" / folder).iterdir()}
+    assert shipped and shipped <= review  # the review app's pages, script and stylesheet: nothing from a CDN
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "sftdata = sftdata.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
