@@ -44,8 +44,9 @@ def test_every_cli_command_is_a_declared_one():
 
 
 def test_importing_sftdata_and_its_curation_functions_stays_light():
-    code = ("import sys, sftdata; sftdata.dedup; sftdata.stats; sftdata.export; sftdata.train; "
-            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'openai', 'trl', 'peft') if m in sys.modules))")
+    code = ("import sys, sftdata; sftdata.dedup; sftdata.stats; sftdata.export; sftdata.train; sftdata.review; "
+            "sftdata.review_apply; print(sorted(m for m in ('torch', 'transformers', 'datasets', 'openai', 'trl', 'peft', "
+            "'starlette', 'uvicorn') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
 

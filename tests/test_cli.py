@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 GOOD = b'{"instruction": "hi", "output": "there"}\n'
 BAD = b'{"instruction": "hi"\n'
 SUMMARY_KEYS = {"read", "written", "rejected", "filtered", "deduplicated", "by_reason"}
-HEAVY = {"torch", "transformers", "datasets", "peft", "trl", "bitsandbytes", "openai"}
+HEAVY = {"torch", "transformers", "datasets", "peft", "trl", "bitsandbytes", "openai", "starlette", "uvicorn"}
 
 
 def sftdata(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
