@@ -312,3 +312,26 @@ def test_read_only_writes_nothing_beside_the_data(chain):
     with pytest.raises(DecisionRefused, match="read-only"):
         review.decide([0], Action.accept)
     assert not review.path.exists()
+
+
+def test_a_pretokenized_row_page_shows_its_own_ids_and_mask(chain, tmp_path, smollm2_tokenizer_dir):
+    out = tmp_path / "tok.jsonl"
+    sftdata.pretokenize([chain["kept"]], out, tokenizer=str(smollm2_tokenizer_dir), template="chat", max_seq_length=4096)
+    row = orjson.loads(out.read_bytes().splitlines()[0])
+    for tokenizer in (str(smollm2_tokenizer_dir), None):
+        handle = sftdata.review([out], tokenizer=tokenizer, port=0)
+        try:
+            status, _, body = _get(handle.url + "row/0")
+            assert status == 200
+            page = body.decode()
+            if tokenizer:
+                page = page.split('<div class="stream">', 1)[1].split("</div>", 1)[0]  # the tokens, not the legend
+                trained = page.count('class="tok k-trained') + page.count('class="tok k-eos')
+                assert trained == sum(row["assistant_masks"])
+                assert page.count('class="tok ') == len(row["input_ids"])
+            else:
+                assert " ".join(map(str, row["input_ids"])) in page
+            _, _, listing = _get(handle.url + "?finding=nothing_trained")
+            assert b"0 rows match" in listing
+        finally:
+            handle.stop()
