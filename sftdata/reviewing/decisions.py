@@ -2,8 +2,8 @@
 FOLDER/_review.jsonl for a folder of part files); its first line names the data files reviewed.
 
 Each line is written with one `os.write` of the whole line on a file opened O_APPEND, then fsync'd, so a
-process killed at any moment leaves whole lines only, or at worst a partial last line, which loading ignores
-(and the next write starts on a line of its own). A decision names its row by the file and line the row is
+process killed at any moment leaves whole lines only, or at worst a partial last line (a write the kernel cut
+short), which loading ignores and the next writer cuts off before appending. A decision names its row by the file and line the row is
 read from (a data file's, or a side file's), so it survives a restart and a reindex.
 """
 from __future__ import annotations
@@ -132,8 +132,7 @@ class ReviewFile:
         with self.lock:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                if os.fstat(fd).st_size and not _ends_with_newline(fd):
-                    blob = b"\n" + blob  # after a partial line a crash left: ours starts on a line of its own
+                _drop_partial_tail(fd)
                 written = os.write(fd, blob)
                 while written < len(blob):  # a short write (a full disk, a signal): the rest, still appended
                     written += os.write(fd, blob[written:])
@@ -142,9 +141,19 @@ class ReviewFile:
                 os.close(fd)
 
 
-def _ends_with_newline(fd: int) -> bool:
-    size = os.fstat(fd).st_size
-    return os.pread(fd, 1, size - 1) == b"\n"
+def _drop_partial_tail(fd: int) -> None:
+    """Cut a partial last line a killed writer left (never decided: it was not written whole), so that the file
+    holds whole lines only before ours."""
+    size = end = os.fstat(fd).st_size
+    while end > 0:
+        start = max(0, end - (1 << 16))
+        at = os.pread(fd, end - start, start).rfind(b"\n")
+        if at >= 0:
+            end = start + at + 1
+            break
+        end = start
+    if end != size:
+        os.ftruncate(fd, end)
 
 
 def now() -> str:
