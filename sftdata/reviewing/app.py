@@ -221,7 +221,9 @@ def _listed(review: Review, row: int) -> dict[str, Any]:
 
 def _neighbours(review: Review, row: int, back: str) -> tuple[int | None, int | None]:
     where = Filter.from_params({k: v[0] for k, v in parse_qs(back).items()})
-    found = np.arange(len(review.index)) if where.empty else review.select(where)
+    if where.empty:
+        return (row - 1 if row > 0 else None), (row + 1 if row + 1 < len(review.index) else None)
+    found = review.select(where)
     at = int(np.searchsorted(found, row))
     prev = int(found[at - 1]) if at > 0 else None
     after = at + 1 if at < len(found) and int(found[at]) == row else at

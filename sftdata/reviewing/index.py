@@ -229,12 +229,11 @@ class RowIndex:
             self.findings.extend(findings)
             self.lock.notify_all()
 
-    def update(self, row: int, *, trained: int | None = None, findings: int | None = None) -> None:
-        """Figures a later pass found for a row (the trained tokens and token findings, with a tokenizer)."""
+    def update(self, figures: list[tuple[int, int, int]]) -> None:
+        """(row, trained tokens, findings bits) a later pass found (with a tokenizer), applied together."""
         with self.lock:
-            if trained is not None:
+            for row, trained, findings in figures:
                 self.trained[row] = trained
-            if findings is not None:
                 self.findings[row] |= findings
             self._cache = None
 

@@ -117,10 +117,15 @@ class Review:
                 if part.kind is not PartKind.data or self.index.formats.get(number) is not Format.records:
                     continue
                 rows = dict((line, row) for row, line in self.index.rows_of(number))
+                found: list[tuple[int, int, int]] = []
                 for line, trained, codes in self.tokens.scan(part.path):
                     row = rows.get(line)
                     if row is not None:
-                        self.index.update(row, trained=trained, findings=finding_bits(codes))
+                        found.append((row, trained, finding_bits(codes)))
+                    if len(found) >= 4096:
+                        self.index.update(found)
+                        found = []
+                self.index.update(found)
         except SftDataError as error:
             self.timings.notes.append(f"token pass stopped: {error}")
         finally:
