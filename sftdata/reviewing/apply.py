@@ -25,6 +25,7 @@ from ..writers import AtomicFile, dumps_line, file_digest, meta_path, rejects_pa
 from .chain import PartKind, open_chain
 from .decisions import Action, Decision, RowKey, load
 from .index import Outcome, lines_of, outcome_of_reject
+from .session import DecisionRefused, checked_record
 
 
 @dataclass(slots=True)
@@ -107,7 +108,7 @@ def _dropped_row(text: bytes, decision: Decision | None, name: str, line: int, r
     row = _json(text)
     if decision is not None and decision.action in (Action.restore, Action.edit) and isinstance(row, dict):
         record = decision.record if decision.action is Action.edit and decision.record is not None else row.get("raw")
-        if record is not None:
+        if _is_record(record, name, line):  # the server checks this; a review file made by hand may not
             restored.append(dumps_line(record))
             result.counts.file(name).written += 1
             return
@@ -137,6 +138,14 @@ def _tally(decisions: Any, chain: Any, figures: ReviewFigures) -> None:
             figures.edited += 1
         elif decision.action is Action.restore:
             figures.restored += 1
+
+
+def _is_record(record: Any, name: str, line: int) -> bool:
+    try:
+        checked_record(record, Locator(name, line), "a restored row")
+    except DecisionRefused:
+        return False
+    return True
 
 
 def _json(text: bytes) -> Any:

@@ -20,7 +20,7 @@ from ..ingest.mapping import Mapped
 from ..ingest.records import RecordParser, record_row
 from ..items import Locator, RawItem, Reject, Stage
 from ..rendering.plan import TemplateArgs, TrainOn
-from .chain import Chain, PartKind, open_chain
+from .chain import Chain, Part, PartKind, open_chain
 from .decisions import Action, Decision, ReviewFile, RowKey, now, review_path
 from .index import OUTCOMES, Format, Outcome, RowIndex, finding_bits
 from .query import Filter, select
@@ -159,6 +159,8 @@ class Review:
             record = None
             if action is Action.restore and outcome is Outcome.kept:
                 raise DecisionRefused("only a dropped row (rejected, filtered, duplicate, contaminated) can be restored")
+            if action is Action.restore:
+                self.restorable(row)
             if action is Action.edit:
                 record = self.validate(row, edit or "")
             made.append(Decision(self.key(row), action, self.reviewer, now(), note.strip()[:2000], record))
@@ -168,20 +170,45 @@ class Review:
     def validate(self, row: int, text: str) -> dict[str, Any]:
         """An edited record, checked by the record schema as convert's reader checks a row; the reason otherwise."""
         part, line, _, _ = self.index.locate(row)
-        if part.kind is PartKind.data and self.index.formats.get(self.chain.parts.index(part)) is not Format.records:
+        if not self._records(part):
             raise DecisionRefused("only records can be edited (this row is rendered text or token ids)")
         try:
             data = orjson.loads(text)
         except orjson.JSONDecodeError as error:
             raise DecisionRefused(f"the edit is not JSON: {error}") from None
-        value = next(RecordParser().map(RawItem(data, Locator(part.name, line))))
-        if not isinstance(value, Mapped):
-            where = f" (field {value.field})" if value.field else ""
-            raise DecisionRefused(f"the record schema refuses the edit{where}: {value.reason}: {value.message}")
-        return record_row(value.record)
+        return checked_record(data, Locator(part.name, line), "the edit")
+
+    def restorable(self, row: int) -> dict[str, Any]:
+        """The record a dropped row would come back as: review-apply writes it among the data's records, so it must
+        be a record the schema accepts (a row rejected for its content needs an edit instead), and the data must be
+        records (a rendered or pretokenized file takes its rows from the step that made it)."""
+        part, line, _, _ = self.index.locate(row)
+        if not self._records(part):
+            raise DecisionRefused(f"{part.data.name} holds rendered text or token ids, not records: a dropped row "
+                                  "comes back by reviewing the records it was made from")
+        try:
+            value = orjson.loads(self.index.read(row))
+        except orjson.JSONDecodeError:
+            raise DecisionRefused(f"{part.name}:{line} is not JSON: nothing to restore") from None
+        raw = value.get("raw") if isinstance(value, dict) else None
+        return checked_record(raw, Locator(part.name, line), f"restoring {part.name}:{line} as it is (edit it instead)")
+
+    def _records(self, part: Part) -> bool:
+        """Whether the data file a part belongs to holds records (a file with no row yet counts as records)."""
+        number = next(n for n, p in enumerate(self.chain.parts) if p.kind is PartKind.data and p.path == part.data)
+        return self.index.formats.get(number, Format.records) is Format.records
 
     def select(self, where: Filter) -> Any:
         return select(self.index, where)
+
+
+def checked_record(data: Any, locator: Locator, what: str) -> dict[str, Any]:
+    """The record as the record schema reads it (as convert's reader checks a row), or the refusal saying why."""
+    value = next(RecordParser().map(RawItem(data, locator)))
+    if not isinstance(value, Mapped):
+        where = f" (field {value.field})" if value.field else ""
+        raise DecisionRefused(f"the record schema refuses {what}{where}: {value.reason}: {value.message}")
+    return record_row(value.record)
 
 
 def _user() -> str:

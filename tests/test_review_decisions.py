@@ -1,0 +1,62 @@
+"""Decisions in `sftdata review` that must not let bad rows into the curated output: a restored row comes back
+only as a record the schema accepts, into records data; an edit is what the row page shows from then on."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+import sftdata
+from sftdata.reviewing.decisions import Action, Decision, ReviewFile, now
+from sftdata.reviewing.index import Outcome
+from sftdata.reviewing.query import Filter
+from sftdata.reviewing.session import DecisionRefused, Options, Review
+from support.review_data import write_chain
+
+
+def _review(paths: list[Path], **options) -> Review:
+    review = Review(paths, Options(reviewer="민지", **options))
+    review.start()
+    review.index.join()
+    return review
+
+
+def test_a_rejected_row_the_schema_refuses_cannot_be_restored_only_edited(tmp_path):
+    chain = write_chain(tmp_path)
+    review = _review([chain["kept"]])
+    invalid = int(review.select(Filter(outcome=Outcome.rejected.value))[0])
+    with pytest.raises(DecisionRefused, match="must end with an assistant turn.*|edit it instead"):
+        review.decide([invalid], Action.restore)
+    duplicate = int(review.select(Filter(outcome=Outcome.duplicate.value))[0])
+    review.decide([duplicate], Action.restore)  # a duplicate is a valid record: it comes back
+    fixed = {"messages": [{"role": "user", "content": "답이 없는 질문"}, {"role": "assistant", "content": "이제 답이 있습니다."}]}
+    review.decide([invalid], Action.edit, edit=json.dumps(fixed, ensure_ascii=False))
+    out = tmp_path / "reviewed.jsonl"
+    sftdata.review_apply(review.path, out)
+    written = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert fixed in written and all(m["messages"][-1]["role"] == "assistant" for m in written)
+
+
+def test_review_apply_keeps_a_row_dropped_when_a_hand_made_restore_names_an_invalid_record(tmp_path):
+    chain = write_chain(tmp_path)
+    review = _review([chain["kept"]])
+    invalid = review.key(int(review.select(Filter(outcome=Outcome.rejected.value))[0]))
+    ReviewFile(review.path, review.chain.data).decide([Decision(invalid, Action.restore, "손", now())])
+    out = tmp_path / "reviewed.jsonl"
+    s = sftdata.review_apply(review.path, out).summary()
+    assert b"\xeb\x8b\xb5\xec\x9d\xb4 \xec\x97\x86\xeb\x8a\x94" not in out.read_bytes()  # 답이 없는: still dropped
+    assert s["read"] == s["written"] + s["rejected"] + s["filtered"] + s["deduplicated"] and s["rejected"] == 1
+
+
+def test_a_dropped_row_of_pretokenized_data_cannot_be_restored_into_it(tmp_path, smollm2_tokenizer_dir):
+    chain = write_chain(tmp_path)
+    out = tmp_path / "tok.jsonl"
+    sftdata.pretokenize([chain["raw"]], out, tokenizer=str(smollm2_tokenizer_dir), template="chat",
+                        max_seq_length=4096)
+    review = _review([out])
+    dropped = review.select(Filter(outcome=Outcome.rejected.value))
+    assert len(dropped)
+    with pytest.raises(DecisionRefused, match="token ids, not records"):
+        review.decide([int(dropped[0])], Action.restore)
