@@ -60,3 +60,18 @@ def test_a_dropped_row_of_pretokenized_data_cannot_be_restored_into_it(tmp_path,
     assert len(dropped)
     with pytest.raises(DecisionRefused, match="token ids, not records"):
         review.decide([int(dropped[0])], Action.restore)
+
+
+def test_an_edited_row_is_shown_as_edited_and_a_second_edit_starts_from_the_first(tmp_path, smollm2_tokenizer_dir):
+    chain = write_chain(tmp_path)
+    review = _review([chain["kept"]], tokenizer=str(smollm2_tokenizer_dir), template="chat")
+    record = orjson.loads(chain["kept"].read_bytes().splitlines()[0])
+    record["messages"][2]["content"] = "고친 답변입니다."
+    review.decide([0], Action.edit, edit=json.dumps(record, ensure_ascii=False))
+    found = review.row(0)
+    assert found.edited and found.record == record and "고친 답변입니다." in found.record_json
+    assert found.turns[2].content == "고친 답변입니다."
+    assert review.tokens is not None
+    view = review.tokens.of_record(found.record, sftdata.items.Locator("kept.jsonl", 1))
+    assert "고친" in "".join(c.text for c in view.cells if c.kind == "trained")
+    assert not review.row(1).edited

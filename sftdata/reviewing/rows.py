@@ -67,6 +67,7 @@ class RowDetail:
     decision: Decision | None = None
     history: list[Decision] = field(default_factory=list)
     pii_masked: bool = False
+    edited: bool = False  # record is the latest edit's (the file still holds the original)
 
     @property
     def dropped(self) -> bool:

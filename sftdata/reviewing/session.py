@@ -135,6 +135,9 @@ class Review:
         found = detail(self.index, row)
         found.decision = self.file.state.latest.get(found.key)
         found.history = [d for d in self.file.state.history if d.key == found.key]
+        if found.decision is not None and found.decision.action is Action.edit and found.decision.record is not None:
+            found.record, found.edited = found.decision.record, True  # what review-apply writes, and what it trains
+            found.turns = turns_of(found.record)
         if self.scrubber is not None and found.record is not None:
             masked = self.scrubber.scan(found.record)[1]
             if masked != found.record:  # shown (and tokenized) as scrub would mask it: --show-pii shows it as it is
