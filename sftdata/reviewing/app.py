@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import numpy as np
+import orjson
 from jinja2 import FileSystemLoader, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 from starlette.applications import Starlette
@@ -177,7 +178,7 @@ def build_app(review: Review, token: str) -> ASGIApp:
         with open(path, "rb") as f:
             for n, text in enumerate(f, 1):
                 if n == int(line):
-                    return PlainTextResponse(text.decode("utf-8", "replace"))
+                    return PlainTextResponse(_shown_line(review, text))
         return PlainTextResponse("no such line", 404)
 
     async def static(request: Request) -> Response:
@@ -216,7 +217,8 @@ def _listed(review: Review, row: int) -> dict[str, Any]:
             "reason": review.index.reasons[int(c.reason[row])] if inside else "",
             "trained": int(c.trained[row]) if inside else -1,
             "findings": [FINDINGS[i] for i in range(len(FINDINGS)) if inside and int(c.findings[row]) >> i & 1],
-            "decision": decision.action.value if decision else "", "preview": preview(review.index, row)}
+            "decision": decision.action.value if decision else "",
+            "preview": preview(review.index, row, mask=review.mask if review.scrubber else None)}
 
 
 def _neighbours(review: Review, row: int, back: str) -> tuple[int | None, int | None]:
@@ -228,6 +230,18 @@ def _neighbours(review: Review, row: int, back: str) -> tuple[int | None, int | 
     prev = int(found[at - 1]) if at > 0 else None
     after = at + 1 if at < len(found) and int(found[at]) == row else at
     return prev, int(found[after]) if after < len(found) else None
+
+
+def _shown_line(review: Review, text: bytes) -> str:
+    """A line of a file as /source shows it: personal information masked (a JSON row field by field) unless
+    --show-pii."""
+    if review.scrubber is None:
+        return text.decode("utf-8", "replace")
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return review.mask(text.decode("utf-8", "replace"))
+    return orjson.dumps(review.mask(value)).decode() + "\n"
 
 
 def _locator(found: Any) -> Locator:

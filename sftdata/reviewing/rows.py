@@ -3,6 +3,7 @@ source file and line, the audit findings, the tokens, the kept row a dropped dup
 item a contaminated row holds, each with the shared text marked."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
@@ -14,6 +15,7 @@ from .chain import Chain, PartKind
 from .decisions import Decision, RowKey
 from .index import OUTCOMES, Format, Outcome, RowIndex, finding_codes
 
+Mask = Callable[[Any], Any] | None  # personal information masked in a value, as scrub masks it
 MAX_COMPARED = 20_000  # characters of each side compared for the shared text
 
 
@@ -82,7 +84,8 @@ def shown_findings(codes: list[str]) -> list[Shown]:
     return [Shown(c, CHECKS[c].severity.value, CHECKS[c].title, CHECKS[c].fix) for c in codes if c in CHECKS]
 
 
-def detail(index: RowIndex, row: int) -> RowDetail:
+def detail(index: RowIndex, row: int, mask: Mask = None) -> RowDetail:
+    """The row with its evidence; `mask` (personal information as scrub masks it) applied to every text shown."""
     part, line, _, _ = index.locate(row)
     columns = index.columns()
     outcome = OUTCOMES[int(columns.outcome[row])] if row < len(columns) else Outcome.kept
@@ -105,17 +108,25 @@ def detail(index: RowIndex, row: int) -> RowDetail:
         else:
             out.record = value
     elif isinstance(value, dict):
-        out.reason, out.message = str(value.get("reason", "")), str(value.get("message", ""))
+        out.reason, out.message = str(value.get("reason", "")), _masked(mask, str(value.get("message", "")))
         out.field_name = str(value.get("field") or "")
         out.record = value.get("raw")
         if value.get("file") is not None:
             out.source = f"{value.get('file')}:{value.get('line', value.get('index', '?'))}"
+    if out.record is not None and mask is not None:
+        masked = mask(out.record)
+        out.record, out.pii_masked = masked, masked != out.record
+    if isinstance(value, dict) and part.kind is not PartKind.data:
         if "duplicate_of" in value:
-            out.pair = _duplicate(index.chain, value, out.record)
+            out.pair = _duplicate(index.chain, value, out.record, mask)
         elif "eval" in value:
-            out.pair = _match(index.chain, value, out.record)
+            out.pair = _match(index.chain, value, out.record, mask)
     out.turns = turns_of(out.record)
     return out
+
+
+def _masked(mask: Mask, value: Any) -> Any:
+    return value if mask is None or value is None else mask(value)
 
 
 def turns_of(record: Any) -> list[Turn]:
@@ -158,10 +169,10 @@ def read_line(chain: Chain, file: str, line: int) -> Any:
     return None
 
 
-def _duplicate(chain: Chain, value: dict[str, Any], record: Any) -> Pair:
+def _duplicate(chain: Chain, value: dict[str, Any], record: Any, mask: Mask) -> Pair:
     kept = value.get("duplicate_of") or {}
     where = f"{kept.get('file')}:{kept.get('line', kept.get('index', '?'))}"
-    other = read_line(chain, str(kept.get("file")), int(kept.get("line") or 0))
+    other = _masked(mask, read_line(chain, str(kept.get("file")), int(kept.get("line") or 0)))
     similarity = value.get("similarity")
     detail_text = ("exact duplicate" if value.get("exact") else f"Jaccard similarity {similarity!r}") \
         if similarity is not None else ""
@@ -169,14 +180,14 @@ def _duplicate(chain: Chain, value: dict[str, Any], record: Any) -> Pair:
     return Pair("kept row", where, ours, theirs, detail_text, other is not None)
 
 
-def _match(chain: Chain, value: dict[str, Any], record: Any) -> Pair:
+def _match(chain: Chain, value: dict[str, Any], record: Any, mask: Mask) -> Pair:
     item = value.get("eval") or {}
     where = f"{item.get('file')}:{item.get('line', item.get('index', '?'))}"
-    other = read_line(chain, str(item.get("file")), int(item.get("line") or 0))
+    other = _masked(mask, read_line(chain, str(item.get("file")), int(item.get("line") or 0)))
     ours, theirs = shared(record_text(record), record_text(other) if other is not None else "")
+    span = _masked(mask, str(value.get("span", "")))
     return Pair("eval item", where, ours, theirs,
-                f"covers {value.get('containment', '?')} of the eval item; shared span {value.get('span', '')!r}",
-                other is not None)
+                f"covers {value.get('containment', '?')} of the eval item; shared span {span!r}", other is not None)
 
 
 def shared(a: str, b: str, least: int = 8) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
@@ -200,17 +211,17 @@ def _pieces(text: str, runs: list[tuple[int, int]]) -> list[tuple[str, bool]]:
     return out
 
 
-def preview(index: RowIndex, row: int, limit: int = 160) -> str:
+def preview(index: RowIndex, row: int, limit: int = 160, mask: Mask = None) -> str:
     """A line of text for the list: the first user turn (or instruction, question), or a pretokenized row's size."""
     raw = index.read(row)
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return raw[:limit].decode("utf-8", "replace")
+        return _masked(mask, raw[:limit * 4].decode("utf-8", "replace"))[:limit]
     if isinstance(value, dict) and "input_ids" in value:
         return f"{len(value.get('input_ids') or [])} token ids"
     record = value.get("raw") if isinstance(value, dict) and ("stage" in value and "reason" in value) else value
     turns = turns_of(record)
     first = next((t for t in turns if t.role in ("user", "instruction", "question")), turns[0] if turns else None)
     text = first.content if first else _text(record)
-    return text[:limit].replace("\n", " ")
+    return _masked(mask, text)[:limit].replace("\n", " ")

@@ -132,18 +132,21 @@ class Review:
             self.timings.token_pass_done = True
 
     def row(self, row: int) -> RowDetail:
-        found = detail(self.index, row)
+        found = detail(self.index, row, self.mask)  # masked as scrub masks it (tokens too) unless --show-pii
         found.decision = self.file.state.latest.get(found.key)
         found.history = [d for d in self.file.state.history if d.key == found.key]
         if found.decision is not None and found.decision.action is Action.edit and found.decision.record is not None:
-            found.record, found.edited = found.decision.record, True  # what review-apply writes, and what it trains
+            record = found.decision.record  # what review-apply writes, and what it trains
+            found.record, found.edited = self.mask(record) if self.scrubber else record, True
+            found.pii_masked = found.pii_masked or found.record != record
             found.turns = turns_of(found.record)
-        if self.scrubber is not None and found.record is not None:
-            masked = self.scrubber.scan(found.record)[1]
-            if masked != found.record:  # shown (and tokenized) as scrub would mask it: --show-pii shows it as it is
-                found.record, found.pii_masked = masked, True
-                found.turns = turns_of(found.record)
         return found
+
+    def mask(self, value: Any) -> Any:
+        """A value as the pages show it: personal information masked as scrub masks it, unless --show-pii."""
+        if self.scrubber is None or value is None:
+            return value
+        return self.scrubber.scan(value)[1] if isinstance(value, dict) else self.scrubber.mask_anything(value)
 
     def key(self, row: int) -> RowKey:
         part, line, _, _ = self.index.locate(row)
