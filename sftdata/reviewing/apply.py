@@ -23,7 +23,7 @@ from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
 from ..writers import AtomicFile, dumps_line, file_digest, meta_path, rejects_path, write_json
 from .chain import PartKind, open_chain
-from .decisions import Action, Decision, RowKey, load
+from .decisions import Action, Decision, RowKey, data_paths, load
 from .index import Outcome, lines_of, outcome_of_reject
 from .session import DecisionRefused, checked_record
 
@@ -52,7 +52,7 @@ def review_apply(review: str | os.PathLike[str], output: str | os.PathLike[str])
     if not state.data:
         raise InputError(f"{review_file}: not a review file (no line names the data it reviews)",
                          hint="give the DATA.review.jsonl that `sftdata review` wrote")
-    chain = open_chain(state.data)
+    chain = open_chain(data_paths(state, review_file))
     if output.resolve() in {p.path.resolve() for p in chain.parts} | {review_file.resolve()}:
         raise OptionError("would overwrite a file of the review", option="output", value=str(output))
     counts = Counts()

@@ -50,10 +50,12 @@ class Chain:
     parts: list[Part]
     metas: dict[Path, dict[str, Any]] = field(default_factory=dict)
     related: set[Path] = field(default_factory=set)
+    named: dict[str, Path] = field(default_factory=dict)  # a name as a meta (and its step's rows) wrote it → the file
 
     def allowed(self, path: str | os.PathLike[str]) -> Path | None:
-        """The file as a resolved path when the review may read it, else None."""
-        resolved = Path(path).resolve()
+        """The file as a resolved path when the review may read it, else None. A name a meta wrote (relative to
+        wherever its step ran) means the file it was found as, whatever the server's working folder."""
+        resolved = self.named.get(str(path)) or Path(path).resolve()
         known = {p.path.resolve() for p in self.parts} | {m.resolve() for m in self.metas} | self.related
         return resolved if resolved in known else None
 
@@ -91,10 +93,15 @@ def open_chain(paths: Sequence[str | os.PathLike[str]]) -> Chain:
                            (PartKind.matches, sidecar_path(path, ".matches.jsonl"))):
             if side.is_file():
                 chain.parts.append(Part(side, kind, path))
+    for part in chain.parts:  # a row's "file:line" names its part by name
+        chain.named.setdefault(part.name, part.path.resolve())
+    for path in data:
         meta = _meta(meta_path(path)) or _meta(path.parent / "_meta.json")
         if meta is not None:
             chain.metas[meta_path(path) if meta_path(path).is_file() else path.parent / "_meta.json"] = meta
-            chain.related |= _named(meta, path.parent)
+            for name, found in _named(meta, path.parent).items():
+                chain.related.add(found)
+                chain.named.setdefault(name, found)
     return chain
 
 
@@ -106,16 +113,26 @@ def _meta(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _named(meta: dict[str, Any], base: Path) -> set[Path]:
-    """The files a meta names: its sources and a decontaminate run's eval files."""
-    names = [s.get("path") for s in meta.get("sources") or [] if isinstance(s, dict)]
-    names += list((meta.get("eval") or {}).keys()) if isinstance(meta.get("eval"), dict) else []
-    out = set()
-    for name in names:
-        if isinstance(name, str) and "://" not in name:
-            path = Path(name) if Path(name).is_absolute() else Path(name)
-            for candidate in (path, base / path.name):
-                if candidate.is_file():
-                    out.add(candidate.resolve())
-                    break
+def _named(meta: dict[str, Any], base: Path) -> dict[str, Path]:
+    """The files a meta names (its sources, a decontaminate run's eval files), each as the name it wrote → the file.
+    A relative name is relative to where that step ran: looked for beside the data first, then in the working
+    folder, and taken only where its size is the one the meta recorded (a file of the same name elsewhere is not
+    the one the step read)."""
+    sizes: dict[str, int | None] = {}
+    for key in ("sources", "against"):
+        for s in meta.get(key) or []:
+            if isinstance(s, dict) and isinstance(s.get("path"), str):
+                sizes[s["path"]] = s.get("bytes") if isinstance(s.get("bytes"), int) else None
+    for name in meta.get("eval") or {} if isinstance(meta.get("eval"), dict) else {}:
+        sizes.setdefault(str(name), None)
+    out = {}
+    for name, size in sizes.items():
+        if "://" in name:
+            continue
+        path = Path(name)
+        candidates = [path] if path.is_absolute() else [base / path, base / path.name, path]
+        for candidate in candidates:
+            if candidate.is_file() and (size is None or candidate.stat().st_size == size):
+                out[name] = candidate.resolve()
+                break
     return out

@@ -77,6 +77,16 @@ def review_path(data: Path) -> Path:
     return sidecar_path(data, ".review.jsonl")
 
 
+def data_paths(state: ReviewState, path: Path) -> list[Path]:
+    """The data files a review file names, relative to its own folder (as `ReviewFile` writes them); a name not
+    found there is taken as it is (relative to the working folder)."""
+    out = []
+    for name in state.data:
+        beside = path.parent / name
+        out.append(beside if not Path(name).is_absolute() and beside.exists() else Path(name))
+    return out
+
+
 def load(path: Path) -> ReviewState:
     state = ReviewState()
     try:
@@ -114,7 +124,7 @@ class ReviewFile:
         self.path = path
         self.lock = threading.Lock()
         self.state = load(path)
-        self.data = [str(p) for p in data]
+        self.data = [os.path.relpath(p.resolve(), path.parent.resolve()) for p in data]  # beside it, wherever run
 
     def decide(self, decisions: list[Decision]) -> None:
         """Append the decisions (after the line naming the data, the first time), fsync'd before returning."""
