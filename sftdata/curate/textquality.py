@@ -37,6 +37,19 @@ def script_share(text: str, lang: str) -> float | None:
     return len(_SCRIPT_RE[check_lang(lang)].findall(text)) / letters
 
 
+DOMINANT = ("ko", "en", "zh", "ja", "ru")  # zh before ja: kanji alone reads as Chinese, kana makes it Japanese
+
+
+def dominant_script(text: str) -> str | None:
+    """The language whose script holds the most letters of `text` (of DOMINANT), "other" when its letters are in
+    none of them, None when it has no letters."""
+    counts = [len(_SCRIPT_RE[lang].findall(text)) for lang in DOMINANT]
+    best = max(range(len(DOMINANT)), key=counts.__getitem__)
+    if counts[best]:
+        return DOMINANT[best]
+    return "other" if _LETTER.search(text) else None
+
+
 class Mojibake(str, Enum):
     cp1252 = "cp1252"  # UTF-8 bytes read as Windows-1252 (or Latin-1): "ì•ˆë…•", "cafÃ©"
     cp949 = "cp949"  # UTF-8 bytes read as CP949/EUC-KR: "諛섍컩", usually next to "�"

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..curate.findings import CHECKS
 from ..items import Locator
 from .decisions import Action
-from .index import FINDINGS, OUTCOMES, Format, Outcome
+from .index import FINDINGS, LANGUAGES, OUTCOMES, Format, Outcome, language_of
 from .query import PAGE, Filter, jump
 from .rows import preview
 from .session import DecisionRefused, Review
@@ -88,19 +88,23 @@ def build_app(review: Review, token: str) -> ASGIApp:
 
     def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
         values.update(base=base, review=review, outcomes=[o.value for o in OUTCOMES], findings=FINDINGS, checks=CHECKS,
+                      languages=[*LANGUAGES[1:], "none"],
                       read_only=review.options.read_only, reviewer=review.reviewer)
         return HTMLResponse(env.get_template(name).render(**values), status)
 
     async def rows(request: Request) -> Response:
         where = Filter.from_params(request.query_params)
-        found, number, total, done = _page(review, where, request.query_params)
-        if request.query_params.get("file") and request.query_params.get("line", "").isdigit():
-            row = jump(review.index, request.query_params["file"], int(request.query_params["line"]))
+        error = None
+        if request.query_params.get("file") and request.query_params.get("line", "").strip():
+            file, line = request.query_params["file"], request.query_params["line"].strip()
+            row = jump(review.index, file, int(line)) if line.isdigit() else None
             if row is not None:
                 return RedirectResponse(f"{base}/row/{row}", 303)
+            error = f"{file} has no row at line {line}"
+        found, number, total, done = _page(review, where, request.query_params)
         listed = [_listed(review, int(r)) for r in found]
         pages = max(1, math.ceil(total / PAGE))
-        return page("list.html", where=where, listed=listed, number=number, pages=pages, total=total, done=done,
+        return page("list.html", error=error, where=where, listed=listed, number=number, pages=pages, total=total, done=done,
                     query=urlencode(where.params()), reasons=review.index.reasons[1:],
                     files=sorted({p.data.name for p in review.chain.parts}), indexed=len(review.index),
                     decided=len(review.file.state.latest))
@@ -215,7 +219,7 @@ def _listed(review: Review, row: int) -> dict[str, Any]:
     return {"row": row, "file": part.name, "line": line,
             "outcome": OUTCOMES[int(c.outcome[row])].value if inside else "kept",
             "reason": review.index.reasons[int(c.reason[row])] if inside else "",
-            "trained": int(c.trained[row]) if inside else -1,
+            "trained": int(c.trained[row]) if inside else -1, "lang": language_of(int(c.flags[row])) if inside else "",
             "findings": [FINDINGS[i] for i in range(len(FINDINGS)) if inside and int(c.findings[row]) >> i & 1],
             "decision": decision.action.value if decision else "",
             "preview": preview(review.index, row, mask=review.mask if review.scrubber else None)}

@@ -18,11 +18,13 @@ import numpy as np
 import orjson
 
 from ..curate.findings import CHECKS
+from ..curate.textquality import DOMINANT, dominant_script
 from .chain import Chain, Part, PartKind
 
 CHUNK = 8 << 20
 FINDINGS: tuple[str, ...] = tuple(CHECKS)  # bit i of a row's findings is FINDINGS[i]
-REASONING, TOOLS = 1, 2
+REASONING, TOOLS = 1, 2  # bits of a row's flags; bits 2-4 hold its language (LANGUAGES[flags >> 2 & 7])
+LANGUAGES: tuple[str, ...] = ("", *DOMINANT, "other")  # "": no letters, or token ids (no text to read)
 UNKNOWN = -1
 
 
@@ -78,10 +80,11 @@ def format_of(line: bytes) -> Format:
 
 
 def flags_of(row: Any) -> int:
-    """Whether a record holds reasoning or tool calls."""
+    """Whether a record holds reasoning or tool calls, and the language of what it teaches."""
     if not isinstance(row, dict):
         return 0
     flags = TOOLS if row.get("tools") else 0
+    flags |= LANGUAGES.index(dominant_script(answer_text(row)) or "") << 2
     for message in row.get("messages") or ():
         if not isinstance(message, dict):
             continue
@@ -91,6 +94,26 @@ def flags_of(row: Any) -> int:
         if message.get("tool_calls") or message.get("role") == "tool":
             flags |= TOOLS
     return flags
+
+
+def language_of(flags: int) -> str:
+    return LANGUAGES[flags >> 2 & 7]
+
+
+def answer_text(row: dict[str, Any]) -> str:
+    """What a row trains on (a chat's assistant turns, an instruction's output, a Q&A's answer, a rendered row's
+    completion), or all its text where it has none: the language filter reads its script."""
+    messages = row.get("messages")
+    if isinstance(messages, list):
+        parts = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
+    else:
+        parts = [row.get(k) for k in ("output", "answer", "completion", "text")]
+    text = "\n".join(p for p in parts if isinstance(p, str))
+    if text.strip():
+        return text
+    values = [m.get("content") for m in messages if isinstance(m, dict)] if isinstance(messages, list) else \
+        [v for k, v in row.items() if k not in ("id", "meta")]
+    return "\n".join(v for v in values if isinstance(v, str))
 
 
 def pretokenized_figures(line: bytes) -> tuple[int, int]:

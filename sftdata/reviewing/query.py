@@ -1,7 +1,8 @@
-"""Finding rows: a filter over the index's arrays (outcome, reason, finding, source file, trained tokens, reasoning
-and tool calls), full-text search over the files' bytes, and a page of the result."""
+"""Finding rows: a filter over the index's arrays (outcome, reason, finding, source file, trained tokens, language,
+reasoning and tool calls), full-text search over the files' bytes, and a page of the result."""
 from __future__ import annotations
 
+import json
 import mmap
 from dataclasses import dataclass, fields
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 import orjson
 
 from .chain import PartKind
-from .index import FINDINGS, OUTCOMES, REASONING, TOOLS, Outcome, RowIndex
+from .index import FINDINGS, LANGUAGES, OUTCOMES, REASONING, TOOLS, Outcome, RowIndex
 
 PAGE = 50
 MAX_HITS = 100_000
@@ -28,6 +29,7 @@ class Filter:
     max_trained: int | None = None
     reasoning: str = ""  # "yes" / "no"
     tools: str = ""
+    lang: str = ""  # a language of LANGUAGES, or "none" (no letters, token ids)
     q: str = ""
 
     @classmethod
@@ -67,6 +69,9 @@ def select(index: RowIndex, where: Filter) -> np.ndarray:
         keep &= c.trained >= where.min_trained
     if where.max_trained is not None:
         keep &= (c.trained <= where.max_trained) & (c.trained >= 0)
+    if where.lang:
+        code = LANGUAGES.index(where.lang) if where.lang in LANGUAGES[1:] else 0 if where.lang == "none" else -1
+        keep &= (c.flags >> 2 & 7) == code
     for wanted, bit in ((where.reasoning, REASONING), (where.tools, TOOLS)):
         if wanted in ("yes", "no"):
             has = (c.flags & bit).astype(bool)
@@ -77,27 +82,34 @@ def select(index: RowIndex, where: Filter) -> np.ndarray:
 
 
 def search(index: RowIndex, text: str) -> np.ndarray:
-    """Rows whose line holds the text as JSON writes it (orjson keeps Hangul as UTF-8), at most MAX_HITS."""
-    needle = orjson.dumps(text)[1:-1]
+    """Rows whose line holds the text as JSON writes it: Hangul as UTF-8 (orjson, sftdata's own files) or as
+    \\uXXXX escapes (Python's json.dumps by default, a team's own files); at most MAX_HITS."""
+    needles = {orjson.dumps(text)[1:-1], json.dumps(text)[1:-1].encode()} - {b""}
     c = index.columns()
     offsets = np.frombuffer(bytes(index.offset), dtype=np.uint64)[: len(c)] if len(c) else np.zeros(0, np.uint64)
     hits: list[int] = []
     for number, part in enumerate(index.chain.parts):
         rows = np.flatnonzero(c.part == number)
-        if not len(rows) or not needle:
+        if not len(rows) or not needles:
             continue
         starts = offsets[rows]
         with open(part.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            at = view.find(needle)
-            while at >= 0 and len(hits) < MAX_HITS:
-                position = int(np.searchsorted(starts, at, side="right")) - 1
-                if position >= 0:
-                    hits.append(int(rows[position]))
-                    following = position + 1
-                    at = view.find(needle, int(starts[following]) if following < len(rows) else len(view))
-                else:
-                    at = view.find(needle, at + 1)
+            for needle in sorted(needles):
+                _find(view, needle, starts, rows, hits)
     return np.unique(np.array(hits, dtype=np.int64))
+
+
+def _find(view: mmap.mmap, needle: bytes, starts: np.ndarray, rows: np.ndarray, hits: list[int]) -> None:
+    """Each row (of `rows`, starting at `starts`) whose bytes hold the needle, once, into hits."""
+    at = view.find(needle)
+    while at >= 0 and len(hits) < MAX_HITS:
+        position = int(np.searchsorted(starts, at, side="right")) - 1
+        if position >= 0:
+            hits.append(int(rows[position]))
+            following = position + 1
+            at = view.find(needle, int(starts[following]) if following < len(rows) else len(view))
+        else:
+            at = view.find(needle, at + 1)
 
 
 def jump(index: RowIndex, file: str, line: int) -> int | None:
