@@ -8,8 +8,10 @@ import shutil
 from pathlib import Path
 
 import orjson
+import pytest
 
 import sftdata
+from sftdata.errors import InputError
 from sftdata.reviewing.decisions import Action
 from sftdata.reviewing.query import Filter
 from sftdata.reviewing.session import Options, Review
@@ -65,3 +67,13 @@ def test_review_apply_runs_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(moved / "..")
     again = sftdata.review_apply(Path("moved/kept.review.jsonl"), tmp_path / "out2.jsonl").summary()
     assert again["written"] == s["written"]  # a folder moved with its review file still applies
+
+
+def test_two_files_of_the_same_name_are_refused_as_a_decision_could_not_tell_them_apart(tmp_path, monkeypatch):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        write_chain(tmp_path / name)
+    with pytest.raises(InputError, match="two files named kept.jsonl"):
+        Review([tmp_path / "a" / "kept.jsonl", tmp_path / "b" / "kept.jsonl"], Options())
+    monkeypatch.chdir(tmp_path)
+    assert len(Review([tmp_path / "a" / "kept.jsonl", Path("a/kept.jsonl")], Options()).chain.data) == 1  # one file

@@ -81,7 +81,10 @@ def data_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
             found.append(path)
         else:
             raise InputError(f"{path}: no such file or folder")
-    return list(dict.fromkeys(found))
+    first: dict[Path, Path] = {}
+    for path in found:  # a file given twice (by two names) is one
+        first.setdefault(path.resolve(), path)
+    return list(first.values())
 
 
 def open_chain(paths: Sequence[str | os.PathLike[str]]) -> Chain:
@@ -93,8 +96,11 @@ def open_chain(paths: Sequence[str | os.PathLike[str]]) -> Chain:
                            (PartKind.matches, sidecar_path(path, ".matches.jsonl"))):
             if side.is_file():
                 chain.parts.append(Part(side, kind, path))
-    for part in chain.parts:  # a row's "file:line" names its part by name
-        chain.named.setdefault(part.name, part.path.resolve())
+    for part in chain.parts:  # a row's "file:line" (and a decision's) names its part by name: one file per name
+        if part.name in chain.named:
+            raise InputError(f"two files named {part.name}: {chain.named[part.name]} and {part.path}",
+                             hint="review them one at a time (a decision names its row by file name and line)")
+        chain.named[part.name] = part.path.resolve()
     for path in data:
         meta = _meta(meta_path(path)) or _meta(path.parent / "_meta.json")
         if meta is not None:
