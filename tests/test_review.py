@@ -174,7 +174,8 @@ def test_apply_writes_the_decisions_balanced_and_byte_identical_on_rerun(chain, 
     assert {r["reason"] for r in rejects} == {"rejected_in_review", "chat_rule", "near_duplicate"}
     meta = orjson.loads((tmp_path / "reviewed.meta.json").read_bytes())
     assert meta["review"] | {"sha256": None} == {"file": path.name, "sha256": None, "reviewers": ["민지"],
-                                                 "accepted": 1, "rejected": 1, "edited": 1, "restored": 1}
+                                                 "accepted": 1, "rejected": 1, "edited": 1, "restored": 1,
+                                                 "stale": 0}
     first = (out.read_bytes(), (tmp_path / "reviewed.rejects.jsonl").read_bytes())
     sftdata.review_apply(path, out)
     assert (out.read_bytes(), (tmp_path / "reviewed.rejects.jsonl").read_bytes()) == first

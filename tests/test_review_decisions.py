@@ -75,3 +75,21 @@ def test_an_edited_row_is_shown_as_edited_and_a_second_edit_starts_from_the_firs
     view = review.tokens.of_record(found.record, sftdata.items.Locator("kept.jsonl", 1))
     assert "고친" in "".join(c.text for c in view.cells if c.kind == "trained")
     assert not review.row(1).edited
+
+
+def test_a_decision_on_a_row_that_changed_since_is_left_out_and_said(tmp_path):
+    chain = write_chain(tmp_path)
+    review = _review([chain["kept"]])
+    review.decide([1], Action.reject, note="틀림")
+    lines = chain["kept"].read_bytes().splitlines()
+    kept_second = lines[1]
+    lines[1], lines[2] = lines[2], lines[1]  # the step rerun: line 2 now holds another row
+    chain["kept"].write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "reviewed.jsonl"
+    result = sftdata.review_apply(review.path, out)
+    assert result.decisions.stale == 1 and result.decisions.rejected == 0
+    assert kept_second in out.read_bytes().splitlines()  # the row rejected is not the one line 2 holds now
+    assert orjson.loads((tmp_path / "reviewed.meta.json").read_bytes())["review"]["stale"] == 1
+    again = _review([chain["kept"]])
+    shown = again.row(1)
+    assert shown.decision is None and shown.stale is not None and shown.stale.note == "틀림"

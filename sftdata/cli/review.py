@@ -39,6 +39,9 @@ def _applied(result: Any, shown: Shown) -> None:
     d = result.decisions
     err.print(f"review {escape(result.review)}: {d.accepted:,} accepted, {d.rejected:,} rejected, {d.edited:,} edited, "
               f"{d.restored:,} restored")
+    if d.stale:
+        err.print(f"[yellow]note:[/] {d.stale:,} decisions left out: made on what their line held before its file "
+                  "changed (the step was rerun); review those rows again", soft_wrap=True)
 
 
 VIEWS = {

@@ -34,6 +34,7 @@ class ReviewFigures:
     rejected: int = 0
     edited: int = 0
     restored: int = 0
+    stale: int = 0  # decisions left out: made on what a line held before its file changed
 
 
 @dataclass(slots=True)
@@ -60,6 +61,7 @@ def review_apply(review: str | os.PathLike[str], output: str | os.PathLike[str])
                          reviewers=list(state.reviewers))
     figures = result.decisions
     restored: list[bytes] = []
+    stale: set[RowKey] = set()
     with AtomicFile(output) as out, AtomicFile(rejects_path(output)) as rej:
         for part in chain.parts:
             name = part.data.name
@@ -68,6 +70,9 @@ def review_apply(review: str | os.PathLike[str], output: str | os.PathLike[str])
                 if not text.strip():
                     continue
                 decision = state.latest.get(RowKey(part.name, line))
+                if decision is not None and not decision.fits(text):
+                    stale.add(decision.key)
+                    decision = None
                 if part.kind is PartKind.matches:  # rows `--action report` kept: the data file holds them
                     continue
                 counts.file(name).read += 1
@@ -77,11 +82,12 @@ def review_apply(review: str | os.PathLike[str], output: str | os.PathLike[str])
                     _dropped_row(text, decision, name, line, restored, rej, result)
         for text in restored:
             out.write(text)
-    _tally(state.latest.values(), chain, figures)
+    _tally([d for d in state.latest.values() if d.key not in stale], chain, figures)
+    figures.stale = len(stale)
     sources = [*chain.data, review_file]
     review_meta = {"file": review_file.name, "sha256": file_digest(review_file).get("sha256"),
                    "reviewers": state.reviewers,
-                   **{k: getattr(figures, k) for k in ("accepted", "rejected", "edited", "restored")}}
+                   **{k: getattr(figures, k) for k in ("accepted", "rejected", "edited", "restored", "stale")}}
     extra: dict[str, Any] = {"review": review_meta}
     result.meta = build_meta("review-apply", sources, counts, output, result.rejects, extra, started)
     write_json(meta_path(output), result.meta)

@@ -8,6 +8,7 @@ read from (a data file's, or a side file's), so it survives a restart and a rein
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -46,6 +47,11 @@ class Decision:
     at: str
     note: str = ""
     record: dict[str, Any] | None = None  # an edit's whole record, as the schema validated it
+    row_hash: str = ""  # of the row's bytes when decided: a row changed since (the step rerun) is not decided
+
+    def fits(self, row: bytes) -> bool:
+        """Whether the decision was made on this row as it is (a decision with no hash fits any)."""
+        return not self.row_hash or self.row_hash == row_hash(row)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"file": self.key.file, "line": self.key.line, "action": self.action.value,
@@ -54,12 +60,14 @@ class Decision:
             out["note"] = self.note
         if self.record is not None:
             out["record"] = self.record
+        if self.row_hash:
+            out["row"] = self.row_hash
         return out
 
     @classmethod
     def from_dict(cls, value: dict[str, Any]) -> Decision:
         return cls(RowKey(str(value["file"]), int(value["line"])), Action(value["action"]), str(value.get("reviewer", "")),
-                   str(value.get("at", "")), str(value.get("note", "")), value.get("record"))
+                   str(value.get("at", "")), str(value.get("note", "")), value.get("record"), str(value.get("row", "")))
 
 
 @dataclass(slots=True)
@@ -71,6 +79,11 @@ class ReviewState:
     history: list[Decision] = field(default_factory=list)
     reviewers: list[str] = field(default_factory=list)
     partial: bool = False  # a trailing partial line was found (and ignored)
+
+
+def row_hash(row: bytes) -> str:
+    """A row's fingerprint (its line's bytes without the newline), saved with each decision on it."""
+    return hashlib.blake2b(row.rstrip(b"\r\n"), digest_size=8).hexdigest()
 
 
 def review_path(data: Path) -> Path:

@@ -70,6 +70,7 @@ class RowDetail:
     history: list[Decision] = field(default_factory=list)
     pii_masked: bool = False
     edited: bool = False  # record is the latest edit's (the file still holds the original)
+    stale: Decision | None = None  # the latest decision, made on what this line held before (not applied)
 
     @property
     def dropped(self) -> bool:

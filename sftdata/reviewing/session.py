@@ -21,7 +21,7 @@ from ..ingest.records import RecordParser, record_row
 from ..items import Locator, RawItem, Reject, Stage
 from ..rendering.plan import TemplateArgs, TrainOn
 from .chain import Chain, Part, PartKind, open_chain
-from .decisions import Action, Decision, ReviewFile, RowKey, now, review_path
+from .decisions import Action, Decision, ReviewFile, RowKey, now, review_path, row_hash
 from .index import OUTCOMES, Format, Outcome, RowIndex, finding_bits
 from .query import Filter, select
 from .rows import RowDetail, detail, record_text, turns_of
@@ -134,6 +134,8 @@ class Review:
     def row(self, row: int) -> RowDetail:
         found = detail(self.index, row, self.mask)  # masked as scrub masks it (tokens too) unless --show-pii
         found.decision = self.file.state.latest.get(found.key)
+        if found.decision is not None and not found.decision.fits(self.index.read(row)):
+            found.stale, found.decision = found.decision, None  # made on a row this line no longer holds
         found.history = [d for d in self.file.state.history if d.key == found.key]
         if found.decision is not None and found.decision.action is Action.edit and found.decision.record is not None:
             record = found.decision.record  # what review-apply writes, and what it trains
@@ -169,7 +171,8 @@ class Review:
                 self.restorable(row)
             if action is Action.edit:
                 record = self.validate(row, edit or "")
-            made.append(Decision(self.key(row), action, self.reviewer, now(), note.strip()[:2000], record))
+            made.append(Decision(self.key(row), action, self.reviewer, now(), note.strip()[:2000], record,
+                                 row_hash(self.index.read(row))))
         self.file.decide(made)
         return made
 
