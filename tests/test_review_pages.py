@@ -3,6 +3,7 @@ masked on every page and endpoint unless --show-pii."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -45,3 +46,19 @@ def test_personal_information_is_masked_in_the_list_the_pair_and_the_source_unle
         assert "id=\"pair\"" in "".join(pages)  # the duplicate beside its kept row is among them
         for page in pages:
             assert (PHONE in page or MAIL in page) is show, page[:300]
+
+
+def test_every_token_cell_shows_something_a_byte_of_a_korean_character_too(tmp_path, smollm2_tokenizer_dir):
+    data = tmp_path / "ko.jsonl"
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "안녕하세요"},
+                                             {"role": "assistant", "content": "반갑습니다"}]}, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+    handle = sftdata.review([data], port=0, tokenizer=str(smollm2_tokenizer_dir), template="chat")
+    try:
+        page = _text(handle.url + "row/0")
+    finally:
+        handle.stop()
+    cells = re.findall(r'<span class="tok ([^"]*)" data-id="\d+"[^>]*>([^<]*)</span>', page)
+    assert cells and any("part" in kind.split() for kind, _ in cells)  # SmolLM2 splits a Hangul syllable
+    assert all(text or "part" in kind.split() for kind, text in cells)  # no cell is an empty, unexplained box
+    assert 'rel="icon" href="data:,"' in page  # no favicon request (refused without the token)
