@@ -38,12 +38,13 @@ def script_share(text: str, lang: str) -> float | None:
 
 
 DOMINANT = ("ko", "en", "zh", "ja", "ru")  # zh before ja: kanji alone reads as Chinese, kana makes it Japanese
+_SCRIPT_RUNS = {lang: re.compile(f"[{SCRIPTS[lang]}]+") for lang in DOMINANT}  # runs: fewer matches to count
 
 
 def dominant_script(text: str) -> str | None:
     """The language whose script holds the most letters of `text` (of DOMINANT), "other" when its letters are in
     none of them, None when it has no letters."""
-    counts = [len(_SCRIPT_RE[lang].findall(text)) for lang in DOMINANT]
+    counts = [sum(map(len, _SCRIPT_RUNS[lang].findall(text))) for lang in DOMINANT]
     best = max(range(len(DOMINANT)), key=counts.__getitem__)
     if counts[best]:
         return DOMINANT[best]
