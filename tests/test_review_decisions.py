@@ -93,3 +93,25 @@ def test_a_decision_on_a_row_that_changed_since_is_left_out_and_said(tmp_path):
     again = _review([chain["kept"]])
     shown = again.row(1)
     assert shown.decision is None and shown.stale is not None and shown.stale.note == "틀림"
+
+
+def test_a_decontaminate_report_is_reviewed_and_rejecting_a_match_drops_its_row(tmp_path):
+    chain = write_chain(tmp_path)
+    record = orjson.loads(chain["kept"].read_bytes().splitlines()[3])
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text(json.dumps({"instruction": record["messages"][1]["content"], "output": "설날과 추석."},
+                                    ensure_ascii=False) + "\n", encoding="utf-8")
+    report = tmp_path / "report.jsonl"
+    sftdata.decontaminate([chain["kept"]], report, against=[eval_file], action="report")
+    assert not report.exists() and (tmp_path / "report.matches.jsonl").is_file()
+    review = _review([report])  # the report's OUT: its matches beside the rows they name
+    match = int(review.select(Filter(outcome=Outcome.contaminated.value))[0])
+    found = review.row(match)
+    assert found.pair is not None and found.pair.found and found.pair.title == "eval item"
+    made = review.decide([match], Action.reject, note="평가 문항")
+    assert made[0].key.file == "kept.jsonl" and made[0].key.line == 4  # the data row the match names
+    assert review.row(3).decision is not None  # the data row shows the decision too
+    out = tmp_path / "reviewed.jsonl"
+    s = sftdata.review_apply(review.path, out).summary()
+    assert orjson.dumps(record) not in out.read_bytes().splitlines() and s["rejected"] >= 1
+    assert len(out.read_bytes().splitlines()) == len(chain["kept"].read_bytes().splitlines()) - 1

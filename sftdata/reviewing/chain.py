@@ -79,6 +79,8 @@ def data_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
                 raise InputError(f"{path} is a side file", hint="give the data file it sits beside; its side files "
                                  "are found from it")
             found.append(path)
+        elif (report := _report(path)) is not None:
+            found += report[0]
         else:
             raise InputError(f"{path}: no such file or folder")
     first: dict[Path, Path] = {}
@@ -96,6 +98,14 @@ def open_chain(paths: Sequence[str | os.PathLike[str]]) -> Chain:
                            (PartKind.matches, sidecar_path(path, ".matches.jsonl"))):
             if side.is_file():
                 chain.parts.append(Part(side, kind, path))
+    for given in paths:
+        report = None if Path(given).exists() else _report(Path(given))
+        if report is not None:  # its matches beside the inputs whose rows they name; its meta names the eval files
+            chain.parts.append(Part(report[1], PartKind.matches, report[0][0]))
+            chain.metas[report[2]] = meta = _meta(report[2]) or {}
+            for name, found in _named(meta, report[2].parent).items():
+                chain.related.add(found)
+                chain.named.setdefault(name, found)
     for part in chain.parts:  # a row's "file:line" (and a decision's) names its part by name: one file per name
         if part.name in chain.named:
             raise InputError(f"two files named {part.name}: {chain.named[part.name]} and {part.path}",
@@ -109,6 +119,18 @@ def open_chain(paths: Sequence[str | os.PathLike[str]]) -> Chain:
                 chain.related.add(found)
                 chain.named.setdefault(name, found)
     return chain
+
+
+def _report(path: Path) -> tuple[list[Path], Path, Path] | None:
+    """A `decontaminate --action report -o OUT` run, given as OUT (no data file: the rows stay in its inputs):
+    (its inputs, OUT.matches.jsonl, OUT.meta.json), or None when the path is not one."""
+    listing, meta_file = sidecar_path(path, ".matches.jsonl"), meta_path(path)
+    meta = _meta(meta_file)
+    if not listing.is_file() or meta is None:
+        return None
+    sources = {s.get("path") for s in meta.get("sources") or [] if isinstance(s, dict)}
+    inputs = [found for name, found in _named(meta, path.parent).items() if name in sources]
+    return (inputs, listing, meta_file) if inputs else None
 
 
 def _meta(path: Path) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ from ..rendering.plan import TemplateArgs, TrainOn
 from .chain import Chain, Part, PartKind, open_chain
 from .decisions import Action, Decision, ReviewFile, RowKey, now, review_path, row_hash
 from .index import OUTCOMES, Format, Outcome, RowIndex, finding_bits
-from .query import Filter, select
+from .query import Filter, jump, select
 from .rows import RowDetail, detail, record_text, turns_of
 from .tokens import RowChecks, Tokens
 
@@ -133,8 +133,9 @@ class Review:
 
     def row(self, row: int) -> RowDetail:
         found = detail(self.index, row, self.mask)  # masked as scrub masks it (tokens too) unless --show-pii
-        found.decision = self.file.state.latest.get(found.key)
-        if found.decision is not None and not found.decision.fits(self.index.read(row)):
+        target = self.target(row)
+        found.decision = self.file.state.latest.get(self.key(row))
+        if found.decision is not None and not found.decision.fits(self.index.read(target)):
             found.stale, found.decision = found.decision, None  # made on a row this line no longer holds
         found.history = [d for d in self.file.state.history if d.key == found.key]
         if found.decision is not None and found.decision.action is Action.edit and found.decision.record is not None:
@@ -151,8 +152,24 @@ class Review:
         return self.scrubber.scan(value)[1] if isinstance(value, dict) else self.scrubber.mask_anything(value)
 
     def key(self, row: int) -> RowKey:
-        part, line, _, _ = self.index.locate(row)
+        """The row a decision on this row is saved for (a report's match: the data row it names)."""
+        part, line, _, _ = self.index.locate(self.target(row))
         return RowKey(part.name, line)
+
+    def target(self, row: int) -> int:
+        """The row itself, or for a match `decontaminate --action report` listed (its row still in the data), the
+        data row it names: accepting, rejecting or editing a match decides that row."""
+        part, _, _, _ = self.index.locate(row)
+        if part.kind is not PartKind.matches:
+            return row
+        try:
+            value = orjson.loads(self.index.read(row))
+        except orjson.JSONDecodeError:
+            return row
+        path = self.chain.allowed(str(value.get("file"))) if isinstance(value, dict) else None
+        data = next((p for p in self.chain.parts if p.kind is PartKind.data and p.path.resolve() == path), None)
+        named = jump(self.index, data.name, int(value.get("line") or 0)) if data is not None else None
+        return row if named is None else named
 
     def decide(self, rows: Sequence[int], action: Action, note: str = "", edit: str | None = None) -> list[Decision]:
         """Save a decision on each row (one line each, written together); refused as a whole when one is wrong."""
@@ -172,7 +189,7 @@ class Review:
             if action is Action.edit:
                 record = self.validate(row, edit or "")
             made.append(Decision(self.key(row), action, self.reviewer, now(), note.strip()[:2000], record,
-                                 row_hash(self.index.read(row))))
+                                 row_hash(self.index.read(self.target(row)))))
         self.file.decide(made)
         return made
 
