@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 import sftdata
 
@@ -62,3 +65,37 @@ def test_every_token_cell_shows_something_a_byte_of_a_korean_character_too(tmp_p
     assert cells and any("part" in kind.split() for kind, _ in cells)  # SmolLM2 splits a Hangul syllable
     assert all(text or "part" in kind.split() for kind, text in cells)  # no cell is an empty, unexplained box
     assert 'rel="icon" href="data:,"' in page  # no favicon request (refused without the token)
+
+
+def test_a_slow_page_does_not_hold_up_the_others(tmp_path, smollm2_tokenizer_dir):
+    """A row page of a long record takes seconds (every token labelled); the stylesheet, the list and a decision on
+    another row are answered meanwhile (pages are made in worker threads, not on the server's event loop)."""
+    import threading
+    import time
+
+    long = {"messages": [{"role": "user", "content": "긴 글을 요약해 주세요. " + "가나다라마바사 아자차카타파하. " * 2000},
+                         {"role": "assistant", "content": "요약입니다."}]}
+    short = {"messages": [{"role": "user", "content": "안녕"}, {"role": "assistant", "content": "안녕하세요"}]}
+    data = tmp_path / "long.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in (long, short)) + "\n", encoding="utf-8")
+    handle = sftdata.review([data], port=0, tokenizer=str(smollm2_tokenizer_dir), template="chat")
+    try:
+        # the token pass is still counting the long row's tokens: a decision on a whole filter is refused, not
+        # made on the rows counted so far
+        bulk = urllib.request.Request(handle.url + "bulk", data=b"min_trained=1&action=reject")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bulk)
+        assert refused.value.code == 409 and "still reading" in refused.value.read().decode()
+        slow = threading.Thread(target=_text, args=(handle.url + "row/0",))
+        slow.start()
+        time.sleep(0.3)
+        others = [handle.url + "static/review.css", handle.url, handle.url + "row/1"]
+        for url in others:
+            _text(url)
+        request = urllib.request.Request(handle.url + "row/1/decide", data=b"action=accept")
+        with urllib.request.urlopen(request) as response:
+            assert response.status == 200
+        assert slow.is_alive()  # every other request was answered while the long page was still being made
+        slow.join(120)
+    finally:
+        handle.stop()

@@ -2,7 +2,8 @@
 the templates shipped in sftdata/reviewing/pages, one script and one stylesheet from sftdata/reviewing/static.
 
 Every request must carry the review's token as the first segment of its path (assets and saves too), or it is
-refused (403); state changes are POSTs; every response forbids inline script and any other origin (CSP), sends no
+refused (403); state changes are POSTs; pages are made in worker threads (reading rows, tokenizing), so a slow one
+never holds up the others; every response forbids inline script and any other origin (CSP), sends no
 referrer (the token stays in this browser) and is not cached. Rows are addressed by their number in the index:
 no request names a file, except /source, which serves only a file of the chain.
 """
@@ -19,6 +20,7 @@ import orjson
 from jinja2 import FileSystemLoader, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -92,7 +94,7 @@ def build_app(review: Review, token: str) -> ASGIApp:
                       read_only=review.options.read_only, reviewer=review.reviewer)
         return HTMLResponse(env.get_template(name).render(**values), status)
 
-    async def rows(request: Request) -> Response:
+    def rows(request: Request) -> Response:
         where = Filter.from_params(request.query_params)
         error = None
         if request.query_params.get("file") and request.query_params.get("line", "").strip():
@@ -109,7 +111,7 @@ def build_app(review: Review, token: str) -> ASGIApp:
                     files=sorted({p.data.name for p in review.chain.parts}), indexed=len(review.index),
                     decided=len(review.file.state.latest))
 
-    async def rows_json(request: Request) -> Response:
+    def rows_json(request: Request) -> Response:
         where = Filter.from_params(request.query_params)
         found, number, total, done = _page(review, where, request.query_params)
         return JSONResponse({"page": number, "total": total, "done": done,
@@ -121,7 +123,7 @@ def build_app(review: Review, token: str) -> ASGIApp:
                              "review": str(review.path), "decided": len(review.file.state.latest),
                              "error": review.index.error})
 
-    async def row(request: Request, error: str | None = None, status_code: int = 200) -> Response:
+    def row(request: Request, error: str | None = None, status_code: int = 200) -> Response:
         number = int(request.path_params["number"])
         review.index.wait_for(number + 1)
         if not 0 <= number < len(review.index):
@@ -147,11 +149,14 @@ def build_app(review: Review, token: str) -> ASGIApp:
         action = form.get("action", "")
         if action not in {a.value for a in Action}:
             return PlainTextResponse("unknown action", 400)
+        return await run_in_threadpool(decided, request, number, form)
+
+    def decided(request: Request, number: int, form: dict[str, str]) -> Response:
         try:
-            review.decide([number], Action(action), form.get("note", ""), form.get("record"))
+            review.decide([number], Action(form["action"]), form.get("note", ""), form.get("record"))
         except DecisionRefused as refused:
             request.state.edit_text = form.get("record") or ""
-            return await row(request, str(refused), 422)
+            return row(request, str(refused), 422)
         back = form.get("back", "")
         return RedirectResponse(f"{base}/row/{number}" + (f"?{urlencode({'back': back})}" if back else ""), 303)
 
@@ -162,8 +167,13 @@ def build_app(review: Review, token: str) -> ASGIApp:
         action = form.get("action", "")
         if action not in (Action.accept.value, Action.reject.value, Action.restore.value):
             return PlainTextResponse("unknown action", 400)
-        where = Filter.from_params(form)
-        review.index.wait_for(1 << 62, timeout=60)
+        return await run_in_threadpool(bulk_decided, form)
+
+    def bulk_decided(form: dict[str, str]) -> Response:
+        where, action = Filter.from_params(form), form["action"]
+        if not (review.index.done and review.timings.token_pass_done):  # a filter of the rows read so far is not all
+            return PlainTextResponse(f"still reading the rows ({len(review.index):,} so far): a decision on every row "
+                                     "of a filter waits until the list no longer says 'still reading'", 409)
         chosen = [int(r) for r in review.select(where)]
         if action == Action.restore.value:
             outcome = review.index.columns().outcome
@@ -174,7 +184,7 @@ def build_app(review: Review, token: str) -> ASGIApp:
             return PlainTextResponse(str(refused), 422)
         return RedirectResponse(f"{base}/?{urlencode(where.params())}", 303)
 
-    async def source(request: Request) -> Response:
+    def source(request: Request) -> Response:
         path = review.chain.allowed(request.query_params.get("file", "") or "/")
         line = request.query_params.get("line", "")
         if path is None or not line.isdigit():

@@ -141,27 +141,29 @@ class ReviewFile:
 
     def decide(self, decisions: list[Decision]) -> None:
         """Append the decisions (after the line naming the data, the first time), fsync'd before returning."""
-        head = [] if self.state.data else [{"review": VERSION, "data": self.data}]
-        self._append(head + [d.as_dict() for d in decisions])
-        self.state.data = self.state.data or self.data
-        for decision in decisions:
-            self.state.history.append(decision)
-            self.state.latest[decision.key] = decision
-            if decision.reviewer and decision.reviewer not in self.state.reviewers:
-                self.state.reviewers.append(decision.reviewer)
+        if not decisions:
+            return
+        with self.lock:  # one writer at a time (pages are made in worker threads): one header, lines whole
+            head = [] if self.state.data else [{"review": VERSION, "data": self.data}]
+            self._append(head + [d.as_dict() for d in decisions])
+            self.state.data = self.state.data or self.data
+            for decision in decisions:
+                self.state.history.append(decision)
+                self.state.latest[decision.key] = decision
+                if decision.reviewer and decision.reviewer not in self.state.reviewers:
+                    self.state.reviewers.append(decision.reviewer)
 
     def _append(self, values: list[dict[str, Any]]) -> None:
         blob = b"".join(orjson.dumps(v) + b"\n" for v in values)
-        with self.lock:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                _drop_partial_tail(fd)
-                written = os.write(fd, blob)
-                while written < len(blob):  # a short write (a full disk, a signal): the rest, still appended
-                    written += os.write(fd, blob[written:])
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            _drop_partial_tail(fd)
+            written = os.write(fd, blob)
+            while written < len(blob):  # a short write (a full disk, a signal): the rest, still appended
+                written += os.write(fd, blob[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _drop_partial_tail(fd: int) -> None:

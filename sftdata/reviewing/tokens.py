@@ -5,6 +5,7 @@ by token as `inspect` labels them (sftdata.curate.inspection), with the audit's 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,9 +85,14 @@ class Tokens:
         self.max_seq_length = max_seq_length
         self.checks = RowChecks(max_seq_length)
         self.checks.bind(self.plan, self.encoder)
+        self.lock = threading.Lock()  # pages are made in worker threads; the checks keep per-row state
 
     def of_record(self, row: Any, locator: Locator) -> TokenView:
         """A record (a dict as JSONL holds it) rendered and tokenized as pretokenize does."""
+        with self.lock:
+            return self._of_record(row, locator)
+
+    def _of_record(self, row: Any, locator: Locator) -> TokenView:
         value = next(RecordParser().map(RawItem(row, locator)))
         if isinstance(value, Mapped):
             value = next(rendered([value], self.plan))
@@ -110,6 +116,10 @@ class Tokens:
 
     def of_ids(self, ids: list[int], mask: list[int], locator: Locator) -> TokenView:
         """A pretokenized row: its own ids and mask, labelled."""
+        with self.lock:
+            return self._of_ids(ids, mask, locator)
+
+    def _of_ids(self, ids: list[int], mask: list[int], locator: Locator) -> TokenView:
         bounds, trained, start = [], [], 0
         for i in range(1, len(mask) + 1):
             if i == len(mask) or mask[i] != mask[start]:
