@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -71,7 +72,6 @@ def test_a_slow_page_does_not_hold_up_the_others(tmp_path, smollm2_tokenizer_dir
     """A row page of a long record takes seconds (every token labelled); the stylesheet, the list and a decision on
     another row are answered meanwhile (pages are made in worker threads, not on the server's event loop)."""
     import threading
-    import time
 
     long = {"messages": [{"role": "user", "content": "긴 글을 요약해 주세요. " + "가나다라마바사 아자차카타파하. " * 2000},
                          {"role": "assistant", "content": "요약입니다."}]}
@@ -99,3 +99,20 @@ def test_a_slow_page_does_not_hold_up_the_others(tmp_path, smollm2_tokenizer_dir
         slow.join(120)
     finally:
         handle.stop()
+
+
+def test_the_bulk_form_waits_until_every_row_is_counted(tmp_path, smollm2_tokenizer_dir):
+    rows = [{"messages": [{"role": "user", "content": f"질문 {n} " + "가나다라 " * 400},
+                          {"role": "assistant", "content": "답입니다."}]} for n in range(40)]
+    data = tmp_path / "many.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    handle = sftdata.review([data], port=0, tokenizer=str(smollm2_tokenizer_dir), template="chat")
+    try:
+        first = _text(handle.url + "?min_trained=1")
+        while not json.loads(_text(handle.url + "api/status"))["tokens_done"]:
+            time.sleep(0.05)
+        later = _text(handle.url + "?min_trained=1")
+    finally:
+        handle.stop()
+    assert 'id="bulk-wait"' in first and 'id="bulk-apply"' not in first
+    assert 'id="bulk-apply"' in later and 'id="bulk-wait"' not in later

@@ -106,7 +106,8 @@ def build_app(review: Review, token: str) -> ASGIApp:
         found, number, total, done = _page(review, where, request.query_params)
         listed = [_listed(review, int(r)) for r in found]
         pages = max(1, math.ceil(total / PAGE))
-        return page("list.html", error=error, where=where, listed=listed, number=number, pages=pages, total=total, done=done,
+        ready = review.index.done and review.timings.token_pass_done
+        return page("list.html", error=error, ready=ready, where=where, listed=listed, number=number, pages=pages, total=total, done=done,
                     query=urlencode(where.params()), reasons=review.index.reasons[1:],
                     files=sorted({p.data.name for p in review.chain.parts}), indexed=len(review.index),
                     decided=len(review.file.state.latest))
