@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import sftdata
+from sftdata.reviewing.decisions import Action
 from sftdata.reviewing.query import Filter
 from sftdata.reviewing.session import Options, Review
 
@@ -65,3 +66,17 @@ def test_a_jump_to_a_line_with_no_row_says_so(tmp_path):
             assert response.url.endswith("/row/1")
     finally:
         handle.stop()
+
+
+def test_a_file_saved_with_a_byte_order_mark_reads_as_the_readers_read_it(tmp_path):
+    data = tmp_path / "bom.jsonl"
+    data.write_bytes(b"\xef\xbb\xbf" + "\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS).encode() + b"\n")
+    assert sftdata.validate([data]).summary()["rejected"] == 0  # the readers take it
+    review = _review([data])
+    first = review.row(0)
+    assert first.reason == "" and first.record == ROWS[0] and review.index.read(0).startswith(b"{")
+    assert [int(r) for r in review.select(Filter(lang="ko"))] == [0, 2]
+    out = tmp_path / "applied.jsonl"
+    review.decide([1], Action.reject)
+    sftdata.review_apply(review.path, out)
+    assert out.read_bytes().splitlines()[0] == json.dumps(ROWS[0], ensure_ascii=False).encode()

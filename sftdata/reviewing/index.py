@@ -22,6 +22,7 @@ from ..curate.textquality import DOMINANT, dominant_script
 from .chain import Chain, Part, PartKind
 
 CHUNK = 8 << 20
+BOM = b"\xef\xbb\xbf"
 FINDINGS: tuple[str, ...] = tuple(CHECKS)  # bit i of a row's findings is FINDINGS[i]
 REASONING, TOOLS = 1, 2  # bits of a row's flags; bits 2-4 hold its language (LANGUAGES[flags >> 2 & 7])
 LANGUAGES: tuple[str, ...] = ("", *DOMINANT, "other")  # "": no letters, or token ids (no text to read)
@@ -297,6 +298,10 @@ def lines_of(part: Part) -> Iterator[tuple[int, int, bytes]]:
     """(byte offset, 1-based line number, line without its newline) of every line of a file, read in chunks."""
     offset, number, rest = 0, 0, b""
     with open(part.path, "rb") as f:
+        if f.read(3) == BOM:  # as the readers take a file an editor on Windows saved: the BOM is not the row's
+            offset = 3
+        else:
+            f.seek(0)
         while chunk := f.read(CHUNK):
             lines = (rest + chunk).split(b"\n")
             rest = lines.pop()

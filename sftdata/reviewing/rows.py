@@ -13,7 +13,7 @@ import orjson
 from ..curate.findings import CHECKS
 from .chain import Chain, PartKind
 from .decisions import Decision, RowKey
-from .index import OUTCOMES, Format, Outcome, RowIndex, finding_codes
+from .index import BOM, OUTCOMES, Format, Outcome, RowIndex, finding_codes
 
 Mask = Callable[[Any], Any] | None  # personal information masked in a value, as scrub masks it
 MAX_COMPARED = 20_000  # characters of each side compared for the shared text
@@ -164,7 +164,7 @@ def read_line(chain: Chain, file: str, line: int) -> Any:
         for number, text in enumerate(f, 1):
             if number == line:
                 try:
-                    return orjson.loads(text)
+                    return orjson.loads(text.removeprefix(BOM))
                 except orjson.JSONDecodeError:
                     return None
     return None
