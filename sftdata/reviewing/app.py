@@ -139,7 +139,7 @@ def build_app(review: Review, token: str) -> ASGIApp:
         back = request.query_params.get("back", "")
         listed = _neighbours(review, number, back)
         return page("row.html", status_code, row=found, tokens=tokens, error=error, back=back, prev=listed[0],
-                    next=listed[1], edit_text=request.state.edit_text if hasattr(request.state, "edit_text")
+                    next=listed[1], page_of=listed[2], edit_text=request.state.edit_text if hasattr(request.state, "edit_text")
                     else found.record_json)
 
     async def decide(request: Request) -> Response:
@@ -236,15 +236,17 @@ def _listed(review: Review, row: int) -> dict[str, Any]:
             "preview": preview(review.index, row, mask=review.mask if review.scrubber else None)}
 
 
-def _neighbours(review: Review, row: int, back: str) -> tuple[int | None, int | None]:
+def _neighbours(review: Review, row: int, back: str) -> tuple[int | None, int | None, int | None]:
+    """The rows before and after this one in the list it was opened from, and the page of that list it is on."""
     where = Filter.from_params({k: v[0] for k, v in parse_qs(back).items()})
     if where.empty:
-        return (row - 1 if row > 0 else None), (row + 1 if row + 1 < len(review.index) else None)
+        return (row - 1 if row > 0 else None), (row + 1 if row + 1 < len(review.index) else None), row // PAGE
     found = review.select(where)
     at = int(np.searchsorted(found, row))
     prev = int(found[at - 1]) if at > 0 else None
-    after = at + 1 if at < len(found) and int(found[at]) == row else at
-    return prev, int(found[after]) if after < len(found) else None
+    inside = at < len(found) and int(found[at]) == row
+    after = at + 1 if inside else at
+    return prev, int(found[after]) if after < len(found) else None, at // PAGE if inside else None
 
 
 def _shown_line(review: Review, text: bytes) -> str:

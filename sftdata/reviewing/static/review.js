@@ -14,6 +14,10 @@
     var link = document.getElementById(id);
     if (link) window.location.href = link.href;
   }
+  if (window.location.hash) {  // back from a row: that row is the selected one, so j / k go on from it
+    var back = document.getElementById(window.location.hash.slice(1));
+    if (back) select(rows.indexOf(back));
+  }
   rows.forEach(function (r, j) {
     r.addEventListener("click", function (e) {
       if (e.target.tagName !== "A") window.location.href = r.getAttribute("data-href");
