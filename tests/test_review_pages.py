@@ -116,3 +116,20 @@ def test_the_bulk_form_waits_until_every_row_is_counted(tmp_path, smollm2_tokeni
         handle.stop()
     assert 'id="bulk-wait"' in first and 'id="bulk-apply"' not in first
     assert 'id="bulk-apply"' in later and 'id="bulk-wait"' not in later
+
+
+def test_a_convert_reject_names_its_label_file_element_and_its_source_link_works(tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "ko_qa"
+    out = tmp_path / "records.jsonl"
+    sftdata.convert([example / "labels"], out, mapping=example / "mapping.yaml")
+    handle = sftdata.review([out], port=0)
+    try:
+        rows = json.loads(_text(handle.url + "api/rows"))["rows"]
+        rejected = _text(handle.url + f"row/{next(r['row'] for r in rows if r['outcome'] == 'rejected')}")
+        kept = _text(handle.url + "row/0")
+        link = re.search(r'id="source"><a href="[^"]*/source\?([^"]+)"', kept)
+        assert link is not None
+        assert "김치" in _text(handle.url + "source?" + link.group(1).replace("&amp;", "&"))
+    finally:
+        handle.stop()
+    assert re.search(r'id="source">[^<]*LIFE_0003\.json#1</dd>', rejected)  # an element, not a line: no link

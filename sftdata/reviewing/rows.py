@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from ..curate.findings import CHECKS
+from ..items import Locator
 from .chain import Chain, PartKind
 from .decisions import Decision, RowKey
 from .index import BOM, OUTCOMES, Format, Outcome, RowIndex, finding_codes
@@ -59,7 +60,9 @@ class RowDetail:
     reason: str = ""
     message: str = ""
     field_name: str = ""
-    source: str = ""  # where the row came from: file:line as the step that decided wrote it
+    source: str = ""  # where the row came from, as the step that decided wrote it (file:line, file[index]#element)
+    source_file: str = ""
+    source_line: int | None = None  # a line of source_file /source can show (None: a JSON file's element)
     record: Any = None
     ids: list[int] | None = None
     mask: list[int] | None = None
@@ -92,7 +95,8 @@ def detail(index: RowIndex, row: int, mask: Mask = None) -> RowDetail:
     outcome = OUTCOMES[int(columns.outcome[row])] if row < len(columns) else Outcome.kept
     raw = index.read(row)
     fmt = index.formats.get(index.chain.parts.index(part)) if part.kind is PartKind.data else None
-    out = RowDetail(row, RowKey(part.name, line), outcome, fmt, source=f"{part.name}:{line}")
+    out = RowDetail(row, RowKey(part.name, line), outcome, fmt, source=f"{part.name}:{line}", source_file=part.name,
+                    source_line=line)
     codes = finding_codes(int(columns.findings[row])) if row < len(columns) else []
     out.findings = shown_findings(codes)
     try:
@@ -113,7 +117,9 @@ def detail(index: RowIndex, row: int, mask: Mask = None) -> RowDetail:
         out.field_name = str(value.get("field") or "")
         out.record = value.get("raw")
         if value.get("file") is not None:
-            out.source = f"{value.get('file')}:{value.get('line', value.get('index', '?'))}"
+            at = {k: value.get(k) if isinstance(value.get(k), int) else None for k in ("line", "index", "element")}
+            out.source = str(Locator(str(value["file"]), **at))
+            out.source_file, out.source_line = str(value["file"]), at["line"]
     if out.record is not None and mask is not None:
         masked = mask(out.record)
         out.record, out.pii_masked = masked, masked != out.record
