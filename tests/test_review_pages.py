@@ -133,3 +133,19 @@ def test_a_convert_reject_names_its_label_file_element_and_its_source_link_works
     finally:
         handle.stop()
     assert re.search(r'id="source">[^<]*LIFE_0003\.json#1</dd>', rejected)  # an element, not a line: no link
+
+
+def test_the_findings_pass_marks_personal_information_in_kept_rejected_and_duplicate_rows(tmp_path):
+    from sftdata.reviewing.index import finding_codes
+    from sftdata.reviewing.session import Options, Review
+
+    kept = _pii_chain(tmp_path)
+    review = Review([kept], Options())
+    review.start()
+    review.index.join()
+    assert review.index.done and review.index.checked
+    columns = review.index.columns()
+    outcomes = {}
+    for row in range(len(review.index)):
+        outcomes.setdefault(int(columns.outcome[row]), []).append("pii" in finding_codes(int(columns.findings[row])))
+    assert len(outcomes) == 3 and all(all(marks) for marks in outcomes.values())  # kept, rejected, duplicate

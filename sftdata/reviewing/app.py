@@ -106,7 +106,7 @@ def build_app(review: Review, token: str) -> ASGIApp:
         found, number, total, done = _page(review, where, request.query_params)
         listed = [_listed(review, int(r)) for r in found]
         pages = max(1, math.ceil(total / PAGE))
-        ready = review.index.done and review.timings.token_pass_done
+        ready = review.index.checked and review.timings.token_pass_done
         return page("list.html", error=error, ready=ready, where=where, listed=listed, number=number, pages=pages, total=total, done=done,
                     query=urlencode(where.params()), reasons=review.index.reasons[1:],
                     files=sorted({p.data.name for p in review.chain.parts}), indexed=len(review.index),
@@ -119,7 +119,7 @@ def build_app(review: Review, token: str) -> ASGIApp:
                              "rows": [_listed(review, int(r)) for r in found]})
 
     async def status(request: Request) -> Response:
-        return JSONResponse({"indexed": len(review.index), "done": review.index.done,
+        return JSONResponse({"indexed": len(review.index), "done": review.index.done, "checked": review.index.checked,
                              "tokens_done": review.timings.token_pass_done, "tokenizer_s": review.timings.tokenizer_s,
                              "review": str(review.path), "decided": len(review.file.state.latest),
                              "error": review.index.error})
@@ -172,7 +172,7 @@ def build_app(review: Review, token: str) -> ASGIApp:
 
     def bulk_decided(form: dict[str, str]) -> Response:
         where, action = Filter.from_params(form), form["action"]
-        if not (review.index.done and review.timings.token_pass_done):  # a filter of the rows read so far is not all
+        if not (review.index.checked and review.timings.token_pass_done):  # a filter of the rows read so far is not all
             return PlainTextResponse(f"still reading the rows ({len(review.index):,} so far): a decision on every row "
                                      "of a filter waits until the list no longer says 'still reading'", 409)
         chosen = [int(r) for r in review.select(where)]

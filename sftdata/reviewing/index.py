@@ -3,7 +3,8 @@ figures in compact arrays (outcome, part, line, reason, trained tokens, reasonin
 as a bit set), never the rows themselves. A row is read back from its file by offset when a page shows it.
 
 The pass runs in a helper thread; rows are visible as soon as they are scanned (`wait_for` lets a page wait for the
-ones it shows), so the first page of a 1M-row file is served while the rest is still being indexed.
+ones it shows), so the first page of a 1M-row file is served while the rest is still being indexed. A second pass
+then checks each row for the findings that need no tokenizer (mojibake, personal information: most of the cost).
 """
 from __future__ import annotations
 
@@ -161,7 +162,8 @@ class RowIndex:
         self.reason, self.trained, self.flags, self.findings = array("H"), array("l"), array("B"), array("Q")
         self.cheap_findings, self.reject_findings = cheap_findings, reject_findings
         self.lock = threading.Condition()
-        self.done = False
+        self.done = False  # every row listed (offsets, outcome, reason, flags)
+        self.checked = False  # and the findings that need no tokenizer checked (a second pass: they cost the most)
         self.error: str | None = None
         self._cache: tuple[int, Columns] | None = None
         self._thread: threading.Thread | None = None
@@ -181,12 +183,42 @@ class RowIndex:
         try:
             for number, part in enumerate(self.chain.parts):
                 self._scan(number, part)
+            with self.lock:
+                self.done = True  # pages and filters of every row from here; findings fill in while they are read
+                self.lock.notify_all()
+            for number, part in enumerate(self.chain.parts):
+                self._check(number, part)
         except OSError as error:  # a file gone or unreadable mid-scan: the page says so
             self.error = str(error)
         finally:
             with self.lock:
-                self.done = True
+                self.done = self.checked = True
                 self.lock.notify_all()
+
+    def _check(self, number: int, part: Part) -> None:
+        """The cheap findings (mojibake, pii) of every row of a part: of a data row, and of a side file's raw row."""
+        if self.cheap_findings is None or self.formats.get(number) is Format.pretokenized:
+            return
+        found: list[tuple[int, int]] = []
+        for (row, _), (_, _, line) in zip(self.rows_of(number), (x for x in lines_of(part) if x[2].strip())):
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            bits = self._cheap(value if part.kind is PartKind.data else
+                               value.get("raw") if isinstance(value, dict) else None)
+            if bits:
+                found.append((row, bits))
+            if len(found) >= 4096:
+                self.add_findings(found)
+                found = []
+        self.add_findings(found)
+
+    def add_findings(self, found: list[tuple[int, int]]) -> None:
+        with self.lock:
+            for row, bits in found:
+                self.findings[row] |= bits
+            self._cache = None
 
     def _scan(self, number: int, part: Part) -> None:
         batch: list[tuple[int, int, int, int, int, int, int, int]] = []
@@ -212,7 +244,7 @@ class RowIndex:
                 row = orjson.loads(line)
             except orjson.JSONDecodeError:
                 return 0, 0, UNKNOWN, 0, 0
-            return 0, 0, UNKNOWN, flags_of(row), self._cheap(row)
+            return 0, 0, UNKNOWN, flags_of(row), 0
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -222,7 +254,7 @@ class RowIndex:
         outcome = Outcome.duplicate if part.kind is PartKind.dupes else \
             Outcome.contaminated if part.kind is PartKind.matches else outcome_of_reject(row)
         raw = row.get("raw")
-        findings = self._cheap(raw)
+        findings = 0
         if outcome is Outcome.rejected and self.reject_findings is not None:
             findings |= finding_bits(self.reject_findings(row))
         return OUTCOMES.index(outcome), self._reason_id(str(row.get("reason") or "")), UNKNOWN, flags_of(raw), findings
