@@ -95,13 +95,17 @@ def test_a_decision_on_a_row_that_changed_since_is_left_out_and_said(tmp_path):
     assert shown.decision is None and shown.stale is not None and shown.stale.note == "틀림"
 
 
-def test_a_decontaminate_report_is_reviewed_and_rejecting_a_match_drops_its_row(tmp_path):
+@pytest.mark.parametrize("relative", [False, True])  # names as given (a team runs the steps in its data folder)
+def test_a_decontaminate_report_is_reviewed_and_rejecting_a_match_drops_its_row(tmp_path, monkeypatch, relative):
     chain = write_chain(tmp_path)
     record = orjson.loads(chain["kept"].read_bytes().splitlines()[3])
     eval_file = tmp_path / "eval.jsonl"
     eval_file.write_text(json.dumps({"instruction": record["messages"][1]["content"], "output": "설날과 추석."},
                                     ensure_ascii=False) + "\n", encoding="utf-8")
     report = tmp_path / "report.jsonl"
+    if relative:
+        monkeypatch.chdir(tmp_path)
+        chain["kept"], eval_file, report = Path("kept.jsonl"), Path("eval.jsonl"), Path("report.jsonl")
     sftdata.decontaminate([chain["kept"]], report, against=[eval_file], action="report")
     assert not report.exists() and (tmp_path / "report.matches.jsonl").is_file()
     review = _review([report])  # the report's OUT: its matches beside the rows they name

@@ -98,24 +98,24 @@ def open_chain(paths: Sequence[str | os.PathLike[str]]) -> Chain:
                            (PartKind.matches, sidecar_path(path, ".matches.jsonl"))):
             if side.is_file():
                 chain.parts.append(Part(side, kind, path))
+    metas: list[tuple[Path, Path]] = []  # (meta file, the folder its names are relative to)
     for given in paths:
         report = None if Path(given).exists() else _report(Path(given))
         if report is not None:  # its matches beside the inputs whose rows they name; its meta names the eval files
             chain.parts.append(Part(report[1], PartKind.matches, report[0][0]))
-            chain.metas[report[2]] = meta = _meta(report[2]) or {}
-            for name, found in _named(meta, report[2].parent).items():
-                chain.related.add(found)
-                chain.named.setdefault(name, found)
+            metas.append((report[2], report[2].parent))
     for part in chain.parts:  # a row's "file:line" (and a decision's) names its part by name: one file per name
         if part.name in chain.named:
             raise InputError(f"two files named {part.name}: {chain.named[part.name]} and {part.path}",
                              hint="review them one at a time (a decision names its row by file name and line)")
         chain.named[part.name] = part.path.resolve()
     for path in data:
-        meta = _meta(meta_path(path)) or _meta(path.parent / "_meta.json")
+        metas.append((meta_path(path) if meta_path(path).is_file() else path.parent / "_meta.json", path.parent))
+    for file, base in metas:
+        meta = _meta(file)
         if meta is not None:
-            chain.metas[meta_path(path) if meta_path(path).is_file() else path.parent / "_meta.json"] = meta
-            for name, found in _named(meta, path.parent).items():
+            chain.metas[file] = meta
+            for name, found in _named(meta, base).items():
                 chain.related.add(found)
                 chain.named.setdefault(name, found)
     return chain
