@@ -149,3 +149,20 @@ def test_the_findings_pass_marks_personal_information_in_kept_rejected_and_dupli
     for row in range(len(review.index)):
         outcomes.setdefault(int(columns.outcome[row]), []).append("pii" in finding_codes(int(columns.findings[row])))
     assert len(outcomes) == 3 and all(all(marks) for marks in outcomes.values())  # kept, rejected, duplicate
+
+
+def test_a_refused_decision_on_a_whole_filter_shows_the_list_with_the_reason(tmp_path):
+    kept = _pii_chain(tmp_path)
+    handle = sftdata.review([kept], port=0, show_pii=True)
+    try:
+        while not json.loads(_text(handle.url + "api/status"))["checked"]:
+            time.sleep(0.05)
+        bulk = urllib.request.Request(handle.url + "bulk", data=b"outcome=rejected&action=restore")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bulk)
+        page = refused.value.read().decode()
+    finally:
+        handle.stop()
+    assert refused.value.code == 422 and 'id="error"' in page and "nothing decided" in page
+    assert "must end with an assistant turn" in page and 'class="row o-rejected"' in page  # the filter's rows
+    assert not (tmp_path / "kept.review.jsonl").exists()

@@ -103,14 +103,17 @@ def build_app(review: Review, token: str) -> ASGIApp:
             if row is not None:
                 return RedirectResponse(f"{base}/row/{row}", 303)
             error = f"{file} has no row at line {line}"
-        found, number, total, done = _page(review, where, request.query_params)
+        return listing(where, request.query_params, error)
+
+    def listing(where: Filter, params: Any, error: str | None = None, status_code: int = 200) -> Response:
+        found, number, total, done = _page(review, where, params)
         listed = [_listed(review, int(r)) for r in found]
         pages = max(1, math.ceil(total / PAGE))
         ready = review.index.checked and review.timings.token_pass_done
-        return page("list.html", error=error, ready=ready, where=where, listed=listed, number=number, pages=pages, total=total, done=done,
-                    query=urlencode(where.params()), reasons=review.index.reasons[1:],
-                    files=sorted({p.data.name for p in review.chain.parts}), indexed=len(review.index),
-                    decided=len(review.file.state.latest))
+        return page("list.html", status_code, error=error, ready=ready, where=where, listed=listed, number=number,
+                    pages=pages, total=total, done=done, query=urlencode(where.params()),
+                    reasons=review.index.reasons[1:], files=sorted({p.data.name for p in review.chain.parts}),
+                    indexed=len(review.index), decided=len(review.file.state.latest))
 
     def rows_json(request: Request) -> Response:
         where = Filter.from_params(request.query_params)
@@ -173,16 +176,16 @@ def build_app(review: Review, token: str) -> ASGIApp:
     def bulk_decided(form: dict[str, str]) -> Response:
         where, action = Filter.from_params(form), form["action"]
         if not (review.index.checked and review.timings.token_pass_done):  # a filter of the rows read so far is not all
-            return PlainTextResponse(f"still reading the rows ({len(review.index):,} so far): a decision on every row "
-                                     "of a filter waits until the list no longer says 'still reading'", 409)
+            return listing(where, {}, f"still reading the rows ({len(review.index):,} so far): a decision on every row "
+                           "of a filter waits until every row is read and counted", 409)
         chosen = [int(r) for r in review.select(where)]
         if action == Action.restore.value:
             outcome = review.index.columns().outcome
             chosen = [r for r in chosen if OUTCOMES[int(outcome[r])] is not Outcome.kept]
         try:
             review.decide(chosen, Action(action), form.get("note", ""))
-        except DecisionRefused as refused:
-            return PlainTextResponse(str(refused), 422)
+        except DecisionRefused as refused:  # nothing saved: the list says why
+            return listing(where, {}, f"nothing decided: {refused}", 422)
         return RedirectResponse(f"{base}/?{urlencode(where.params())}", 303)
 
     def source(request: Request) -> Response:
