@@ -77,3 +77,26 @@ def test_two_files_of_the_same_name_are_refused_as_a_decision_could_not_tell_the
         Review([tmp_path / "a" / "kept.jsonl", tmp_path / "b" / "kept.jsonl"], Options())
     monkeypatch.chdir(tmp_path)
     assert len(Review([tmp_path / "a" / "kept.jsonl", Path("a/kept.jsonl")], Options()).chain.data) == 1  # one file
+
+
+def test_a_step_input_named_like_its_output_is_read_as_the_input(tmp_path, monkeypatch):
+    """`cd a && sftdata dedup kept.jsonl -o ../b/kept.jsonl`: the dupes name the kept row as kept.jsonl, the input,
+    which is not the part of the same name under review."""
+    source = tmp_path / "a"
+    source.mkdir()
+    chain = write_chain(source)
+    shutil.copy(chain["raw"], source / "kept.jsonl")  # the input now has the output's name
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(source)
+    sftdata.dedup(["kept.jsonl"], "../b/kept.jsonl")
+    review = Review([tmp_path / "b" / "kept.jsonl"], Options())
+    review.start()
+    review.index.join()
+    found = review.row(int(review.select(Filter(outcome="duplicate"))[-1]))
+    kept_line = orjson.loads((tmp_path / "b" / "kept.dupes.jsonl").read_bytes().splitlines()[-1])["duplicate_of"]
+    expected = orjson.loads((source / "kept.jsonl").read_bytes().splitlines()[kept_line["line"] - 1])
+    assert found.pair is not None and found.pair.found
+    theirs = "".join(text for text, _ in found.pair.theirs)
+    assert expected["messages"][1]["content"] in theirs
+    assert review.chain.allowed("kept.jsonl") == (source / "kept.jsonl").resolve()
+    assert review.chain.part_names["kept.jsonl"] == (tmp_path / "b" / "kept.jsonl").resolve()

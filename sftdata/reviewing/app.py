@@ -189,7 +189,8 @@ def build_app(review: Review, token: str) -> ASGIApp:
         return RedirectResponse(f"{base}/?{urlencode(where.params())}", 303)
 
     def source(request: Request) -> Response:
-        path = review.chain.allowed(request.query_params.get("file", "") or "/")
+        part = review.chain.part_names.get(request.query_params.get("part", ""))  # a row of the chain itself
+        path = part or review.chain.allowed(request.query_params.get("file", "") or "/")
         line = request.query_params.get("line", "")
         if path is None or not line.isdigit():
             return PlainTextResponse("not a file of this review", 403)

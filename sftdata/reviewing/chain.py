@@ -51,11 +51,13 @@ class Chain:
     metas: dict[Path, dict[str, Any]] = field(default_factory=dict)
     related: set[Path] = field(default_factory=set)
     named: dict[str, Path] = field(default_factory=dict)  # a name as a meta (and its step's rows) wrote it → the file
+    part_names: dict[str, Path] = field(default_factory=dict)  # a part's own name → the file
 
     def allowed(self, path: str | os.PathLike[str]) -> Path | None:
-        """The file as a resolved path when the review may read it, else None. A name a meta wrote (relative to
-        wherever its step ran) means the file it was found as, whatever the server's working folder."""
-        resolved = self.named.get(str(path)) or Path(path).resolve()
+        """The file as a resolved path when the review may read it, else None. A name a step wrote in its meta and
+        rows (relative to wherever it ran) means the file it was found as, whatever the server's working folder,
+        even where a part of the chain has that name too (`dedup train.jsonl -o ../out/train.jsonl`)."""
+        resolved = self.named.get(str(path)) or self.part_names.get(str(path)) or Path(path).resolve()
         known = {p.path.resolve() for p in self.parts} | {m.resolve() for m in self.metas} | self.related
         return resolved if resolved in known else None
 
@@ -105,10 +107,10 @@ def open_chain(paths: Sequence[str | os.PathLike[str]]) -> Chain:
             chain.parts.append(Part(report[1], PartKind.matches, report[0][0]))
             metas.append((report[2], report[2].parent))
     for part in chain.parts:  # a row's "file:line" (and a decision's) names its part by name: one file per name
-        if part.name in chain.named:
-            raise InputError(f"two files named {part.name}: {chain.named[part.name]} and {part.path}",
+        if part.name in chain.part_names:
+            raise InputError(f"two files named {part.name}: {chain.part_names[part.name]} and {part.path}",
                              hint="review them one at a time (a decision names its row by file name and line)")
-        chain.named[part.name] = part.path.resolve()
+        chain.part_names[part.name] = part.path.resolve()
     for path in data:
         metas.append((meta_path(path) if meta_path(path).is_file() else path.parent / "_meta.json", path.parent))
     for file, base in metas:

@@ -63,6 +63,7 @@ class RowDetail:
     source: str = ""  # where the row came from, as the step that decided wrote it (file:line, file[index]#element)
     source_file: str = ""
     source_line: int | None = None  # a line of source_file /source can show (None: a JSON file's element)
+    source_is_part: bool = True  # source_file names a part of the chain (else a file as a step named it)
     record: Any = None
     ids: list[int] | None = None
     mask: list[int] | None = None
@@ -119,7 +120,7 @@ def detail(index: RowIndex, row: int, mask: Mask = None) -> RowDetail:
         if value.get("file") is not None:
             at = {k: value.get(k) if isinstance(value.get(k), int) else None for k in ("line", "index", "element")}
             out.source = str(Locator(str(value["file"]), **at))
-            out.source_file, out.source_line = str(value["file"]), at["line"]
+            out.source_file, out.source_line, out.source_is_part = str(value["file"]), at["line"], False
     if out.record is not None and mask is not None:
         masked = mask(out.record)
         out.record, out.pii_masked = masked, masked != out.record
