@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 
 @command(group="review")
 def review(
-    inputs: Annotated[Files, Arg("Data files a step wrote (records, rendered or pretokenized JSONL, or an engine's "
-                                 "folder of part files); their .rejects/.dupes/.matches/.meta.json are found beside.")],
+    inputs: Annotated[Files, Arg("Data files a step wrote (records, rendered or pretokenized JSONL, an engine's "
+                                 "folder of part files, or the OUT of decontaminate --action report); their "
+                                 ".rejects/.dupes/.matches/.meta.json are found beside.")],
     *,
     tokenizer: Annotated[str | None, Opt(help="Tokenizer directory, .gguf file or hub id: show every row token by "
                                               "token, as pretokenize makes them.")] = None,
