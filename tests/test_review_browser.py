@@ -4,17 +4,13 @@ duplicates, an invalid row and rows of script and HTML payloads."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import orjson
 import pytest
 
 import sftdata
-from support.browser import chromium
+from support.browser import chromium, serve_review
 from support.review_data import PAYLOADS, write_chain
 
 TEMPLATE = "chatml_think"  # SmolLM2's ChatML tokens, with the reasoning turn rendered and trained
@@ -24,17 +20,6 @@ TEMPLATE = "chatml_think"  # SmolLM2's ChatML tokens, with the reasoning turn re
 def browser():
     with chromium() as launched:
         yield launched
-
-
-def _serve(paths: list[Path], *options: str) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-m", "sftdata.cli", "review", *map(str, paths), "--no-open", "--json",
-                                "--port", "0", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    line = process.stdout.readline()
-    if not line:
-        process.wait(10)
-        raise AssertionError(process.stderr.read())
-    return process, json.loads(line)["url"]
 
 
 def _wait_tokens(page, url: str) -> None:
@@ -59,7 +44,7 @@ def test_a_reviewer_sees_what_trains_overrules_and_the_decisions_survive_a_kill(
                         max_seq_length=4096)
     expected = [orjson.loads(line) for line in pretokenized.read_bytes().splitlines()]
     options = ("--tokenizer", str(smollm2_tokenizer_dir), "--template", TEMPLATE, "--reviewer", "민지")
-    server, url = _serve([chain["kept"]], *options)
+    server, url = serve_review([chain["kept"]], *options)
     page = browser.new_page()
     try:
         _wait_tokens(page, url)
@@ -107,7 +92,7 @@ def test_a_reviewer_sees_what_trains_overrules_and_the_decisions_survive_a_kill(
         server.send_signal(signal.SIGKILL)
         server.wait()
     # a fresh server finds every decision made before the kill
-    server, url = _serve([chain["kept"]], *options)
+    server, url = serve_review([chain["kept"]], *options)
     try:
         page.goto(url + f"row/{duplicate_row}")
         assert "restore by 민지" in page.inner_text("#decision")
@@ -129,7 +114,7 @@ def test_a_reviewer_sees_what_trains_overrules_and_the_decisions_survive_a_kill(
 
 def test_script_and_html_payloads_in_every_field_show_as_text_and_never_run(browser, tmp_path, smollm2_tokenizer_dir):
     chain = write_chain(tmp_path)
-    server, url = _serve([chain["kept"]], "--tokenizer", str(smollm2_tokenizer_dir), "--template", TEMPLATE)
+    server, url = serve_review([chain["kept"]], "--tokenizer", str(smollm2_tokenizer_dir), "--template", TEMPLATE)
     page = browser.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))

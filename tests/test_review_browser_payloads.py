@@ -4,16 +4,12 @@ server (tests/support/browser.py), checked in the page: nothing runs, everything
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 import sftdata
-from support.browser import chromium
+from support.browser import chromium, serve_review
 from support.review_data import PAYLOADS
 
 NAMES = ['<img src=x onerror="window.__pwned=1">', "{{7*7}}"]  # data file names (a slash cannot be in one)
@@ -36,17 +32,6 @@ def _tool_row(payload: str) -> dict:
         {"role": "assistant", "content": "도구 결과입니다 " + payload}]}
 
 
-def _serve(paths: list[Path], *options: str) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-m", "sftdata.cli", "review", *map(str, paths), "--no-open", "--json",
-                                "--port", "0", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    line = process.stdout.readline()
-    if not line:
-        process.wait(10)
-        raise AssertionError(process.stderr.read())
-    return process, json.loads(line)["url"]
-
-
 def test_payloads_in_file_names_tool_calls_reviewer_notes_and_edits_never_run(browser, tmp_path):
     outputs = []
     for n, name in enumerate(NAMES):
@@ -56,7 +41,7 @@ def test_payloads_in_file_names_tool_calls_reviewer_notes_and_edits_never_run(br
         outputs.append(tmp_path / f"{name}.out{n}.jsonl")
         sftdata.dedup([raw], outputs[-1])
     reviewer = '"><svg onload="window.__pwned=1">{{7*7}}'
-    server, url = _serve(outputs, "--reviewer", reviewer)
+    server, url = serve_review(outputs, "--reviewer", reviewer)
     page = browser.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))

@@ -2,6 +2,10 @@
 driven by Playwright, never a browser Playwright downloads (`playwright install` is not run)."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,3 +29,15 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def serve_review(paths: list[Path], *options: str) -> tuple[subprocess.Popen, str]:
+    """`sftdata review PATHS --no-open --json --port 0 OPTIONS` in a process of its own, and the URL it printed."""
+    process = subprocess.Popen([sys.executable, "-m", "sftdata.cli", "review", *map(str, paths), "--no-open", "--json",
+                                "--port", "0", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    line = process.stdout.readline()
+    if not line:
+        process.wait(10)
+        raise AssertionError(process.stderr.read())
+    return process, json.loads(line)["url"]
