@@ -34,7 +34,7 @@ def nothing_written(summary: dict[str, Any], examples: list[Reject], *, writes: 
     line = f"every row was rejected ({top}{'' if every else f' for {count:,} of them'})"
     if keys is not None:
         line += f"; the rows hold the keys {', '.join(keys) or '(none)'}"
-    return f"{line}: {_fix(top, keys, summary)}"
+    return f"{line}: {_fix(top, keys, summary, examples)}"
 
 
 def _keys(examples: list[Reject]) -> list[str] | None:
@@ -44,8 +44,12 @@ def _keys(examples: list[Reject]) -> list[str] | None:
     return None
 
 
-def _fix(reason: str, keys: list[str] | None, summary: dict[str, Any]) -> str:
+def _fix(reason: str, keys: list[str] | None, summary: dict[str, Any], examples: list[Reject]) -> str:
     held = set(keys or ())
+    if reason == "template_error":
+        said = next((r.message for r in examples if r.reason == reason), None)
+        return ("the template refused every row" + (f" ({said})" if said else "") + ": give it conversations of the "
+                "shape it accepts (roles, tool calls, a system turn where it takes one) or pick another --template")
     if reason == "rendered_text" or (held and any(held - {"id", "meta"} == shape for shape in _RENDERED)):
         return ("this is rendered SFT text (what `convert --template` writes), not records: commands over records "
                 "need what `sftdata convert` writes without --template")

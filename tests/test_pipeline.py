@@ -10,7 +10,6 @@ import orjson
 import pytest
 
 import sftdata
-from sftdata.errors import TemplateError
 from sftdata.schemas import RecordKind
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,12 +94,26 @@ def test_validate_writes_rejects_when_asked(tmp_path):
 def test_a_failed_run_leaves_no_output_and_no_temp_files(tmp_path):
     data = tmp_path / "r.jsonl"
     data.write_text('{"instruction": "a", "output": "b"}\n' * 3, encoding="utf-8")
-    template = tmp_path / "t.jsonl.jinja"
-    template.write_text("{% block prompt %}{{ instruction.nope }}{% endblock %}{% block completion %}x{% endblock %}",
-                        encoding="utf-8")
-    with pytest.raises(TemplateError):
-        sftdata.convert([data], tmp_path / "out" / "o.jsonl", template=str(template), eos="</s>")
+
+    def interrupted(rows: int) -> None:  # the run dies after its rows were written, before the files are closed
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sftdata.convert([data], tmp_path / "out" / "o.jsonl", template="alpaca", eos="</s>", progress=interrupted)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_template_that_raises_on_every_row_writes_nothing_and_says_why(tmp_path):
+    data = tmp_path / "r.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n' * 3, encoding="utf-8")
+    template = tmp_path / "t.jsonl.jinja"
+    template.write_text("{% block prompt %}{{ raise_exception('no instructions here') }}{% endblock %}"
+                        "{% block completion %}x{% endblock %}", encoding="utf-8")
+    result = sftdata.convert([data], tmp_path / "o.jsonl", template=str(template), eos="</s>")
+    summary = result.summary()
+    assert (summary["written"], summary["rejected"], summary["by_reason"]) == (0, 3, {"template_error": 3})
+    assert "template refused every row" in summary["nothing_written"]
+    assert "no instructions here" in summary["nothing_written"]
 
 
 def test_rerun_is_byte_identical(shared_data, tmp_path):

@@ -1,6 +1,8 @@
 """sftdata/rendering/templating.py and rendering.py: exact built-in prompts, one EOS, literal data, the sandbox."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sftdata.errors import TemplateError
@@ -124,9 +126,9 @@ def test_user_templates_run_in_the_sandbox(tmp_path, payload):
     user = tmp_path / "evil.jinja"
     user.write_text("{% block prompt %}" + payload + "{% endblock %}{% block completion %}{{ output }}{% endblock %}",
                     encoding="utf-8")
-    with pytest.raises(TemplateError) as caught:
-        Renderer(load_template(str(user)), "</s>").render(InstructionRecord(instruction="x", output="y"), HERE)
-    assert str(user) in str(caught.value)
+    rejected = Renderer(load_template(str(user)), "</s>").render(InstructionRecord(instruction="x", output="y"), HERE)
+    assert isinstance(rejected, Reject) and rejected.reason == "template_error"
+    assert str(user) in rejected.message
 
 
 def test_template_errors_name_file_and_line(tmp_path):
@@ -137,7 +139,9 @@ def test_template_errors_name_file_and_line(tmp_path):
     undefined = tmp_path / "undefined.jinja"
     undefined.write_text("{% block prompt %}\n\n{{ nope }}{% endblock %}{% block completion %}x{% endblock %}",
                          encoding="utf-8")
-    with pytest.raises(TemplateError, match=r"undefined\.jinja:3.*nope"):
-        Renderer(load_template(str(undefined)), "</s>").render(InstructionRecord(instruction="x", output="y"), HERE)
+    rejected = Renderer(load_template(str(undefined)), "</s>").render(InstructionRecord(instruction="x", output="y"),
+                                                                      HERE)
+    assert rejected.reason == "template_error"
+    assert re.search(r"undefined\.jinja:3.*nope", rejected.message)
     with pytest.raises(TemplateError, match="unknown template"):
         load_template("no-such-template")

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
 from .. import templates as registry
-from ..errors import TemplateError
+from ..errors import SftDataError, TemplateError
 from ..items import Locator, Reject, Rendered, Segment, Stage
 from ..schemas.records import ChatRecord, Record, RecordKind, convert_record
 from .chat import ChatTemplate, TurnNotLocated, header_of, locate_turns, make_chat_env
@@ -147,6 +147,8 @@ def template_failure(error: Exception, template: Template) -> TemplateError:
     for frame in traceback.extract_tb(error.__traceback__):
         if frame.filename == template.origin:
             line = frame.lineno
+    if isinstance(error, TemplateError):  # the template's own raise_exception
+        return TemplateError(error.message, file=template.origin, line=line)
     what = "unsafe operation blocked by the sandbox" if isinstance(error, SecurityError) else "template error"
     return TemplateError(f"{what}: {error}", file=template.origin, line=line)
 
@@ -201,11 +203,20 @@ class Renderer:
         except TurnNotLocated as error:
             return Reject(Stage.render, "turn_not_located", f"cannot locate a trained turn in what the chat "
                           f"template {self.template.name!r} renders ({error})", locator, raw=_dump(record))
-        except TemplateError:
-            raise
-        except (jinja2.TemplateError, SecurityError, TypeError, ValueError, AttributeError) as error:
-            raise template_failure(error, self.template) from None
+        except SftDataError as error:
+            if not isinstance(error, TemplateError):
+                raise
+            return self._template_error(error, locator, record)
+        except Exception as error:  # whatever one conversation makes a template raise: a reject
+            return self._template_error(error, locator, record)
         return Rendered(segments, locator, whole=isinstance(record, ChatRecord))
+
+    def _template_error(self, error: Exception, locator: Locator, record: Record) -> Reject:
+        """A template that raises for one record (its own raise_exception, the sandbox, an undefined value, a
+        TypeError on a value it did not expect) rejects that record with the template's message and line,
+        as transformers refuses that conversation: never the end of the run. Call it inside the `except`."""
+        failure = template_failure(error, self.template)
+        return Reject(Stage.render, "template_error", str(failure), locator, raw=_dump(record))
 
     def _block_segments(self, record: Record) -> list[Segment]:
         context = self.template.compiled.new_context(self._variables(record))
