@@ -66,6 +66,22 @@ def check_invariants(encoder: Encoder, rendered: Rendered) -> None:
     assert tok.bos_added == encoder.specials.adds_bos  # our templates never put a BOS in the text
     assert len(tok.mask) == len(ids) and set(tok.mask) <= {0, 1}
     start = int(tok.bos_added)
+    whole = encoder.backend.encode(rendered.text, add_special_tokens=False) if rendered.whole else None
+    if whole is not None and ids[start:] == whole.ids:
+        # a chat tokenized whole, as transformers tokenizes it: every token that overlaps a trained turn is trained
+        # (return_assistant_tokens_mask's rule: "\n\n" across the header's end and the turn's start); one whose
+        # tokens would cross the end of a trained turn is tokenized piece by piece (checked below)
+        spans, at = [], 0
+        for segment in rendered.segments:
+            if segment.train:
+                spans.append((at, at + len(segment.text)))
+            at += len(segment.text)
+        assert tok.mask[start:] == [int(any(a < max(e, s + 1) and s < b for a, b in spans)) for s, e in whole.offsets]
+        for first, last in tok.spans():
+            span = ids[first:last]
+            assert encoder.ends_with_stop(span) and not any(i in encoder.stop_ids for i in span[:-1])
+        assert encoder.problems(tok) == []
+        return
     for segment, end in zip(rendered.segments, tok.bounds):
         assert encoder.decode(ids[start:end]) == segment.text  # segment boundaries are token boundaries
         assert tok.mask[start:end] == [int(segment.train)] * (end - start)

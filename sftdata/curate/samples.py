@@ -163,7 +163,7 @@ def encoder_for(plan: RenderPlan) -> Encoder:
 
 def note_renderers(plan: RenderPlan, encoder: Encoder) -> None:
     for renderer in plan.renderers.values():
-        for text in (renderer.eos, renderer.template.end_of_turn):
+        for text in (renderer.eos, renderer.template.end_of_turn, *renderer.ends):
             if text:
                 encoder.add_stop(text)
 

@@ -39,11 +39,6 @@ from ..errors import TemplateError
 REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 """Names a message's reasoning is read under; transformers passes the first two to every template."""
 
-END_OF_TURN_MARKERS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "[|endofturn|]", "<｜end▁of▁sentence｜>",
-                       "<|end|>", "<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>")
-"""End-of-turn markers of the model families people fine-tune, checked after the tokenizer's own
-special tokens when a template's stop token is worked out."""
-
 _SENTINEL = "Sft9d{kind}{index}Q7x"
 
 
@@ -178,27 +173,23 @@ class ChatTemplate:
 _GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 
+def history_header(template: ChatTemplate) -> str:
+    """What the template writes before an answer in the conversation's history (may differ from the
+    generation prompt: `<｜Assistant｜></think>` against `<｜Assistant｜><think></think>`)."""
+    user = {"role": "user", "content": "Hi"}
+    answer = _SENTINEL.format(kind="H", index=0)
+    before = template.render([user])
+    text = template.render([user, {"role": "assistant", "content": answer}])
+    at = text.find(answer)
+    return text[_common_prefix(before, text[:at]):at] if at >= 0 else ""
+
+
 def header_of(template: ChatTemplate, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
     """What the generation prompt adds after the conversation so far (`<|im_start|>assistant\\n`, …)."""
     before = template.render(messages, tools, False)
     prompt = template.render(messages, tools, True)
     common = _common_prefix(before, prompt)
     return prompt[common:]
-
-
-def stop_of(template: ChatTemplate, candidates: list[str]) -> str | None:
-    """The template's own end-of-turn marker: the first candidate written right after an answer."""
-    answer = _SENTINEL.format(kind="A", index=0)
-    try:
-        text = template.render([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": answer}])
-    except Exception:  # a template that wants another shape of conversation: no probe, no marker
-        return None
-    at = text.rfind(answer)
-    if at < 0:
-        return None
-    tail = text[at + len(answer):]
-    found = [(tail.find(c), -len(c), c) for c in candidates if c and c in tail]
-    return min(found)[2] if found else None
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -238,7 +229,7 @@ def _with_sentinels(messages: list[dict[str, Any]], index: int) -> tuple[list[di
             if message.get(k):
                 message[k] = sentinel
         marks.append(sentinel)
-    if not marks and message.get("tool_calls"):
+    if message.get("tool_calls"):  # also beside content: a template may drop the content and render the call
         calls = [dict(c) for c in message["tool_calls"]]
         function = dict(calls[0].get("function") or {})
         function["name"] = _SENTINEL.format(kind="T", index=index)
@@ -261,28 +252,59 @@ class Turn:
 
 
 def locate_turns(template: ChatTemplate, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                 full: str, trained: list[int], stop: str, header: str | None = None) -> list[Turn]:
-    """The trained span of each assistant message in `trained` (indexes into messages), in order."""
+                 full: str, trained: list[int], ends: tuple[str, ...],
+                 headers: tuple[str, ...] | None = None) -> list[Turn]:
+    """The trained span of each assistant message in `trained` (indexes into messages), in order; each starts
+    after the assistant header before it (`headers`: the generation prompt's, then the one history turns get;
+    None: worked out per turn) and ends with the first of the template's end-of-turn markers `ends` after the
+    turn's own text."""
     turns: list[Turn] = []
     floor = 0
     for index in trained:
-        first, last = _turn_text(template, messages, tools, full, index)
-        opening = header if header is not None else header_of(template, messages[:index], tools)
-        start = _turn_start(full, floor, first, opening, stop)
+        first, last, own = _turn_text(template, messages, tools, full, index)
+        openings = headers if headers is not None else (header_of(template, messages[:index], tools),)
+        start = _turn_start(full, floor, first, openings, ends)
+        if start is None and own and _after_other_turn(full, floor, first, messages, index):
+            start = first  # an answer right after a tool's output, with no header of its own (DeepSeek-V3)
         if start is None:
             raise TurnNotLocated(f"message {index}: the assistant header before this turn was not found")
-        at = full.find(stop, last) if stop else -1
-        found = at >= 0 and _no_header_between(full, last, at, opening)
-        end = at + len(stop) if found else last
+        at, marker = _first_marker(full, last, ends)
+        found = at >= 0 and all(_no_header_between(full, last, at, h) for h in openings)
+        following = _next_text(messages, index)
+        if found and following and following in full[last:at]:
+            raise TurnNotLocated(f"message {index}: no end-of-turn marker before the next message")
+        end = at + len(marker) if found else last
         turns.append(Turn(index, start, end, found))
         floor = end
     return turns
 
 
+def _next_text(messages: list[dict[str, Any]], index: int) -> str | None:
+    following = messages[index + 1] if index + 1 < len(messages) else None
+    content = following.get("content") if following else None
+    return content.strip() if isinstance(content, str) and content.strip() else None
+
+
+def _after_other_turn(full: str, floor: int, first: int, messages: list[dict[str, Any]], index: int) -> bool:
+    """Whether the text before the turn holds the previous message's (a tool's output): the turn follows it."""
+    previous = messages[index - 1].get("content") if index > 0 else None
+    return isinstance(previous, str) and bool(previous.strip()) and previous.strip() in full[floor:first]
+
+
+def _first_marker(full: str, start: int, ends: tuple[str, ...]) -> tuple[int, str]:
+    best, marker = -1, ""
+    for end in ends:
+        at = full.find(end, start)
+        if at >= 0 and (best < 0 or at < best):
+            best, marker = at, end
+    return best, marker
+
+
 def _turn_text(template: ChatTemplate, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-               full: str, index: int) -> tuple[int, int]:
+               full: str, index: int) -> tuple[int, int, bool]:
     """Where the turn's own text (reasoning, content, calls) starts and ends in `full`: rendered again
-    with sentinels in its place, the text before the first and after the last sentinel is unchanged."""
+    with sentinels in its place, the text before the first and after the last sentinel is unchanged.
+    The flag: the start is that of the turn's content or reasoning (not a call's name inside its markup)."""
     probe, marks = _with_sentinels(messages, index)
     if not marks or any(m in full for m in marks):
         raise TurnNotLocated(f"message {index}: nothing to mark the turn with")
@@ -290,25 +312,28 @@ def _turn_text(template: ChatTemplate, messages: list[dict[str, Any]], tools: li
     found = [(text.find(m), m) for m in marks if m in text]
     if not found:
         raise TurnNotLocated(f"message {index}: the template does not render this turn's text")
-    p = min(at for at, _ in found)
-    q = max(text.rfind(m) + len(m) for _, m in found)
+    p, opener = min(found)
+    q = max(at + len(m) for at, m in found)  # a call's name may recur after it (gpt-oss names the reply after it)
     first = p if full[:p] == text[:p] else _common_prefix(full, text)
     tail = len(text) - q
     last = len(full) - tail if full.endswith(text[q:]) and len(full) - tail >= first else (
         len(full) - _common_suffix(full, text, len(full) - first))
-    return first, last
+    return first, last, _SENTINEL.format(kind="T", index=index) != opener
 
 
-def _turn_start(full: str, floor: int, first: int, header: str, stop: str) -> int | None:
+def _turn_start(full: str, floor: int, first: int, headers: tuple[str, ...], ends: tuple[str, ...]) -> int | None:
     """After the header that opens the turn whose text starts at `first`: the whole generation prompt
-    when the rendering has it (a prefilled think block is then prompt, as at inference), else the
-    longest start of it that the turn's text directly follows (`<｜Assistant｜>` where the prompt
-    goes on with `<think>\n` but the trained turn does not)."""
-    if not header.strip():
+    when the rendering has it (a prefilled think block is then prompt, as at inference), else the header
+    history turns get (`<｜Assistant｜></think>` where the prompt writes `<｜Assistant｜><think></think>`:
+    what the template writes there is not the model's), else the longest start of the prompt that the
+    turn's text directly follows (`<｜Assistant｜>` where the prompt goes on with `<think>\n`)."""
+    if not any(h.strip() for h in headers):
         return first
-    at = full.rfind(header, floor, first)
-    if at >= 0 and not (stop and stop in full[at:first]):
-        return at + len(header)
+    for header in headers:
+        at = full.rfind(header, floor, first) if header.strip() else -1
+        if at >= 0 and not any(end in full[at + len(header):first] for end in ends):
+            return at + len(header)
+    header = headers[0]
     for size in range(len(header) - 1, 0, -1):
         part = header[:size]
         if part.strip() and full.endswith(part, floor, first):

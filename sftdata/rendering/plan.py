@@ -12,7 +12,8 @@ from ..errors import TemplateError
 from ..items import Locator, Reject, Rendered, Stage, Style
 from ..schemas.records import Record, RecordKind, convert_record
 from ..tokenize.load import describe, load_tokenizer, special_tokens
-from .chat import END_OF_TURN_MARKERS, ChatTemplate, stop_of
+from .chat import ChatTemplate
+from .markers import end_markers
 from .templating import Renderer, TrainOn, load_template, make_env
 
 AUTO = "auto"
@@ -77,15 +78,17 @@ class RenderPlan:
         given = self.eos or (describe(tok, self.tokenizer or "").eos if tok is not None else template.end_of_turn)
         variables = dict(tok.special_tokens_map) if tok is not None else None
         controls = special_tokens(tok) if tok is not None else ()
-        eos = given
-        if template.kind is RecordKind.chat:  # the template's own end-of-turn marker, never a second EOS after it
+        eos, ends = given, ()
+        if template.kind is RecordKind.chat:  # the template's own end-of-turn markers, never a second EOS after one
             probe = ChatTemplate(template.compiled, template.source,
                                  {**(variables or {"bos_token": bos, "eos_token": given or ""}), **template.args})
-            eos = stop_of(probe, [*controls, *END_OF_TURN_MARKERS]) or given
+            markers = end_markers(probe, controls)
+            eos, ends = (markers.stop or given), markers.ends
         if not eos:
             raise TemplateError(f"template {template.name!r} needs an EOS token and none was given",
                                 hint="pass --tokenizer PATH (its EOS is used) or --eos TOKEN")
-        return Renderer(template, eos, bos, variables=variables, special_tokens=controls, train_on=self.train_on)
+        return Renderer(template, eos, bos, variables=variables, special_tokens=controls, train_on=self.train_on,
+                        ends=ends)
 
     def templates(self) -> list[dict[str, str]]:
         return [{**r.template.ref(), "eos": r.eos} for r in self.renderers.values()]

@@ -27,7 +27,7 @@ from .. import templates as registry
 from ..errors import SftDataError, TemplateError
 from ..items import Locator, Reject, Rendered, Segment, Stage
 from ..schemas.records import ChatRecord, Record, RecordKind, convert_record
-from .chat import ChatTemplate, TurnNotLocated, header_of, locate_turns, make_chat_env
+from .chat import ChatTemplate, TurnNotLocated, header_of, history_header, locate_turns, make_chat_env
 
 
 def make_env() -> ImmutableSandboxedEnvironment:
@@ -166,17 +166,18 @@ class Renderer:
     loss (every one, or the last); a message's own `weight` (0 or 1) overrides it."""
 
     def __init__(self, template: Template, eos: str, bos: str = "", *, variables: dict[str, Any] | None = None,
-                 special_tokens: tuple[str, ...] = (), train_on: TrainOn = "all") -> None:
+                 special_tokens: tuple[str, ...] = (), train_on: TrainOn = "all", ends: tuple[str, ...] = ()) -> None:
         if not eos:
             raise TemplateError("an EOS token is required", hint="pass --tokenizer or --eos")
         self.template, self.eos, self.bos, self.train_on = template, eos, bos, train_on
+        self.ends = tuple(dict.fromkeys((eos, *ends)))  # every end-of-turn marker a trained turn may end with
         self.special_tokens = tuple(t for t in special_tokens if t and t != eos)
         self._blocks = template.compiled.blocks
         self.chat: ChatTemplate | None = None
         if template.kind is RecordKind.chat:
             base = {"bos_token": bos, "eos_token": eos} if variables is None else variables
             self.chat = ChatTemplate(template.compiled, template.source, {**base, **template.args})
-        self._header: str | None = None
+        self._headers: tuple[str, ...] | None = None
 
     def render(self, record: Record, locator: Locator) -> Rendered | Reject:
         try:
@@ -251,20 +252,32 @@ class Renderer:
             assistants = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
             if len(spans) != len(assistants):
                 raise TurnNotLocated(f"{len(spans)} generation blocks for {len(assistants)} assistant turns")
-            picked = [span for i, span in zip(assistants, spans) if i in trained]
-            return _segments(full, [(a, b, full[:b].endswith(self.eos)) for a, b in picked], self.eos)
+            picked = [self._block_end(full, a, b) for i, (a, b) in zip(assistants, spans) if i in trained]
+            return _segments(full, picked, self.eos)
         full = self.chat.render(messages, record.tools)
-        turns = locate_turns(self.chat, messages, record.tools, full, trained, self.eos, self._header_for())
+        turns = locate_turns(self.chat, messages, record.tools, full, trained, self.ends, self._headers_for())
         return _segments(full, [(t.start, t.end, t.stop_found) for t in turns], self.eos)
 
-    def _header_for(self) -> str | None:
-        """The generation prompt's text, worked out once on a one-question conversation (None: per turn)."""
-        if self._header is None and self.chat is not None:
+    def _block_end(self, full: str, start: int, end: int) -> tuple[int, int, bool]:
+        """A `{% generation %}` block's span: it ends with the template's own end-of-turn marker where the
+        block holds one (LFM2.5 puts `<|im_end|>\n` inside: the newline after it is context, as everywhere),
+        else the stop marker is added after it."""
+        body = full[start:end].rstrip()
+        for marker in self.ends:
+            if body.endswith(marker):
+                return start, start + len(body), True
+        return start, end, False
+
+    def _headers_for(self) -> tuple[str, ...] | None:
+        """The generation prompt's text and the header history answers get, worked out once on a one-question
+        conversation (None: the prompt's, per turn)."""
+        if self._headers is None and self.chat is not None:
             try:
-                self._header = header_of(self.chat, [{"role": "user", "content": "Hi"}], None)
+                prompt = header_of(self.chat, [{"role": "user", "content": "Hi"}], None)
+                self._headers = tuple(dict.fromkeys((prompt, history_header(self.chat))))
             except Exception:  # a template that wants another shape: worked out per conversation instead
-                self._header = ""
-        return self._header or None
+                self._headers = ()
+        return self._headers if self._headers and self._headers[0] else None
 
 
 def _segments(full: str, spans: list[tuple[int, int, bool]], stop: str) -> list[Segment]:

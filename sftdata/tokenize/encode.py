@@ -174,8 +174,8 @@ class Encoder:
 
     def encode(self, batch: Sequence[Rendered]) -> list[Tokenized]:
         """Instruction and Q&A samples piece by piece (the prompt as inference tokenizes it alone); chats
-        whole, as a conversation is tokenized, so the ids are transformers' own. A chat whose tokens would
-        straddle a turn boundary (end-of-turn markers that are not special tokens of this tokenizer) is
+        whole, as a conversation is tokenized, so the ids are transformers' own. A chat where a token would
+        straddle the end of a trained turn (end-of-turn markers that are not special tokens of this tokenizer) is
         tokenized piece by piece instead, so its trained spans stay exact."""
         whole = [r for r in batch if r.whole or self.strategy is Strategy.offsets]
         done = {id(r): t for r, t in zip(whole, self._encode_wholes(whole)) if t is not None}
@@ -230,7 +230,9 @@ class Encoder:
                 trained_ranges.append((at, at + len(segment.text)))
             at += len(segment.text)
             ends.append(at)
-        if rendered.whole and self.strategy is Strategy.piecewise and _straddles(offsets, ends[:-1]):
+        # A token across the start of a turn ("\n\n" where the header's newline meets the turn's) is trained, as
+        # transformers' assistant mask has it; one across the end would hide the stop marker in a merged token.
+        if rendered.whole and self.strategy is Strategy.piecewise and _straddles(offsets, [e for _, e in trained_ranges]):
             return None
         bounds, seg, span = [0] * len(ends), 0, 0
         mask: list[int] = []
@@ -285,7 +287,8 @@ class Encoder:
         for start, end in spans:
             if not self.ends_with_stop(ids[start:end]):
                 found.append(Problem.eos_missing)
-            if any(i in self.stop_ids for i in ids[start:end - 1]):
+            stop = ids[end - 1]  # its own stop twice (gpt-oss's answer may hold an <|end|> before its <|return|>)
+            if stop in self.stop_ids and stop in ids[start:end - 1]:
                 found.append(Problem.eos_doubled)
         bos = self.specials.bos_id
         if bos is not None and len(ids) > 1 and ids[0] == bos and ids[1] == bos:
