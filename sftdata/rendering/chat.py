@@ -173,15 +173,19 @@ class ChatTemplate:
 _GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 
-def history_header(template: ChatTemplate) -> str:
-    """What the template writes before an answer in the conversation's history (may differ from the
-    generation prompt: `<｜Assistant｜></think>` against `<｜Assistant｜><think></think>`)."""
+def history_headers(template: ChatTemplate) -> tuple[str, ...]:
+    """What the template writes before a rendered answer, the last one and an earlier one (either may differ
+    from the generation prompt: `<｜Assistant｜></think>` against `<｜Assistant｜><think></think>`)."""
     user = {"role": "user", "content": "Hi"}
     answer = _SENTINEL.format(kind="H", index=0)
     before = template.render([user])
-    text = template.render([user, {"role": "assistant", "content": answer}])
-    at = text.find(answer)
-    return text[_common_prefix(before, text[:at]):at] if at >= 0 else ""
+    found = []
+    for tail in ([], [user, {"role": "assistant", "content": "Ok"}]):
+        text = template.render([user, {"role": "assistant", "content": answer}, *tail])
+        at = text.find(answer)
+        if at >= 0:
+            found.append(text[_common_prefix(before, text[:at]):at])
+    return tuple(found)
 
 
 def header_of(template: ChatTemplate, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
@@ -267,16 +271,46 @@ def locate_turns(template: ChatTemplate, messages: list[dict[str, Any]], tools: 
         if start is None and own and _after_other_turn(full, floor, first, messages, index):
             start = first  # an answer right after a tool's output, with no header of its own (DeepSeek-V3)
         if start is None:
+            start = _opener_start(full, floor, first, openings, ends, messages)
+        if start is None:
             raise TurnNotLocated(f"message {index}: the assistant header before this turn was not found")
         at, marker = _first_marker(full, last, ends)
         found = at >= 0 and all(_no_header_between(full, last, at, h) for h in openings)
-        following = _next_text(messages, index)
-        if found and following and following in full[last:at]:
-            raise TurnNotLocated(f"message {index}: no end-of-turn marker before the next message")
         end = at + len(marker) if found else last
+        following = _next_text(messages, index)
+        if following and following in full[start:end]:  # never a tool's output trained as the assistant's
+            raise TurnNotLocated(f"message {index}: the next message is rendered inside this turn")
         turns.append(Turn(index, start, end, found))
         floor = end
     return turns
+
+
+_BOUNDARY = (">", "\n", "]")
+
+
+def _opener_start(full: str, floor: int, first: int, headers: tuple[str, ...], ends: tuple[str, ...],
+                  messages: list[dict[str, Any]]) -> int | None:
+    """After the longest start of an assistant header, cut at a marker's end, that the turn follows (Cohere opens a
+    call turn `<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|><|START_ACTION|>`, an answer `…<|START_TEXT|>`); never a
+    start every turn shares (`<|im_start|>`), found before a user's or a tool's text."""
+    others = [m["content"] for m in messages if m["role"] != "assistant" and isinstance(m.get("content"), str)
+              and m["content"].strip()]
+    for header in headers:
+        for size in range(len(header) - 1, 0, -1):
+            if not header[:size].endswith(_BOUNDARY):
+                continue
+            part = header[:size]
+            at = full.rfind(part, floor, first)
+            if at < 0 or any(end in full[at + size:first] for end in ends):
+                continue
+            if any(part in full[max(0, p - size - 64):p] for p in _positions(full, others)):
+                break  # this start opens other turns too
+            return at + size
+    return None
+
+
+def _positions(full: str, texts: list[str]) -> list[int]:
+    return [at for at in (full.find(t) for t in texts) if at >= 0]
 
 
 def _next_text(messages: list[dict[str, Any]], index: int) -> str | None:
@@ -313,12 +347,17 @@ def _turn_text(template: ChatTemplate, messages: list[dict[str, Any]], tools: li
     if not found:
         raise TurnNotLocated(f"message {index}: the template does not render this turn's text")
     p, opener = min(found)
-    q = max(at + len(m) for at, m in found)  # a call's name may recur after it (gpt-oss names the reply after it)
+    q, closer = max((at + len(m), m) for at, m in found)  # first places: a call's name may recur in its reply's header
     first = p if full[:p] == text[:p] else _common_prefix(full, text)
+    call = _SENTINEL.format(kind="T", index=index)
+    name = str(((messages[index].get("tool_calls") or [{}])[0].get("function") or {}).get("name") or "")
+    named = full.find(name, first) if closer == call and name else -1
+    if named >= 0:  # the call's name ends its own text; the suffixes differ where the template names the reply
+        return first, named + len(name), call != opener
     tail = len(text) - q
     last = len(full) - tail if full.endswith(text[q:]) and len(full) - tail >= first else (
         len(full) - _common_suffix(full, text, len(full) - first))
-    return first, last, _SENTINEL.format(kind="T", index=index) != opener
+    return first, last, call != opener
 
 
 def _turn_start(full: str, floor: int, first: int, headers: tuple[str, ...], ends: tuple[str, ...]) -> int | None:

@@ -27,7 +27,7 @@ from .. import templates as registry
 from ..errors import SftDataError, TemplateError
 from ..items import Locator, Reject, Rendered, Segment, Stage
 from ..schemas.records import ChatRecord, Record, RecordKind, convert_record
-from .chat import ChatTemplate, TurnNotLocated, header_of, history_header, locate_turns, make_chat_env
+from .chat import ChatTemplate, TurnNotLocated, header_of, history_headers, locate_turns, make_chat_env
 
 
 def make_env() -> ImmutableSandboxedEnvironment:
@@ -274,7 +274,7 @@ class Renderer:
         if self._headers is None and self.chat is not None:
             try:
                 prompt = header_of(self.chat, [{"role": "user", "content": "Hi"}], None)
-                self._headers = tuple(dict.fromkeys((prompt, history_header(self.chat))))
+                self._headers = tuple(dict.fromkeys((prompt, *history_headers(self.chat))))
             except Exception:  # a template that wants another shape: worked out per conversation instead
                 self._headers = ()
         return self._headers if self._headers and self._headers[0] else None

