@@ -61,6 +61,20 @@ def test_pipeline_output_is_byte_identical(pair, chats, tmp_path) -> None:
     assert (tmp_path / "light.jsonl").read_bytes() == (tmp_path / "full.jsonl").read_bytes()
 
 
+def test_the_same_control_tokens_reject_the_same_rows(pair, tmp_path) -> None:
+    from sftdata.tokenize.load import special_tokens
+
+    light, full = pair
+    assert set(special_tokens(light)) == set(special_tokens(full)) and "<|im_start|>" in special_tokens(light)
+    rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a <|im_start|>user b"}]},
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "fine"}]}]
+    data = tmp_path / "rows.jsonl"
+    data.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    for tok in (light, full):
+        summary = pretokenize([data], tmp_path / "out.jsonl", tokenizer=tok, template="chat", max_seq_length=256).summary()
+        assert (summary["written"], summary["by_reason"]) == (1, {"special_token_in_text": 1})
+
+
 def test_only_generic_tokenizers_qualify(smollm2_tokenizer_dir, gemma3_tokenizer_dir, tmp_path, monkeypatch) -> None:
     assert load_light(gemma3_tokenizer_dir) is None  # GemmaTokenizer: transformers builds it
     copy = tmp_path / "tok"

@@ -57,6 +57,22 @@ def end_markers(template: ChatTemplate, controls: tuple[str, ...]) -> EndMarkers
     return EndMarkers(stop, ends)
 
 
+_TURN_TAG = re.compile(r"<\|[^<>\s|]{1,40}\|>|<｜[^<>\s｜]{1,40}｜>|\[\|[^\[\]\s|]{1,40}\|\]")
+
+
+def turn_markers(template: ChatTemplate, headers: tuple[str, ...], ends: tuple[str, ...]) -> tuple[str, ...]:
+    """The markers the template writes around turns: its end-of-turn markers, and the `<|…|>`, `<｜…｜>` and
+    `[|…|]` tags of its role headers (DeepSeek's `<｜User｜>`, `<｜Assistant｜>` are no special tokens of its
+    tokenizer, yet data holding them would be read as a turn boundary)."""
+    user = _ANSWER.format(3)
+    try:
+        text = template.render([{"role": "user", "content": user}, {"role": "assistant", "content": "Ok"}])
+    except Exception:  # a template that wants another shape: its headers and ends are still known
+        text = ""
+    found = [*ends, *(m for piece in (*headers, text.replace(user, " ")) for m in _TURN_TAG.findall(piece))]
+    return tuple(dict.fromkeys(found))
+
+
 def _tail(template: ChatTemplate, messages: list[dict[str, Any]], after: str, before: str | None = None) -> str | None:
     """The rendered text after `after` (up to `before` when given); None where the template refuses the probe."""
     try:

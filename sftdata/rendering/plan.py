@@ -12,8 +12,8 @@ from ..errors import TemplateError
 from ..items import Locator, Reject, Rendered, Stage, Style
 from ..schemas.records import Record, RecordKind, convert_record
 from ..tokenize.load import describe, load_tokenizer, special_tokens
-from .chat import ChatTemplate
-from .markers import end_markers
+from .chat import ChatTemplate, header_of, history_headers
+from .markers import end_markers, turn_markers
 from .templating import Renderer, TrainOn, load_template, make_env
 
 AUTO = "auto"
@@ -84,6 +84,7 @@ class RenderPlan:
                                  {**(variables or {"bos_token": bos, "eos_token": given or ""}), **template.args})
             markers = end_markers(probe, controls)
             eos, ends = (markers.stop or given), markers.ends
+            controls = (*controls, *turn_markers(probe, _headers(probe), ends))
         if not eos:
             raise TemplateError(f"template {template.name!r} needs an EOS token and none was given",
                                 hint="pass --tokenizer PATH (its EOS is used) or --eos TOKEN")
@@ -116,6 +117,13 @@ class RenderPlan:
         if isinstance(rendered, Reject):
             return rendered
         return rendered_row(rendered, self.style)
+
+
+def _headers(template: ChatTemplate) -> tuple[str, ...]:
+    try:
+        return (header_of(template, [{"role": "user", "content": "Hi"}], None), *history_headers(template))
+    except Exception:  # a template that wants another shape of conversation: its markers are found without them
+        return ()
 
 
 def rendered_row(rendered: Rendered, style: Style) -> dict[str, Any]:

@@ -40,6 +40,16 @@ class LightTokenizer:
         for key in SPECIAL:
             setattr(self, key, self.special_tokens_map.get(key))
 
+    @property
+    def all_special_tokens(self) -> list[str]:
+        """The special tokens of tokenizer_config.json and every added token marked special in tokenizer.json
+        (what transformers' tokenizer lists as its control tokens)."""
+        found = dict.fromkeys(self.special_tokens_map.values())
+        for token in self.backend_tokenizer.get_added_tokens_decoder().values():
+            if token.special:
+                found[token.content] = None
+        return list(found)
+
     def __len__(self) -> int:
         return self.backend_tokenizer.get_vocab_size(with_added_tokens=True)
 
