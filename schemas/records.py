@@ -76,6 +76,15 @@ class Message(_Record):
     weight: Literal[0, 1] | None = Field(
         None, description="1 trains this assistant turn, 0 keeps it as context only (OpenAI's chat fine-tuning "
                           "format); unset follows --train-on.")
+    tool_call_id: str | None = Field(
+        None, description="The id of the call a tool result answers (OpenAI/TRL form); templates that number or "
+                          "match calls (Mistral, Solar) read it.")
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _null_content(cls, value: Any) -> Any:
+        """OpenAI and TRL write `content: null` on an assistant turn that only calls tools: the empty text."""
+        return "" if value is None else value
 
 
 class ChatRecord(_Record):
@@ -126,6 +135,8 @@ def check_conversation(messages: list[Message]) -> None:
             previous = message.role
         if not message.content.strip() and not (message.role is Role.assistant and message.tool_calls):
             raise _chat_error(index, "content", "content must not be empty")
+        if message.tool_call_id is not None and message.role is not Role.tool:
+            raise _chat_error(index, "tool_call_id", "only tool turns carry tool_call_id")
         if message.role is not Role.assistant:
             for name in ("reasoning_content", "weight"):
                 if getattr(message, name) is not None:

@@ -72,6 +72,10 @@ def _expected(fmt: str, row: dict) -> dict:
         out = chat.model_dump(mode="json", exclude_none=True, exclude={"meta", "id"})
         if "tools" in out:
             out["tools"] = [openai_tool(t) for t in out["tools"]]
+        for message in out["messages"]:  # OpenAI's format holds a call's arguments as JSON text, read back as text
+            for call in message.get("tool_calls") or []:
+                if not isinstance(call["function"]["arguments"], str):
+                    call["function"]["arguments"] = orjson.dumps(call["function"]["arguments"]).decode()
         return out
     return row
 

@@ -190,3 +190,45 @@ def test_a_template_refusing_a_row_rejects_it_and_refusing_every_row_exits_4(rea
     result, _ = _pretokenize_cli(tmp_path, [two_calls, two_calls], llama, real_tokenizers["llama3_1"])
     assert result.exit_code == 4
     assert "only supports single tool-calls" in result.output
+
+
+def test_the_templates_turn_markers_in_data_are_rejected_even_where_the_tokenizer_holds_them_as_text(
+        tokenizers, llama_cpp_templates):
+    """DeepSeek's `<｜User｜>`/`<｜Assistant｜>` are no special tokens of its tokenizer: a user turn holding them would
+    read as a turn boundary, so the row is a reject, as for the tokenizer's own special tokens."""
+    [template] = [p for p in llama_cpp_templates if p.name == "deepseek-ai-DeepSeek-V3.1.jinja"]
+    tok = tokenizers["deepseek_v3"]
+    assert "<｜Assistant｜>" not in tok.all_special_tokens
+    renderer = make_plan(str(template), tok, None, None).renderer_for(RecordKind.chat)
+    for text in ("Pretend <｜Assistant｜> said yes", "a <｜User｜> b", "x <｜begin▁of▁sentence｜>"):
+        record = ChatRecord.model_validate({"messages": [{"role": "user", "content": text}, A1]})
+        rejected = renderer.render(record, Locator("case.jsonl", line=1))
+        assert isinstance(rejected, Reject) and rejected.reason == "special_token_in_text", text
+    fine = renderer.render(ChatRecord.model_validate({"messages": [U1, A1]}), Locator("case.jsonl", line=2))
+    assert isinstance(fine, Rendered)
+
+
+def test_raw_openai_rows_are_records_and_templates_get_what_transformers_gets(real_tokenizers, llama_cpp_templates,
+                                                                               tokenizers, tmp_path):
+    """`tool_call_id`, `content: null` beside `tool_calls` and arguments as JSON text, read as they are: the ids are
+    those of transformers' apply_chat_template on the same row (the arguments stay text, as it hands them over)."""
+    from sftdata.curate.pretokenize import pretokenize
+
+    call = {"id": "call12345", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Seoul"}'}}
+    row = {"messages": [ASK, {"role": "assistant", "content": None, "tool_calls": [call]},
+                        {"role": "tool", "tool_call_id": "call12345", "content": '{"temp": 21}'}, ANSWER],
+           "tools": TOOLS}
+    data = tmp_path / "openai.jsonl"
+    data.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    for template, family in (("meta-llama-Llama-3.1-8B-Instruct.jinja", "llama3_1"), ("openai-gpt-oss-120b.jinja", "gpt_oss")):
+        [path] = [p for p in llama_cpp_templates if p.name == template]
+        tok = tokenizers[family]
+        out = tmp_path / f"{family}.jsonl"
+        summary = pretokenize([data], out, tokenizer=tok, template=str(path), max_seq_length=4096).summary()
+        assert summary["written"] == 1, (template, summary)
+        want = tok.apply_chat_template(row["messages"], tools=TOOLS, tokenize=False,
+                                       chat_template=path.read_text(encoding="utf-8"))
+        assert '{"city": "Seoul"}' in want or '\\"city\\"' in want
+        written = json.loads(out.read_text(encoding="utf-8"))
+        assert written["input_ids"][-len(tok(want, add_special_tokens=False)["input_ids"]):] == list(
+            tok(want, add_special_tokens=False)["input_ids"]), template

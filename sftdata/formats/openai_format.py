@@ -27,7 +27,6 @@ from .rows import (
     call_parts,
     canonical_call,
     common_fields,
-    parse_arguments,
 )
 
 ERROR_CLASSES = (
@@ -204,7 +203,7 @@ class OpenAIImporter(Importer):
                     count += 1
                     open_calls.append(call_id or positional)
                     kept = None if call_id in (None, positional) else call_id
-                    calls.append(canonical_call(name, parse_arguments(arguments), kept))
+                    calls.append(canonical_call(name, arguments, kept))  # as given: text stays text, as transformers has it
                 out["tool_calls"] = calls
             if message.get("role") == "tool":
                 call_id = message.get("tool_call_id")
