@@ -232,3 +232,72 @@ def test_raw_openai_rows_are_records_and_templates_get_what_transformers_gets(re
         written = json.loads(out.read_text(encoding="utf-8"))
         assert written["input_ids"][-len(tok(want, add_special_tokens=False)["input_ids"]):] == list(
             tok(want, add_special_tokens=False)["input_ids"]), template
+
+
+GPT_OSS_TRAINED = {  # harmony: what a turn generates after `<|start|>assistant`, to the marker that ends it
+    "reasoning": ["<|channel|>final<|message|>" + A1["content"] + "<|end|>",
+                  f"<|channel|>analysis<|message|>{THINK}<|end|><|start|>assistant<|channel|>final<|message|>"
+                  + A2["content"] + "<|return|>"],
+    "tool": [' to=functions.get_weather<|channel|>commentary json<|message|>{"city": "Seoul"}<|call|>',
+             "<|channel|>final<|message|>" + ANSWER["content"] + "<|return|>"],
+    "system_multi": ["<|channel|>final<|message|>" + A1["content"] + "<|end|>",
+                     "<|channel|>final<|message|>" + A2["content"] + "<|return|>"],
+}
+
+
+@pytest.mark.parametrize("conversation", list(GPT_OSS_TRAINED))
+def test_gpt_oss_trains_the_final_channel_the_last_analysis_and_calls_never_a_tool_reply(
+        conversation, tokenizers, llama_cpp_templates):
+    """Ids are transformers'; the mask is the offset-mapped oracle of the spans above: earlier answers end with
+    `<|end|>` (transformers' text, not `<|return|><|end|>`), a call with `<|call|>`, the tool's reply and its
+    `<|start|>functions.… to=assistant` header are context."""
+    [path] = [p for p in llama_cpp_templates if p.name == "openai-gpt-oss-120b.jinja"]
+    tok = tokenizers["gpt_oss"]
+    messages, tools = CONVERSATIONS[conversation]
+    want = tok.apply_chat_template(messages, tools=tools, tokenize=False, chat_template=path.read_text(encoding="utf-8"))
+    plan = make_plan(str(path), tok, None, None)
+    record = ChatRecord.model_validate({"messages": messages, **({"tools": tools} if tools else {})})
+    rendered = plan.renderer_for(RecordKind.chat).render(record, Locator("case.jsonl", line=1))
+    assert isinstance(rendered, Rendered) and rendered.text == want
+    [tokenized] = encoder_for(plan).encode([rendered])
+    encoding = tok(want, add_special_tokens=False, return_offsets_mapping=True)
+    assert tokenized.input_ids == list(encoding["input_ids"])
+    spans, at = [], 0
+    for text in GPT_OSS_TRAINED[conversation]:
+        at = want.index(text, at)
+        spans.append((at, at + len(text)))
+        at += len(text)
+    oracle = [int(any(a <= s < b for a, b in spans)) for s, _ in encoding["offset_mapping"]]
+    assert tokenized.mask == oracle
+
+
+def test_qwen3_without_thinking_trains_reasoning_in_the_data_from_the_assistant_header_on(tokenizers, llama_cpp_templates):
+    """enable_thinking=false prefills an empty think block at inference; a last turn that carries reasoning anyway is
+    rendered with it, and all of it — the opening `<think>` included — is trained, from the assistant header on
+    (`audit` reports rows with and without reasoning as reasoning_mixed)."""
+    [path] = [p for p in llama_cpp_templates if p.name == "Qwen-Qwen3-0.6B.jinja"]
+    tok = tokenizers["qwen3"]
+    messages, _ = CONVERSATIONS["reasoning"]
+    args = {"enable_thinking": False}
+    want = tok.apply_chat_template(messages, tokenize=False, chat_template=path.read_text(encoding="utf-8"), **args)
+    plan = make_plan(str(path), tok, None, None, template_args=args)
+    record = ChatRecord.model_validate({"messages": messages})
+    rendered = plan.renderer_for(RecordKind.chat).render(record, Locator("case.jsonl", line=1))
+    assert isinstance(rendered, Rendered) and rendered.text == want
+    last = want.rindex("<|im_start|>assistant\n") + len("<|im_start|>assistant\n")
+    trained = [s.text for s in rendered.segments if s.train]
+    assert trained[-1] == want[last:want.index("<|im_end|>", last) + len("<|im_end|>")]
+    assert trained[-1].startswith(f"<think>\n{THINK}\n</think>\n\n")
+
+
+def test_audit_reports_text_a_template_drops_beside_a_tool_call(real_tokenizers, llama_cpp_templates, tmp_path):
+    import sftdata
+
+    [path] = [p for p in llama_cpp_templates if p.name == "meta-llama-Llama-3.1-8B-Instruct.jinja"]
+    rows = [{"messages": CONVERSATIONS[c][0], "tools": TOOLS} for c in ("tool_content", "tool")]
+    data = tmp_path / "calls.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    result = sftdata.audit([data], str(real_tokenizers["llama3_1"]), template=str(path), trainer="trl",
+                           template_args=["date_string=26 Jul 2024"])
+    found = {f["code"]: f["count"] for f in result.summary()["findings"]}
+    assert found.get("content_dropped") == 1 and "turn_not_located" not in found

@@ -178,6 +178,12 @@ CHECKS: dict[str, Check] = {
         "EXAONE 4.0: --template-arg skip_think=false; Qwen3 multi-turn: --train-on last (or per-message "
         "weight); DeepSeek-R1-Distill or any model: a template that keeps the think block "
         "(--template chatml_think), or drop reasoning_content if answers alone are wanted"),
+    "content_dropped": Check(
+        W, "text beside a tool call that the template drops from the trained turn",
+        "Llama 3.x, DeepSeek-V3 and gpt-oss render a turn that calls a tool as the call alone: the model is "
+        "trained on the call, and the words the data has before it are never seen",
+        "nothing, when the call alone is what the model should learn; else move that text into its own "
+        "assistant turn before the call, or use a template that renders both (Qwen3)"),
     "history_differs": Check(
         W, "earlier assistant turns trained in a different form than the template gives them as the last turn",
         "with --train-on all, a turn is trained as the template renders it in history (Qwen3: without its think "

@@ -62,6 +62,9 @@ class ThinkingChecks:
         for index, reasoning, text in zip(trained_turns, has, trained):
             if reasoning and _first_words(reasoning) not in text:
                 self.tally("reasoning_dropped", f"{where} (message {index})")
+            message = record.messages[index]
+            if message.tool_calls and message.content.strip() and _first_words(message.content) not in text:
+                self.tally("content_dropped", f"{where} (message {index})")
         self._history(record, renderer, trained_turns, trained, where)
 
     def _history(self, record: ChatRecord, renderer: Renderer, turns: list[int], trained: list[str],
