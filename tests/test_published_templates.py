@@ -55,7 +55,7 @@ CONVERSATIONS: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None
                   TOOLS),
 }
 OWN = {"qwen3": ("Qwen-Qwen3",), "llama3_1": ("meta-llama-Llama-3",), "deepseek_v3": ("deepseek-ai-DeepSeek-V3",),
-       "gemma3": ("google-gemma-2",), "gpt_oss": ("openai-gpt-oss",)}
+       "gemma3": ("google-gemma-2", "google-gemma-3"), "gpt_oss": ("openai-gpt-oss",)}
 """The templates whose own tokenizer is here: their ids must be transformers' ids, token for token."""
 
 
@@ -90,20 +90,22 @@ def tokenizers(real_tokenizers: dict[str, Path], smollm2_tokenizer_dir: Path) ->
     return {name: AutoTokenizer.from_pretrained(path) for name, path in dirs.items()}
 
 
-def _sweep(path: Path, tokenizers: dict[str, Any]) -> list[str]:
-    """What is wrong with one template over every conversation (empty: nothing)."""
+def _sweep(path: Path, tokenizers: dict[str, Any], args: dict[str, Any] | None = None) -> list[str]:
+    """What is wrong with one template over every conversation (empty: nothing); `args`: template arguments."""
     source = path.read_text(encoding="utf-8")
     family = _family(path.name, source)
     tok = tokenizers[family]
     own = any(path.name.startswith(prefix) for prefix in OWN.get(family, ()))
-    plan = make_plan(str(path), tok, None, None)
+    args = args or {}
+    plan = make_plan(str(path), tok, None, None, template_args=args)
     renderer = plan.renderer_for(RecordKind.chat)
     encoder = encoder_for(plan)
     problems = []
     for name, (messages, tools) in CONVERSATIONS.items():
-        where = f"{path.name} {name}"
+        where = f"{path.name} {name}" + (" thinking-off" if args else "")
         try:
-            want: str | Exception = tok.apply_chat_template(messages, tools=tools, tokenize=False, chat_template=source)
+            want: str | Exception = tok.apply_chat_template(messages, tools=tools, tokenize=False, chat_template=source,
+                                                            **args)
         except Exception as error:  # transformers refuses this conversation
             want = error
         record = ChatRecord.model_validate({"messages": messages, **({"tools": tools} if tools else {})})
@@ -157,10 +159,26 @@ def _check(rendered: Rendered, want: str, messages: list[dict[str, Any]], render
 def test_every_published_template_renders_every_conversation_or_rejects_the_row(tokenizers, llama_cpp_templates):
     assert len(llama_cpp_templates) >= 60
     problems = [p for path in llama_cpp_templates for p in _sweep(path, tokenizers)]
-    unknown = [p for p in problems if tuple(p.split(":")[0].split(" ")) not in KNOWN]
+    thinking = [path for path in llama_cpp_templates if "enable_thinking" in path.read_text(encoding="utf-8")]
+    problems += [p for path in thinking for p in _sweep(path, tokenizers, {"enable_thinking": False})]
+    unknown = [p for p in problems if tuple(p.split(":")[0].split(" ")[:2]) not in KNOWN]
     assert unknown == [], "\n".join(unknown)
-    fixed = set(KNOWN) - {tuple(p.split(":")[0].split(" ")) for p in problems}
+    fixed = set(KNOWN) - {tuple(p.split(":")[0].split(" ")[:2]) for p in problems}
     assert not fixed, f"these rows are written now: take them out of KNOWN: {sorted(fixed)}"
+
+
+OWN_TEMPLATES = {"qwen3": "Qwen-Qwen3-tokenizer.jinja", "llama3_1": "meta-llama-Llama-3-tokenizer.jinja",
+                 "deepseek_v3": "deepseek-ai-DeepSeek-V3-tokenizer.jinja", "gemma3": "google-gemma-3-tokenizer.jinja"}
+
+
+def test_the_tokenizers_own_templates_render_every_conversation_or_reject_the_row(tokenizers, tmp_path):
+    """The chat templates the npm tokenizers ship (Qwen3, Llama 3, DeepSeek-V3, Gemma 3), as `--template chat` uses them."""
+    problems = []
+    for family, name in OWN_TEMPLATES.items():
+        path = tmp_path / name
+        path.write_text(tokenizers[family].chat_template, encoding="utf-8")
+        problems += _sweep(path, tokenizers)
+    assert problems == [], "\n".join(problems)
 
 
 def _pretokenize_cli(tmp_path: Path, rows: list[dict], template: Path, tokenizer: Path):
