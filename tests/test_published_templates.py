@@ -59,13 +59,7 @@ OWN = {"qwen3": ("Qwen-Qwen3",), "llama3_1": ("meta-llama-Llama-3",), "deepseek_
 """The templates whose own tokenizer is here: their ids must be transformers' ids, token for token."""
 
 
-KNOWN = {  # (template, conversation): why sftdata does not write that row yet; the test fails when one is fixed
-    **{("CohereForAI-c4ai-command-r7b-12-2024-tool_use.jinja", c): "a call turn's <|END_ACTION|><|END_OF_TURN_TOKEN|> "
-       "is not found as its end marker, so the answer's <|END_RESPONSE|> is appended to it"
-       for c in ("tool", "tool_content", "two_calls")},
-    **{("GigaChat3-10B-A1.8B.jinja", c): "renders an empty assistant turn, then the call as a 'function call' turn: "
-       "turn_not_located" for c in ("tool", "two_calls")},
-    **{("Kimi-K3.jinja", c): "a call turn's header is not found: turn_not_located" for c in ("tool", "two_calls")},
+KNOWN = {  # (template, conversation): why sftdata does not write that row; the test fails when one is written
     ("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "tool_content"): "renders the content after the call as a "
     "second <｜Assistant｜> turn inside the same message, two <｜end▁of▁sentence｜>: rejected as eos_doubled",
 }

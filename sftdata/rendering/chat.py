@@ -267,7 +267,7 @@ def locate_turns(template: ChatTemplate, messages: list[dict[str, Any]], tools: 
     for index in trained:
         first, last, own = _turn_text(template, messages, tools, full, index)
         openings = headers if headers is not None else (header_of(template, messages[:index], tools),)
-        start = _turn_start(full, floor, first, openings, ends)
+        start = _turn_start(full, floor, first, openings, ends, _texts(messages, index))
         if start is None and own and _after_other_turn(full, floor, first, messages, index):
             start = first  # an answer right after a tool's output, with no header of its own (DeepSeek-V3)
         if start is None:
@@ -311,6 +311,12 @@ def _opener_start(full: str, floor: int, first: int, headers: tuple[str, ...], e
 
 def _positions(full: str, texts: list[str]) -> list[int]:
     return [at for at in (full.find(t) for t in texts) if at >= 0]
+
+
+def _texts(messages: list[dict[str, Any]], index: int) -> list[str]:
+    """The text of every other message (each user's, tool's and other assistant's turn)."""
+    return [m["content"] for i, m in enumerate(messages) if i != index and isinstance(m.get("content"), str)
+            and m["content"].strip()]
 
 
 def _next_text(messages: list[dict[str, Any]], index: int) -> str | None:
@@ -360,7 +366,8 @@ def _turn_text(template: ChatTemplate, messages: list[dict[str, Any]], tools: li
     return first, last, call != opener
 
 
-def _turn_start(full: str, floor: int, first: int, headers: tuple[str, ...], ends: tuple[str, ...]) -> int | None:
+def _turn_start(full: str, floor: int, first: int, headers: tuple[str, ...], ends: tuple[str, ...],
+                others: list[str]) -> int | None:
     """After the header that opens the turn whose text starts at `first`: the whole generation prompt
     when the rendering has it (a prefilled think block is then prompt, as at inference), else the header
     history turns get (`<｜Assistant｜></think>` where the prompt writes `<｜Assistant｜><think></think>`:
@@ -370,7 +377,10 @@ def _turn_start(full: str, floor: int, first: int, headers: tuple[str, ...], end
         return first
     for header in headers:
         at = full.rfind(header, floor, first) if header.strip() else -1
-        if at >= 0 and not any(end in full[at + len(header):first] for end in ends):
+        between = full[at + len(header):first]
+        # a header of this turn, not an earlier one: no other turn ends between it and the turn's text (an end
+        # marker there is the turn's own, with no other message's text: Kimi-K3's empty response before a call)
+        if at >= 0 and not (any(end in between for end in ends) and any(o in between for o in others)):
             return at + len(header)
     header = headers[0]
     for size in range(len(header) - 1, 0, -1):

@@ -22,6 +22,7 @@ from typing import Any
 from .chat import ChatTemplate
 
 _ANSWER = "Sft9dM{0}Q7x"
+_CITY = "Seoul"
 _TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                                                            "required": ["city"]}}}]
@@ -106,7 +107,7 @@ def _call_end(template: ChatTemplate, user: dict[str, Any], controls: tuple[str,
     """The marker a tool-call turn ends with: the control token ending what the call and the call followed
     by its reply both render."""
     call = {"role": "assistant", "content": "", "tool_calls": [
-        {"id": "call12345", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Seoul"}}}]}
+        {"id": "call12345", "type": "function", "function": {"name": "get_weather", "arguments": {"city": _CITY}}}]}
     reply = {"role": "tool", "name": "get_weather", "tool_call_id": "call12345", "content": _ANSWER.format(2)}
     try:
         alone = template.render([user, call], _TOOLS)
@@ -120,7 +121,11 @@ def _call_end(template: ChatTemplate, user: dict[str, Any], controls: tuple[str,
         if common.endswith(control):
             return control
     tag = _TAG.search(common)  # a marker this tokenizer does not hold as one token (`<|eom_id|>` in Llama 3.0's)
-    return tag.group(0) if tag else None
+    if tag:
+        return tag.group(0)
+    after = common[common.rfind(_CITY):]  # what follows the call's arguments, where the call alone goes on
+    first = _TURN_TAG.search(after)  # with a prompt for the next turn (Command R7B): its first tag ends the call
+    return first.group(0) if first else None
 
 
 def _common(a: str, b: str) -> str:
