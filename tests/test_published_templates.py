@@ -42,7 +42,8 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                                                           "required": ["city"]}}}]
 ASK = {"role": "user", "content": "서울 날씨 어때?"}
-REPLY = {"role": "tool", "name": "get_weather", "content": '{"temp": 21}'}
+REPLY = {"role": "tool", "name": "get_weather", "tool_call_id": "call12345", "content": '{"temp": 21}'}
+REPLY2 = {"role": "tool", "name": "get_weather", "tool_call_id": "call67890", "content": '{"temp": 23}'}
 ANSWER = {"role": "assistant", "content": "서울은 지금 21도입니다."}
 CONVERSATIONS: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None]] = {
     "single": ([U1, A1], None),
@@ -51,7 +52,7 @@ CONVERSATIONS: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]] | None
     "tool": ([ASK, {"role": "assistant", "content": "", "tool_calls": [CALL]}, REPLY, ANSWER], TOOLS),
     "tool_content": ([ASK, {"role": "assistant", "content": "확인해 볼게요.", "tool_calls": [CALL]}, REPLY, ANSWER],
                      TOOLS),
-    "two_calls": ([ASK, {"role": "assistant", "content": "", "tool_calls": [CALL, CALL2]}, REPLY, REPLY, ANSWER],
+    "two_calls": ([ASK, {"role": "assistant", "content": "", "tool_calls": [CALL, CALL2]}, REPLY, REPLY2, ANSWER],
                   TOOLS),
 }
 OWN = {"qwen3": ("Qwen-Qwen3",), "llama3_1": ("meta-llama-Llama-3",), "deepseek_v3": ("deepseek-ai-DeepSeek-V3",),
