@@ -103,3 +103,23 @@ def test_multi_turn_chat_does_not_convert_to_instruction():
 
 def test_record_dump_has_no_kind_tag():
     assert "kind" not in InstructionRecord(instruction="a", output="b").model_dump()
+
+
+def test_openai_raw_rows_are_chat_records():
+    """tool_call_id on tool turns, content: null beside tool_calls, arguments as JSON text or an object."""
+    row = {"messages": [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_0", "type": "function", "function": {"name": "get", "arguments": "{\"city\": \"Seoul\"}"}},
+            {"id": "call_1", "type": "function", "function": {"name": "get", "arguments": {"city": "Busan"}}}]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "20C"},
+        {"role": "tool", "tool_call_id": "call_1", "content": "22C"},
+        {"role": "assistant", "content": "20C and 22C."}]}
+    record = ChatRecord.model_validate(row)
+    assert record.messages[1].content == "" and record.messages[2].tool_call_id == "call_0"
+    assert record.messages[1].tool_calls[0]["function"]["arguments"] == "{\"city\": \"Seoul\"}"  # text stays text
+    with pytest.raises(ValidationError, match="only tool turns carry tool_call_id"):
+        ChatRecord.model_validate({"messages": [{"role": "user", "content": "hi", "tool_call_id": "x"},
+                                                {"role": "assistant", "content": "yo"}]})
+    with pytest.raises(ValidationError, match="content must not be empty"):
+        ChatRecord.model_validate({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None}]})

@@ -10,12 +10,14 @@ what `tokenizer.apply_chat_template(messages, tokenize=False, **args)` gives (te
 conversation, so templates that render earlier turns differently from the last one (Qwen3 drops
 earlier reasoning, DeepSeek-R1 drops all of it) are handled exactly:
 - a template with `{% generation %}` blocks says so itself (as `return_assistant_tokens_mask` reads it);
-- otherwise the conversation is rendered again with a sentinel in place of the turn's content (and
-  reasoning): the first difference from the real rendering is where the turn's own text starts. The
-  span starts after the assistant header (the generation prompt's text, less any part of it the
-  template prefills at inference, such as an opened or empty think block) and ends with the
-  template's end-of-turn marker. The newline some templates write after that marker is context, not
-  trained: a model stops at the marker and never generates it.
+- otherwise the conversation is rendered again with sentinels in place of the turn's content,
+  reasoning and first call's name: the first difference from the real rendering is where the turn's
+  own text starts. The span starts after the assistant header (the generation prompt's, else the one
+  history answers get, else the start of it a call turn shares; an answer right after a tool's output
+  with no header starts with its own text) and ends with the first of the template's end-of-turn
+  markers (sftdata.rendering.markers) after the turn's text; it never holds the next message. The
+  newline some templates write after that marker is context, not trained: a model stops at the
+  marker and never generates it.
 A turn that cannot be located raises `TurnNotLocated`, which the renderer turns into a per-row reject.
 """
 from __future__ import annotations
