@@ -314,3 +314,30 @@ def test_audit_reports_text_a_template_drops_beside_a_tool_call(real_tokenizers,
                            template_args=["date_string=26 Jul 2024"])
     found = {f["code"]: f["count"] for f in result.summary()["findings"]}
     assert found.get("content_dropped") == 1 and "turn_not_located" not in found
+
+
+@pytest.mark.parametrize("family", ["qwen3", "gemma3"])
+@pytest.mark.parametrize("conversation", ["single", "system_multi", "reasoning", "tool"])
+def test_masks_equal_transformers_assistant_masks_with_the_real_tokenizer(family, conversation, tokenizers, tmp_path):
+    """The tokenizer's own template, and a copy of it with `{% generation %}` around what the model generates
+    (test_chat_templates.TAGS, checked there to render the same text): ids and mask equal transformers'
+    return_assistant_tokens_mask, token for token, with the model's real vocabulary."""
+    from test_chat_templates import TAGS, _tag
+
+    tok = tokenizers[family]
+    messages, tools = CONVERSATIONS[conversation]
+    if family == "gemma3" and conversation == "tool":
+        messages, tools = CONVERSATIONS["single"]  # Gemma 3 refuses tool turns (template_error, swept above)
+    source = tok.chat_template
+    path = tmp_path / f"{family}.jinja"
+    path.write_text(source, encoding="utf-8")
+    plan = make_plan(str(path), tok, None, None)
+    record = ChatRecord.model_validate({"messages": messages, **({"tools": tools} if tools else {})})
+    rendered = plan.renderer_for(RecordKind.chat).render(record, Locator("case.jsonl", line=1))
+    assert isinstance(rendered, Rendered), rendered
+    [tokenized] = encoder_for(plan).encode([rendered])
+    tagged = _tag(source, TAGS[family])
+    reference = tok.apply_chat_template(messages, tools=tools, tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True, chat_template=tagged)
+    assert tokenized.input_ids == list(reference["input_ids"])
+    assert tokenized.mask == list(reference["assistant_masks"])
