@@ -341,3 +341,31 @@ def test_masks_equal_transformers_assistant_masks_with_the_real_tokenizer(family
                                         return_assistant_tokens_mask=True, chat_template=tagged)
     assert tokenized.input_ids == list(reference["input_ids"])
     assert tokenized.mask == list(reference["assistant_masks"])
+
+
+@pytest.mark.parametrize("template,family,tags", [
+    ("meta-llama-Llama-3.2-3B-Instruct.jinja", "llama3_1", "llama3_2"),
+    ("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "deepseek_v3", "deepseek_r1_distill")])
+@pytest.mark.parametrize("conversation", ["single", "system_multi", "reasoning"])
+def test_masks_equal_transformers_assistant_masks_for_llama_and_deepseek(template, family, tags, conversation,
+                                                                         tokenizers, llama_cpp_templates):
+    """Llama 3.2's and DeepSeek-R1-Distill's published templates with the real Llama 3 and DeepSeek-V3 tokenizers,
+    against a `{% generation %}`-tagged copy (test_chat_templates.TAGS)."""
+    from test_chat_templates import TAGS, _tag
+
+    [path] = [p for p in llama_cpp_templates if p.name == template]
+    tok = tokenizers[family]
+    messages, _ = CONVERSATIONS[conversation]
+    args = {"date_string": "26 Jul 2024"} if family == "llama3_1" else {}
+    plan = make_plan(str(path), tok, None, None, template_args=args)
+    rendered = plan.renderer_for(RecordKind.chat).render(ChatRecord.model_validate({"messages": messages}),
+                                                         Locator("case.jsonl", line=1))
+    assert isinstance(rendered, Rendered), rendered
+    [tokenized] = encoder_for(plan).encode([rendered])
+    source = path.read_text(encoding="utf-8")
+    tagged = _tag(source, TAGS[tags])
+    assert tok.apply_chat_template(messages, tokenize=False, chat_template=tagged, **args) == rendered.text
+    reference = tok.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True,
+                                        chat_template=tagged, **args)
+    assert tokenized.input_ids == list(reference["input_ids"])
+    assert tokenized.mask == list(reference["assistant_masks"])
