@@ -24,7 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from itertools import accumulate, chain
 from typing import Any
+
+import numpy as np
 
 from ..errors import TokenizerError
 from ..items import Locator, Reject, Rendered, Stage
@@ -222,37 +225,35 @@ class Encoder:
 
     def _encode_whole(self, rendered: Rendered, ids: list[int],
                       offsets: Sequence[tuple[int, int]]) -> Tokenized | None:
+        """Ids and mask of a text tokenized whole, from each token's character offsets: a token is trained when it
+        overlaps a trained segment (chats) or starts in one (other samples); `bounds` count the tokens that start
+        before each segment's end. Array operations over the offsets, not a Python loop per token."""
         ids = list(ids)
-        ends, at = [], 0
-        trained_ranges = []
-        for segment in rendered.segments:
-            if segment.train:
-                trained_ranges.append((at, at + len(segment.text)))
-            at += len(segment.text)
-            ends.append(at)
+        ends = list(accumulate(len(segment.text) for segment in rendered.segments))
+        trained = np.array([segment.train for segment in rendered.segments], dtype=bool)
+        spans = np.fromiter(chain.from_iterable(offsets), dtype=np.int64, count=2 * len(offsets)).reshape(-1, 2)
+        starts, stops = spans[:, 0], np.maximum(spans[:, 1], spans[:, 0] + 1)  # an empty token covers its start
+        # the segment each token starts in, never an earlier one than the token before's (offsets out of order)
+        segment_of = np.maximum.accumulate(np.searchsorted(np.array(ends[:-1], dtype=np.int64), starts, side="right"))
         # A token across the start of a turn ("\n\n" where the header's newline meets the turn's) is trained, as
         # transformers' assistant mask has it; one across the end would hide the stop marker in a merged token.
-        if rendered.whole and self.strategy is Strategy.piecewise and _straddles(offsets, [e for _, e in trained_ranges]):
-            return None
-        bounds, seg, span = [0] * len(ends), 0, 0
-        mask: list[int] = []
-        for index, (start, end) in enumerate(offsets):
-            while seg < len(ends) - 1 and start >= ends[seg]:
-                seg += 1
-            if rendered.whole:  # trained when it overlaps a trained segment
-                while span < len(trained_ranges) and trained_ranges[span][1] <= start:
-                    span += 1
-                hit = span < len(trained_ranges) and trained_ranges[span][0] < max(end, start + 1)
-                mask.append(int(hit))
-            else:  # the segment it starts in
-                mask.append(int(rendered.segments[seg].train))
-            bounds[seg] = index + 1
-        for i in range(1, len(bounds)):
-            bounds[i] = max(bounds[i], bounds[i - 1])
+        if rendered.whole and self.strategy is Strategy.piecewise:
+            cuts = np.array([end for end, train in zip(ends, trained.tolist()) if train], dtype=np.int64)
+            if ((starts[:, None] < cuts) & (spans[:, 1][:, None] > cuts)).any():
+                return None
+        if rendered.whole:
+            lows = np.array([0, *ends[:-1]], dtype=np.int64)[trained]
+            highs = np.array(ends, dtype=np.int64)[trained]
+            mask = ((starts[:, None] < highs) & (stops[:, None] > lows)).any(axis=1) if len(highs) else \
+                np.zeros(len(starts), dtype=bool)
+        else:
+            mask = trained[segment_of]
+        bounds = [*np.searchsorted(segment_of, np.arange(len(ends) - 1), side="right").tolist(), len(ids)]
+        mask_list = mask.astype(np.int8).tolist()
         bos_added = self._wants_bos([ids])
         if bos_added:
-            ids, mask, bounds = [self.specials.bos_id, *ids], [0, *mask], [b + 1 for b in bounds]  # type: ignore[list-item]
-        return Tokenized(ids, mask, bounds, [s.train for s in rendered.segments], rendered.locator, bos_added)
+            ids, mask_list, bounds = [self.specials.bos_id, *ids], [0, *mask_list], [b + 1 for b in bounds]  # type: ignore[list-item]
+        return Tokenized(ids, mask_list, bounds, trained.tolist(), rendered.locator, bos_added)
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         if not texts:
@@ -294,17 +295,6 @@ class Encoder:
         if bos is not None and len(ids) > 1 and ids[0] == bos and ids[1] == bos:
             found.append(Problem.bos_doubled)
         return sorted(set(found), key=list(Problem).index)
-
-
-def _straddles(offsets: Sequence[tuple[int, int]], cuts: list[int]) -> bool:
-    """Whether a token spans one of the character positions `cuts` (sorted)."""
-    cut = 0
-    for start, end in offsets:
-        while cut < len(cuts) and cuts[cut] <= start:
-            cut += 1
-        if cut < len(cuts) and start < cuts[cut] < end:
-            return True
-    return False
 
 
 def _specials(tokenizer: Any) -> Specials:
