@@ -22,6 +22,10 @@ Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Optimizer = Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "adafactor"]
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 Overlong = Literal["drop", "truncate"]
+# The base weights a finished run is merged into and served on: "trained", the 4-bit round trip of the base
+# that a QLoRA adapter learned against (NF4 quantized as bitsandbytes did in training, then dequantized, as
+# peft does when merging into a 4-bit model); "dequantized", the plain 16-bit weights before quantization.
+BaseWeights = Literal["trained", "dequantized"]
 
 
 def _f(default: Any, description: str, flag: str | None = None, **kw: Any) -> Any:

@@ -2,13 +2,16 @@
 
 Two exports:
 
-* merged (``merge=True``): the adapter folded into the dequantized base (`infer.merge`), converted whole
+* merged (``merge=True``): the adapter folded into the base it trained against (`infer.merge`: by default
+  the 4-bit round trip of the base, sftdata.trainers.roundtrip), converted whole
   by ``convert_hf_to_gguf.py``. Before converting, the merged folder's tokenizer_config.json is given
   the training template as ``chat_template`` and the trained stop token as ``eos_token``, so the GGUF
   carries them as ``tokenizer.chat_template`` and ``tokenizer.ggml.eos_token_id``; both are read back
   from the written file and checked.
 * LoRA (default): the adapter alone, by ``convert_lora_to_gguf.py --base <the run's base HF folder>``;
-  llama.cpp applies it on top of the base model's GGUF (``--lora``).
+  llama.cpp applies it on top of the base model's GGUF (``--lora``). The base it recommends (and
+  `serve-check` serves it on) is the one it trained against: for a QLoRA run from a GGUF, a 16-bit GGUF
+  of the 4-bit round trip of that base (sftdata.trainers.basegguf, cached), not the file itself.
 
 The converters are never copied here: they are run from a llama.cpp source tree (``--llama-cpp DIR``
 or ``LLAMA_CPP_DIR``; the llama-cpp-python sdist carries one under ``vendor/llama.cpp``), as a
@@ -31,7 +34,8 @@ from typing import Any
 
 from ..errors import BackendError, OutputError, TrainError
 from ..writers import AtomicFile, write_json
-from .basegguf import QUANT_ADVICE, quantized_type
+from .basegguf import QUANT_ADVICE, quantized_type, sixteen_bit_base, trained_base_differs
+from .config import BaseWeights
 from .converter import LlamaCpp, find_llama_cpp, read_metadata, run_converter
 from .prompt_format import PromptFormat, load_prompt_format, modelfile
 
@@ -51,12 +55,14 @@ class GgufExport:
     eos: str
     eos_id: int | None
     chat_template: bool  # the GGUF (merged) or the side file (LoRA) carries the training template
-    base_gguf: str | None  # the model a LoRA applies to (the run's base, when it was a .gguf file)
+    base_gguf: str | None  # the model a LoRA applies to: the base it trained against, as a GGUF (see base_weights)
     modelfile: Path | None
     sidecar: Path
     llama_cpp: str
     gguf_py_version: str
     notes: list[str] = field(default_factory=list)
+    base_weights: BaseWeights = "trained"
+    run_base_gguf: str | None = None  # the run's own base .gguf file
 
     def serve_commands(self) -> list[str]:
         """Commands that serve this export with llama-cpp-python's server and with llama.cpp's own."""
@@ -79,8 +85,9 @@ def sidecar_path(gguf: Path) -> Path:
 
 def export_gguf(run_dir: str | os.PathLike[str], output: str | os.PathLike[str], *, merge: bool = False,
                 outtype: str = "f16", llama_cpp: str | os.PathLike[str] | None = None,
-                overwrite: bool = False) -> GgufExport:
-    """Convert a finished run to OUT.gguf (merged model, or the LoRA adapter alone)."""
+                overwrite: bool = False, base_weights: BaseWeights = "trained") -> GgufExport:
+    """Convert a finished run to OUT.gguf (merged model, or the LoRA adapter alone), on the base weights
+    `base_weights` names (the 4-bit round trip the adapter trained against by default)."""
     from .infer import _source
     from .outputs import read_info, require_done
 
@@ -100,7 +107,7 @@ def export_gguf(run_dir: str | os.PathLike[str], output: str | os.PathLike[str],
     if not merge and source.kind == "hub" and not Path(source.path).is_dir():
         raise TrainError("the LoRA converter needs the base model's config.json in a local folder; this run's base "
                          f"is the hub id {source.spec!r}", hint="export with --merge, or train from a local folder")
-    base_gguf = str(Path(base["spec"]).resolve()) if base["kind"] == "gguf" else None
+    run_base_gguf = str(Path(base["spec"]).resolve()) if base["kind"] == "gguf" else None
     notes: list[str] = []
     chat_template = fmt.chat_template()
     if chat_template is None:
@@ -108,11 +115,16 @@ def export_gguf(run_dir: str | os.PathLike[str], output: str | os.PathLike[str],
                      "way; prompts must be rendered with it (sftdata serve-check does) and sent to /v1/completions")
     if fmt.eos_id is None:
         notes.append(f"the stop token {fmt.eos!r} is not one token: pass it as a stop string")
-    if not merge and base_gguf is not None:
-        quantized = quantized_type(Path(base_gguf))
+    base_gguf = run_base_gguf
+    if not merge and run_base_gguf is not None and trained_base_differs(info, base_weights):
+        base_gguf = str(sixteen_bit_base(info, tree.root, base_weights))
+        what = "the 4-bit round trip" if base_weights == "trained" else "the dequantized weights"
+        notes.append(f"the base to serve this adapter on is {base_gguf}: a 16-bit GGUF of {what} of "
+                     f"{Path(run_base_gguf).name}, which the adapter trained against")
+        quantized = quantized_type(Path(run_base_gguf))
         if quantized:
-            notes.append(f"the adapter trained on 16-bit weights of {Path(base_gguf).name}, which is quantized "
-                         f"({quantized}); a small adapter may not survive that: " + QUANT_ADVICE)
+            notes.append(f"on {Path(run_base_gguf).name} itself ({quantized}) a small adapter may not answer as "
+                         "trained: " + QUANT_ADVICE)
     if fmt.renderer.template.args:
         notes.append(f"trained with template arguments {fmt.renderer.template.args}: a chat endpoint must get the "
                      "same ones (chat_template_kwargs), or send prompts rendered by sftdata to /v1/completions "
@@ -124,7 +136,7 @@ def export_gguf(run_dir: str | os.PathLike[str], output: str | os.PathLike[str],
     try:
         written = staging / out.name
         if merge:
-            _convert_merged(run, staging, written, fmt, chat_template, outtype, tree)
+            _convert_merged(run, staging, written, fmt, chat_template, outtype, tree, base_weights)
         else:
             args = [str(tree.script("convert_lora_to_gguf.py")), "--base", source.path, "--outtype", outtype,
                     "--outfile", str(written), str(run.resolve())]
@@ -150,10 +162,10 @@ def export_gguf(run_dir: str | os.PathLike[str], output: str | os.PathLike[str],
             handle.write(text.encode("utf-8"))
     result = GgufExport(out, "merged" if merge else "lora", outtype, out.stat().st_size, run.resolve(), fmt.name,
                         fmt.eos, fmt.eos_id, chat_template is not None, None if merge else base_gguf, mf,
-                        sidecar_path(out), str(tree.root), tree.gguf_version, notes)
+                        sidecar_path(out), str(tree.root), tree.gguf_version, notes, base_weights, run_base_gguf)
     write_json(result.sidecar, {"sftdata_export": 1, **result.as_dict(), "gguf": out.name,
                                 "template_sha256": fmt.sha256, "template_args": dict(fmt.renderer.template.args),
-                                "train_on": fmt.renderer.train_on, "merged_base_gguf": base_gguf if merge else None,
+                                "train_on": fmt.renderer.train_on, "merged_base_gguf": run_base_gguf if merge else None,
                                 "chat_template_file": str(template_file) if template_file else None})
     return result
 
@@ -167,10 +179,10 @@ def _clear_staging(out: Path) -> None:
 
 
 def _convert_merged(run: Path, staging: Path, written: Path, fmt: PromptFormat, chat_template: str | None,
-                    outtype: str, tree: LlamaCpp) -> None:
+                    outtype: str, tree: LlamaCpp, base_weights: BaseWeights) -> None:
     from .infer import merge as merge_run
 
-    hf = merge_run(run, staging / "merged")
+    hf = merge_run(run, staging / "merged", base_weights=base_weights)
     config_path = hf / "tokenizer_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     if chat_template is not None:

@@ -3,8 +3,8 @@
 generate renders the prompt with the exact template the run trained with (name + sha256 checked),
 tokenizes it with the same Encoder as training, and stops at the trained EOS; with compare_base it
 answers again with the adapter switched off, so base and tuned answers sit side by side. merge folds
-the adapter into the 16-bit base weights the run quantized and saves plain safetensors that load
-without peft.
+the adapter into the base it trained against (by default the 4-bit round trip of the base, in 16 bits:
+sftdata.trainers.roundtrip) and saves plain safetensors that load without peft.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .. import templates as registry
 from ..errors import TrainError
 from ..items import Locator
 from ..tokenize.load import load_tokenizer
-from .config import TrainConfig
+from .config import BaseWeights, TrainConfig
 from .models import ModelSource, load_model, quantization, resolve_model, torch_dtype
 from .outputs import INFO, read_info, require_done
 
@@ -147,18 +147,22 @@ def generate_batch(tuned: Tuned, batch: list[list[int]], max_new_tokens: int) ->
     return results
 
 
-def merge(out_dir: str | os.PathLike[str], merged_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Adapter + the base weights the run quantized (dequantized: the 16-bit safetensors, not NF4) →
-    a plain safetensors model (and tokenizer) in merged_dir."""
+def merge(out_dir: str | os.PathLike[str], merged_dir: str | os.PathLike[str], *, overwrite: bool = False,
+          base_weights: BaseWeights = "trained") -> Path:
+    """Adapter + the base it trained against (`trained`: the 4-bit round trip of the base weights, as peft
+    merges into a 4-bit model; `dequantized`: the plain 16-bit weights) → a plain safetensors model (and
+    tokenizer) in merged_dir."""
     from peft import PeftModel
+
+    from .roundtrip import load_base
 
     out, target = Path(out_dir), Path(merged_dir)
     info = read_info(out)
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise TrainError("the merge target is not empty", file=str(target), hint="pass --overwrite or pick another")
     config = TrainConfig.model_validate(info["config"])
-    base = load_model(_source(info), precision=_precision(info), device_map=_device_map(),
-                      trust_remote_code=config.trust_remote_code)
+    base = load_base(_source(info), config, precision=_precision(info), device_map=_device_map(),
+                     weights=base_weights)
     merged = PeftModel.from_pretrained(base, str(out)).merge_and_unload()
     merged.to(torch_dtype("fp16" if info["precision"] == "fp16" else "bf16"))  # merged in fp32 on CPU, saved 16-bit
     target.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, TrainError
-from .basegguf import QUANT_ADVICE, quantized_type, sixteen_bit_base
+from .basegguf import QUANT_ADVICE, quantized_type, sixteen_bit_base, trained_base_differs
+from .config import BaseWeights
 from .converter import read_metadata
 from .gguf import export_gguf, sidecar_path
 from .prompt_format import PromptFormat, load_prompt_format
@@ -181,8 +182,9 @@ class _Target:
 def serve_check(target: str | os.PathLike[str], prompts: list[str], *, expect: str | None = None,
                 base: str | os.PathLike[str] | None = None, endpoint: str = "auto", max_tokens: int = 128,
                 compare_base: bool = False, llama_cpp: str | os.PathLike[str] | None = None,
-                threads: int | None = None, n_ctx: int = 2048) -> ServeCheck:
-    """Serve a run (as base + LoRA GGUF) or an exported GGUF with llama.cpp and ask it the prompts."""
+                threads: int | None = None, n_ctx: int = 2048, base_weights: BaseWeights = "trained") -> ServeCheck:
+    """Serve a run (as base + LoRA GGUF) or an exported GGUF with llama.cpp and ask it the prompts. A run
+    directory from a GGUF base is served on the base weights `base_weights` names, unless `base` is given."""
     if endpoint not in ENDPOINTS:
         raise TrainError(f"unknown --endpoint {endpoint!r}", hint=f"use one of {', '.join(ENDPOINTS)}")
     if not prompts:
@@ -190,7 +192,7 @@ def serve_check(target: str | os.PathLike[str], prompts: list[str], *, expect: s
     check_server_installed()
     with tempfile.TemporaryDirectory(prefix="sftdata-serve-check-") as scratch:
         work = Path(scratch)
-        resolved = _resolve(Path(target), Path(base) if base else None, llama_cpp, work)
+        resolved = _resolve(Path(target), Path(base) if base else None, llama_cpp, work, base_weights)
         if compare_base and resolved.base is None:
             raise TrainError("no base model to compare with: the base of this export is not known as a GGUF file",
                              hint="pass --base BASE.gguf")
@@ -221,7 +223,7 @@ def serve_check(target: str | os.PathLike[str], prompts: list[str], *, expect: s
     return result
 
 
-def _resolve(target: Path, base: Path | None, llama_cpp: Any, work: Path) -> _Target:
+def _resolve(target: Path, base: Path | None, llama_cpp: Any, work: Path, weights: BaseWeights) -> _Target:
     from .outputs import INFO, read_info, require_done
 
     if target.is_dir():
@@ -235,11 +237,11 @@ def _resolve(target: Path, base: Path | None, llama_cpp: Any, work: Path) -> _Ta
             raise TrainError("the run's base model is not a GGUF file, so llama.cpp has nothing to apply the "
                              "adapter to", file=str(target), hint="pass --base BASE.gguf (the base model as GGUF)")
         _need_file(model)
-        quantized = quantized_type(model) if base is None else None
-        if quantized:  # serve what training trained: the adapter learned on the dequantized weights
-            model = sixteen_bit_base(info, llama_cpp)
-            note = (f"served on a 16-bit GGUF of the run's base ({model}), the weights the adapter trained on; "
-                    f"{run_base.name} is quantized ({quantized}): check on it with --base {run_base}")
+        if base is None and trained_base_differs(info, weights):  # serve what the adapter trained against
+            model = sixteen_bit_base(info, llama_cpp, weights)
+            what = "the 4-bit round trip of the run's base" if weights == "trained" else "the run's dequantized base"
+            note = (f"served on a 16-bit GGUF of {what} ({model}), the weights the adapter trained against; "
+                    f"check on {run_base.name} itself with --base {run_base}")
         lora = export_gguf(target, work / "adapter.gguf", llama_cpp=llama_cpp).path
         return _Target(model, lora, model, load_prompt_format(target, info), info, note)
     _need_file(target)
@@ -279,14 +281,14 @@ def _explain_quantized(result: ServeCheck, resolved: _Target, rendered: list[str
     quantized = quantized_type(resolved.model)
     if not quantized or resolved.info is None or resolved.info["base_model"]["kind"] != "gguf":
         return
-    sixteen = sixteen_bit_base(resolved.info, llama_cpp)
+    sixteen = sixteen_bit_base(resolved.info, llama_cpp, "trained")
     with LlamaServer(sixteen, work / "f16.log", lora=resolved.lora, threads=threads, n_ctx=n_ctx) as server:
         for answer, text in zip(result.answers, rendered):
             reply, reason = _ask(server, endpoint, answer.prompt, text, result.stop, max_tokens)
             if reason != "stop" or (expect is not None and expect not in reply):
                 return
     result.notes.append(f"the answers fail on the quantized base {resolved.model.name} ({quantized}) but pass on "
-                        f"its 16-bit weights ({sixteen.name}), which the adapter trained on: " + QUANT_ADVICE)
+                        f"the 16-bit weights the adapter trained against ({sixteen.name}): " + QUANT_ADVICE)
 
 
 def _read_sidecar(gguf: Path) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from ..rendering.plan import TemplateArgs as TemplateArgsValue
 from ..rendering.templating import TrainOn as TrainOnValue
+from ..trainers.config import BaseWeights as BaseWeightsValue
 from .registry import Arg, Opt
 
 Files = Sequence[str | os.PathLike[str]]
@@ -29,6 +30,9 @@ TemplateArgs = Annotated[TemplateArgsValue, Opt(
          "date_string='26 Jul 2024'); values are JSON where they parse. Recorded in the .meta.json.")]
 TrainOn = Annotated[TrainOnValue, Opt(help="Chats: train every assistant turn (all) or only the last; a message's "
                                       "own weight (0/1) overrides.")]
+BaseWeights = Annotated[BaseWeightsValue, Opt(
+    help="The base weights the adapter goes on: trained (the 4-bit round trip of the base that a QLoRA adapter "
+         "learned against, NF4 quantized as in training and dequantized) or dequantized (the plain 16-bit weights).")]
 MaxSeqLength = Annotated[int | None, Opt(help="The trainer's max_seq_length.")]
 SplitThinking = Annotated[bool, Opt(help="Move a leading `<think>…</think>` in assistant content into "
                                     "reasoning_content.")]

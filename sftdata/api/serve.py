@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from .options import PathLike
+from .options import BaseWeights, PathLike
 from .registry import Arg, Opt, command
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ def export_gguf(
     outtype: Annotated[Literal["f16", "q8_0", "bf16"], Opt(help="Tensor type of the GGUF.")] = "f16",
     llama_cpp: LlamaCpp = None,
     overwrite: Annotated[bool, Opt(help="Replace an existing OUT.gguf.")] = False,
+    base_weights: BaseWeights = "trained",
 ) -> GgufExport:
     """Convert a run to GGUF for llama.cpp / Ollama, with the training template and stop token.
 
@@ -40,7 +41,8 @@ def export_gguf(
     """
     from ..trainers.gguf import export_gguf as run_export
 
-    return run_export(run, output, merge=merge, outtype=outtype, llama_cpp=llama_cpp, overwrite=overwrite)
+    return run_export(run, output, merge=merge, outtype=outtype, llama_cpp=llama_cpp, overwrite=overwrite,
+                      base_weights=base_weights)
 
 
 @command(group="serve")
@@ -59,6 +61,7 @@ def serve_check(
     compare_base: Annotated[bool, Opt(help="Also ask the base model.")] = False,
     threads: Annotated[int | None, Opt(help="Server threads (default: up to 4).")] = None,
     llama_cpp: LlamaCpp = None,
+    base_weights: BaseWeights = "trained",
 ) -> ServeCheck:
     """Serve an export with llama.cpp's server on 127.0.0.1 and ask it, as a client would.
 
@@ -70,4 +73,4 @@ def serve_check(
     from ..trainers.serve import serve_check as run_check
 
     return run_check(target, list(prompt), expect=expect, base=base, endpoint=endpoint, max_tokens=max_tokens,
-                     compare_base=compare_base, llama_cpp=llama_cpp, threads=threads)
+                     compare_base=compare_base, llama_cpp=llama_cpp, threads=threads, base_weights=base_weights)

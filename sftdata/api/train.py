@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from ..trainers.config import TrainConfig, presets
-from .options import Files, PathLike, TemplateArgs, TrainOn
+from .options import BaseWeights, Files, PathLike, TemplateArgs, TrainOn
 from .registry import Arg, Opt, command
 
 if TYPE_CHECKING:
@@ -88,14 +88,15 @@ def merge(
     output: Annotated[PathLike, Opt("--output", "-o", help="Directory for the merged model.")],
     *,
     overwrite: Annotated[bool, Opt(help="Write into a non-empty directory.")] = False,
+    base_weights: BaseWeights = "trained",
 ) -> Path:
-    """Merge the adapter into the (dequantized) base weights and save plain safetensors.
+    """Merge the adapter into the base weights it trained against and save plain safetensors.
 
     Example: `sftdata merge runs/a -o runs/a-merged`
     """
     from ..trainers.infer import merge as run_merge
 
-    return run_merge(run, output, overwrite=overwrite)
+    return run_merge(run, output, overwrite=overwrite, base_weights=base_weights)
 
 
 @command(group="train")

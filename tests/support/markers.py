@@ -41,7 +41,7 @@ FIXTURES = {
     "ray_cluster": "ray",  # test_scale.py
     "identity_run": "train",  # tests/support/identity_run.py: the session's training run
     "reasoning_run": "train",  # test_reasoning_run.py
-    "alpaca_run": "train",  # test_export_gguf.py
+    "alpaca_identity_run": "train",  # tests/support/identity_run.py: issue 27's Alpaca identity run
     "browser": "browser",  # tests/support/browser.py: Debian's Chromium driven by Playwright
 }
 
