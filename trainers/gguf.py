@@ -125,10 +125,9 @@ def export_gguf(run_dir: str | os.PathLike[str], output: str | os.PathLike[str],
         if quantized:
             notes.append(f"on {Path(run_base_gguf).name} itself ({quantized}) a small adapter may not answer as "
                          "trained: " + QUANT_ADVICE)
-    if fmt.renderer.template.args:
-        notes.append(f"trained with template arguments {fmt.renderer.template.args}: a chat endpoint must get the "
-                     "same ones (chat_template_kwargs), or send prompts rendered by sftdata to /v1/completions "
-                     "(serve-check does)")
+    if fmt.renderer.template.args and chat_template is not None:
+        notes.append(f"trained with template arguments {fmt.renderer.template.args}: set at the top of the exported "
+                     "chat template, so a server's chat endpoint renders with them unasked")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     _clear_staging(out)

@@ -10,12 +10,15 @@ way, so this module derives, from that template alone:
   ``{% block prompt %}``) is wrapped so the last user message fills its prompt variables. Either way it
   is rendered here with the environment servers use (Hugging Face / llama.cpp: sandboxed,
   ``trim_blocks``, ``lstrip_blocks``) and compared with ``prompt()``; a template that renders
-  differently there is not offered (None), rather than served subtly wrong;
+  differently there is not offered (None), rather than served subtly wrong. The run's template
+  arguments (``enable_thinking=false``, ``date_string``) are set at the template's top
+  (``{%- set enable_thinking = false -%}``), so a server renders with them without being told;
 * ``ollama_template()``: the Go template of an Ollama Modelfile for block templates, made by rendering
   the prompt with placeholder values and putting ``{{ .Prompt }}``/``{{ .System }}`` in their place.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +92,10 @@ class PromptFormat:
             body = body.rstrip() if match.group(4) else body
             # `{% if true %}` stands where `{% block prompt %}` stood: the same tag-trimming around the body.
             candidate = _HEADER.replace("NAME", self.name.replace("#", "")) + _BINDINGS[self.kind] + "{% if true %}" + body + "{% endif -%}" + _FOOTER
+        pinned = _pin_arguments(self.renderer.template.args)
+        if pinned is None:
+            return None
+        candidate = pinned + candidate
         return candidate if self._renders_like_training(candidate) else None
 
     def _renders_like_training(self, template: str) -> bool:
@@ -118,6 +125,23 @@ class PromptFormat:
         body = _go(plain) if with_system == plain else \
             "{{ if .System }}" + _go(with_system) + "{{ else }}" + _go(plain) + "{{ end }}"
         return body + "{{ .Response }}"
+
+
+def _pin_arguments(args: dict[str, Any]) -> str | None:
+    """`{%- set KEY = VALUE -%}` for each template argument (a top-level set shadows what a server passes), or
+    None when one cannot be written as a Jinja literal."""
+    lines = []
+    for key, value in args.items():
+        if not key.isidentifier():
+            return None
+        if isinstance(value, bool) or value is None:
+            literal = {True: "true", False: "false", None: "none"}[value]
+        elif isinstance(value, (int, float, str)):
+            literal = json.dumps(value)  # a JSON string or number is a Jinja literal (\uXXXX escapes included)
+        else:
+            return None
+        lines.append(f"{{%- set {key} = {literal} -%}}\n")
+    return "".join(lines)
 
 
 def _go(text: str) -> str:
@@ -162,8 +186,6 @@ def modelfile(gguf_name: str, fmt: PromptFormat, base: str | None = None) -> str
     template = fmt.ollama_template()
     if template is None or '"""' in template:
         return None
-    import json
-
     source = f"FROM {base}\nADAPTER ./{gguf_name}\n" if base else f"FROM ./{gguf_name}\n"
     return (f"# Ollama Modelfile written by `sftdata export-gguf`: the prompt format the model was trained with\n"
             f"# (template {fmt.name}, sha256 {fmt.sha256[:12]}…) and its stop token.\n"

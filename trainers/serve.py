@@ -13,6 +13,11 @@ converters, as export-gguf does). Prompts go through the OpenAI-compatible API:
 
 Each answer is reported with whether it ended at the stop token (finish_reason "stop", not "length")
 and whether it contains the expected text; with ``compare_base`` the base model answers too.
+
+Template parity (sftdata.trainers.parity): when the run is known and the served GGUF carries a chat
+template, held-out conversations are rendered by the server's chat template path and compared byte for
+byte with the text training used. For a merged export (whose template is the training one) a mismatch
+fails the check; for a LoRA on a base GGUF, whose chat template is the base's own, it is reported only.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from .basegguf import QUANT_ADVICE, quantized_type, sixteen_bit_base, trained_ba
 from .config import BaseWeights
 from .converter import read_metadata
 from .gguf import export_gguf, sidecar_path
+from .parity import TemplateParity, check_parity, held_out
 from .prompt_format import PromptFormat, load_prompt_format
 
 ENDPOINTS = ("auto", "completion", "chat")
@@ -158,15 +164,22 @@ class ServeCheck:
     stop: str | None
     answers: list[Answer] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # which base was served and why; what a failure means
+    parity: TemplateParity | None = None  # the server's chat template path against training's text
+    parity_required: bool = False  # the served GGUF's template is the training one (a merged export)
+
+    @property
+    def answers_ok(self) -> bool:
+        return all(a.stopped and a.contains_expect is not False for a in self.answers)
 
     @property
     def ok(self) -> bool:
-        return all(a.stopped and a.contains_expect is not False for a in self.answers)
+        return self.answers_ok and (self.parity is None or self.parity.ok or not self.parity_required)
 
     def as_dict(self) -> dict[str, Any]:
         return {"command": "serve-check", "ok": self.ok, "model": self.model, "lora": self.lora,
                 "endpoint": self.endpoint, "template": self.template, "stop": self.stop,
-                "answers": [asdict(a) for a in self.answers], "notes": list(self.notes)}
+                "answers": [asdict(a) for a in self.answers], "notes": list(self.notes),
+                "parity": self.parity.as_dict() if self.parity else None, "parity_required": self.parity_required}
 
 
 @dataclass(slots=True)
@@ -213,7 +226,8 @@ def serve_check(target: str | os.PathLike[str], prompts: list[str], *, expect: s
                 answer, reason = _ask(server, endpoint, prompt, text, stop, max_tokens)
                 result.answers.append(Answer(prompt, answer, reason, reason == "stop",
                                              None if expect is None else expect in answer, text))
-        if not result.ok and resolved.lora is not None and resolved.info is not None:
+            _check_parity(result, resolved, server)
+        if not result.answers_ok and resolved.lora is not None and resolved.info is not None:
             _explain_quantized(result, resolved, rendered, work, expect, endpoint, max_tokens, llama_cpp, threads, n_ctx)
         if compare_base:
             with LlamaServer(resolved.base, work / "base.log", threads=threads, n_ctx=n_ctx) as base_server:
@@ -261,7 +275,34 @@ def _resolve(target: Path, base: Path | None, llama_cpp: Any, work: Path, weight
         _need_file(model)
         return _Target(model, target, model, fmt, _run_info(sidecar))
     run_base = sidecar.get("merged_base_gguf") if sidecar else None
-    return _Target(target, None, base or (Path(run_base) if run_base else None), fmt)
+    return _Target(target, None, base or (Path(run_base) if run_base else None), fmt, _run_info(sidecar))
+
+
+def _check_parity(result: ServeCheck, resolved: _Target, server: LlamaServer) -> None:
+    """Held-out conversations through the server's chat template path, against training's text."""
+    if resolved.fmt is None or resolved.info is None:
+        return
+    if not read_metadata(resolved.model, ("tokenizer.chat_template",)).get("tokenizer.chat_template"):
+        result.notes.append(f"{resolved.model.name} carries no chat template: its chat endpoint was not compared "
+                            "with training")
+        return
+    conversations = held_out(resolved.fmt, resolved.info)
+    if not conversations:
+        result.notes.append("no held-out conversation with a chat form was found in the run's data: the chat "
+                            "template path was not compared with training")
+        return
+
+    def served_tokens(messages: list[dict[str, Any]]) -> int:
+        body = {"messages": messages, "max_tokens": 1, "temperature": 0.0}
+        return int(post_json(server.base_url, "/chat/completions", body)["usage"]["prompt_tokens"])
+
+    result.parity = check_parity(resolved.model, conversations, served_tokens)
+    result.parity_required = resolved.lora is None
+    if not result.parity.ok and resolved.lora is not None:
+        result.notes.append(f"the chat endpoint formats with {resolved.model.name}'s own chat template, not the "
+                            "training one: send prompts rendered with the training template to /v1/completions, or "
+                            "give llama-server the exported one (--jinja --chat-template-file), or serve the merged "
+                            "export")
 
 
 def _run_info(sidecar: dict[str, Any] | None) -> dict[str, Any] | None:

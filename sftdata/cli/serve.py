@@ -78,9 +78,29 @@ def _checked(result: Any, shown: Shown) -> None:
                      + (f", template {result.template}, stop {result.stop!r}" if result.template else "")), soft_wrap=True)
     for note in result.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
-    if not result.ok:
+    _parity(result.parity)
+    if not result.answers_ok:
         err.print("[bold red]check failed:[/] an answer ran to --max-tokens or lacks the expected text")
+    elif not result.ok:
+        err.print("[bold red]check failed:[/] the server's chat template does not render what training rendered")
+    if not result.ok:
         raise typer.Exit(1)
+
+
+def _parity(parity: Any) -> None:
+    if parity is None:
+        return
+    err.print(escape(f"template parity, {parity.path}:"), soft_wrap=True)
+    for case in parity.cases:
+        if case.ok:
+            tokens = f" ({case.prompt_tokens} prompt tokens on the server)" if case.prompt_tokens is not None else ""
+            err.print(escape(f"  {case.label}: byte for byte the training text{tokens}"), soft_wrap=True)
+        elif case.position is None:
+            err.print(escape(f"  {case.label}: the same text, but the server counted {case.prompt_tokens} prompt "
+                             f"tokens for {case.expected_tokens}"), soft_wrap=True)
+        else:
+            err.print("  [red]" + escape(f"{case.label}: differs at character {case.position}: training wrote "
+                                         f"{case.trained!r}, the server wrote {case.served!r}") + "[/]", soft_wrap=True)
 
 
 VIEWS = {
