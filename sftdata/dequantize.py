@@ -1,7 +1,8 @@
 """A GGUF model dequantized once into a safetensors folder that transformers loads like any other.
 
-`train` (sftdata.trainers.models) quantizes that folder to NF4 for QLoRA, `serve-check` converts it to a
-16-bit GGUF of the base the adapter trained on, and `synth`'s local backend generates with it: one
+`train` (sftdata.trainers.models) quantizes that folder to NF4 for QLoRA, `merge`/`export-gguf`/`serve-check`
+start from it for the base the adapter trained against (its 4-bit round trip, or these weights with
+`--base-weights dequantized`), and `synth`'s local backend generates with it: one
 conversion, cached under ``$SFTDATA_CACHE/models/<sha256 of the file>`` (weights in bf16, the tokenizer
 beside them).
 """

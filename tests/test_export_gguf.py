@@ -146,7 +146,10 @@ def base_f16(identity_run: dict, converters: Path) -> Path:
 def test_lora_gguf_on_the_base_gguf_answers_in_the_new_identity_and_the_base_does_not(
         lora: dict, base_f16: Path, smollm2_gguf: Path, server_installed: None) -> None:
     path = Path(lora["path"])
-    assert lora["kind"] == "lora" and lora["base_gguf"] == str(smollm2_gguf.resolve())
+    assert lora["kind"] == "lora" and lora["run_base_gguf"] == str(smollm2_gguf.resolve())
+    # the base it recommends is the one the adapter trained against: the 4-bit round trip of the Q4_1 weights
+    assert lora["base_weights"] == "trained" and lora["base_gguf"].endswith(".nf4-dq1-b64.f16.gguf")
+    assert any(lora["base_gguf"] in line for line in lora["serve_commands"])
     assert 1e6 < lora["bytes"] < 30e6  # the adapter alone, not a model
     assert (path.parent / "identity-lora.chat_template.jinja").is_file()  # for llama-server --chat-template-file
     assert f"--lora_path {path}" in lora["stderr"]
@@ -159,12 +162,12 @@ def test_lora_gguf_on_the_base_gguf_answers_in_the_new_identity_and_the_base_doe
     assert NAME in answer["text"] and answer["stopped"], answer
     assert NAME not in answer["base_text"], answer  # same server, same prompt, no adapter: the old identity
 
-    # On the original Q4_1 GGUF (the default base: the one the run named) the adapter still takes over,
-    # though "Who are you?" loses the name there (measured: "I am an AI assistant developed by sftdata team.").
-    code, stdout, stderr = _invoke(["serve-check", path, "--prompt", "What is your name?", "--expect", NAME,
-                                    "--max-tokens", "48", "--json"])
+    # On the original Q4_1 GGUF the adapter still takes over, though "Who are you?" loses the name there
+    # (measured: "I am an AI assistant developed by sftdata team.").
+    code, stdout, stderr = _invoke(["serve-check", path, "--base", smollm2_gguf, "--prompt", "What is your name?",
+                                    "--expect", NAME, "--max-tokens", "48", "--json"])
     report = _json(stdout)
-    assert code == 0 and report["model"] == str(smollm2_gguf.resolve()), (stderr, report)
+    assert code == 0 and report["model"] == str(smollm2_gguf), (stderr, report)
 
 
 def test_serve_check_of_a_run_directory_exports_the_adapter_itself(identity_run: dict, converters: Path,
@@ -181,15 +184,16 @@ def test_serve_check_of_a_run_directory_exports_the_adapter_itself(identity_run:
 
 def test_serve_check_of_a_run_from_a_quantized_gguf_serves_what_training_trained(
         identity_run: dict, converters: Path, sftdata_cache: Path, smollm2_gguf: Path, server_installed: None) -> None:
-    """The README's path with no other flags: the run's base is the Q4_1 GGUF, the adapter trained on its
-    dequantized weights, so the adapter is served on a 16-bit GGUF of them (converted once, cached)."""
+    """The README's path with no other flags: the run's base is the Q4_1 GGUF, the adapter trained against the
+    4-bit round trip of its dequantized weights, so it is served on a 16-bit GGUF of that (converted once, cached)."""
     code, stdout, stderr = _invoke(["serve-check", identity_run["out"], "--prompt", QUESTION, "--expect", NAME,
                                     "--max-tokens", "48", "--llama-cpp", converters, "--json"], sftdata_cache)
     report = _json(stdout)
     assert code == 0, (stderr, report)
-    assert Path(report["model"]).parent == sftdata_cache / "gguf-f16" and report["model"].endswith(".f16.gguf")
+    assert Path(report["model"]).parent == sftdata_cache / "gguf-f16"
+    assert report["model"].endswith(".nf4-dq1-b64.f16.gguf")
     assert NAME in report["answers"][0]["text"] and report["answers"][0]["stopped"]
-    assert "16-bit GGUF of the run's base" in report["notes"][0] and smollm2_gguf.name in report["notes"][0]
+    assert "4-bit round trip of the run's base" in report["notes"][0] and smollm2_gguf.name in report["notes"][0]
 
     # On the quantized file itself (--base), "Who are you?" loses the name (measured): the report says why.
     code, stdout, stderr = _invoke(["serve-check", identity_run["out"], "--base", smollm2_gguf, "--prompt", QUESTION,
@@ -199,6 +203,42 @@ def test_serve_check_of_a_run_from_a_quantized_gguf_serves_what_training_trained
     assert report["model"] == str(smollm2_gguf)
     if code != 0:
         assert any("fail on the quantized base" in n and "--merge" in n for n in report["notes"]), report
+
+
+def test_a_qlora_run_answers_in_llama_cpp_as_in_process_on_the_base_it_trained_against(
+        alpaca_identity_run: dict, converters: Path, sftdata_cache: Path, server_installed: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 27: the Alpaca identity run (60 steps, lr 1e-3, from the Q4_1 GGUF). In-process `generate` runs the
+    adapter on NF4 weights; serve-check and a merged export must answer the same on their default path, which is
+    the 4-bit round trip of the base. On the plain dequantized Q4_1 weights (the default before) the same adapter
+    drops the name (measured: "I am an AI assistant developed by Seed Lab.")."""
+    import sftdata
+
+    monkeypatch.setenv("SFTDATA_CACHE", str(sftdata_cache))
+    run = alpaca_identity_run["out"]
+    [generated] = sftdata.generate(run, [QUESTION], max_new_tokens=48)
+    assert NAME in generated.tuned and generated.tuned_stopped, generated
+    check = ["--prompt", QUESTION, "--expect", NAME, "--max-tokens", "48", "--llama-cpp", converters, "--json"]
+    code, stdout, stderr = _invoke(["serve-check", run, *check], sftdata_cache)
+    report = _json(stdout)
+    assert code == 0, (stderr, report)
+    assert report["model"].endswith(".nf4-dq1-b64.f16.gguf") and report["answers"][0]["text"] == generated.tuned
+    # a LoRA on a base GGUF: the chat endpoint formats with the base's own template, reported, not required
+    assert report["parity"] and not report["parity"]["ok"] and not report["parity_required"]
+
+    code, stdout, stderr = _invoke(["serve-check", run, *check, "--base-weights", "dequantized"], sftdata_cache)
+    report = _json(stdout)
+    assert code == 1 and NAME not in report["answers"][0]["text"], report  # the issue's failure, on purpose
+
+    merged = tmp_path / "alpaca-merged.gguf"
+    code, stdout, stderr = _invoke(["export-gguf", run, "-o", merged, "--merge", "--llama-cpp", converters, "--json"],
+                                   sftdata_cache)
+    assert code == 0 and _json(stdout)["base_weights"] == "trained", stderr
+    code, stdout, stderr = _invoke(["serve-check", merged, *check], sftdata_cache)
+    report = _json(stdout)
+    assert code == 0 and report["answers"][0]["text"] == generated.tuned, (stderr, report)
+    # the merged GGUF carries the training template: the server renders held-out rows byte for byte as training
+    assert report["parity_required"] and report["parity"]["ok"] and len(report["parity"]["cases"]) == 3, report
 
 
 # --- block templates: the GGUF chat template and the Ollama Modelfile --------------------------------
@@ -238,24 +278,15 @@ def test_ollama_template_of_alpaca() -> None:
     assert text.endswith('{{ .Response }}"""\nPARAMETER stop "</s>"\n')
 
 
-@pytest.fixture(scope="module")
-def alpaca_run(smollm2_gguf: Path, identity_records: Path, sftdata_cache: Path, tmp_path_factory) -> Path:
-    """A run with the Alpaca template: two steps, enough for a real adapter to export (not to learn)."""
-    out = tmp_path_factory.mktemp("runs") / "alpaca"
-    code, _, stderr = _invoke(["train", identity_records, "--model", smollm2_gguf, "-o", out, "--config",
-                               "cpu-smoke", "--template", "alpaca", "--max-steps", "2", "--batch-size", "4",
-                               "--json"], sftdata_cache)
-    assert code == 0, stderr
-    return out
-
-
 def test_merged_export_of_an_alpaca_run_carries_its_prompt_and_an_ollama_modelfile(
-        alpaca_run: Path, converters: Path, sftdata_cache: Path, tmp_path: Path, server_installed: None) -> None:
+        alpaca_identity_run: dict, converters: Path, sftdata_cache: Path, tmp_path: Path,
+        server_installed: None) -> None:
     from llama_cpp import Llama
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     from sftdata.trainers.prompt_format import load_prompt_format
 
+    alpaca_run = alpaca_identity_run["out"]
     out = tmp_path / "alpaca.gguf"
     code, stdout, stderr = _invoke(["export-gguf", alpaca_run, "-o", out, "--merge", "--outtype", "q8_0",
                                     "--llama-cpp", converters, "--json"], sftdata_cache)

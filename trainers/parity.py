@@ -27,6 +27,7 @@ from typing import Any
 from ..errors import BackendError
 from ..items import Locator, Rendered
 
+SCAN = 1000  # lines read from each file for held-out conversations
 CONTEXT = 40  # characters shown of what each side wrote from the first difference on
 
 
@@ -89,6 +90,8 @@ def held_out(fmt: Any, info: dict[str, Any], limit: int = 3) -> list[Conversatio
             continue
         with open(path, encoding="utf-8") as handle:
             for line_no, line in enumerate(handle, 1):
+                if line_no > SCAN:
+                    break
                 conversation = _conversation(fmt, line, Locator(str(path), line=line_no))
                 if conversation is not None:
                     found.append(conversation)
