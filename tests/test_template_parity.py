@@ -5,7 +5,9 @@ Real parts: SmolLM2-135M's GGUF given each exported chat template by llama.cpp's
 the llama-cpp-python sdist, tests/support/converters.py), served by llama-cpp-python's server on 127.0.0.1 and
 asked on its chat endpoint, whose prompt token count must match the compared text; SmolLM2's real tokenizer on
 the training side; the built-in templates and two real templates with arguments from ../shared/data/chat_templates
-(Qwen3 with enable_thinking=false, Llama 3.2 with date_string).
+(Qwen3 with enable_thinking=false, Llama 3.2 with date_string). The same GGUFs are also served by llama.cpp's own
+`llama-server --jinja`, built from the same sdist's sources (tests/support/llama_cpp_server.py), whose
+/apply-template endpoint must return the training text too.
 """
 from __future__ import annotations
 
@@ -87,9 +89,17 @@ def server_installed() -> None:
     ensure_installed()
 
 
-def _served_parity(gguf: Path, conversations: list, tmp_path: Path):
-    from sftdata.trainers.parity import check_parity
-    from sftdata.trainers.serve import post_json
+@pytest.fixture(scope="module")
+def llama_server_binary() -> Path:
+    from support.llama_cpp_server import llama_server_binary
+
+    return llama_server_binary()
+
+
+def _served_parity(gguf: Path, conversations: list, tmp_path: Path, binary: Path):
+    """(llama-cpp-python's chat template path, llama-server's /apply-template) against the training text."""
+    from sftdata.trainers.parity import check_parity, check_rendered
+    from sftdata.trainers.serve import LlamaCppServer, post_json
     from support.llama_server import LlamaServer
 
     with LlamaServer(gguf, tmp_path / "server.log") as server:
@@ -97,13 +107,16 @@ def _served_parity(gguf: Path, conversations: list, tmp_path: Path):
             body = {"messages": messages, "max_tokens": 1, "temperature": 0.0}
             return post_json(server.base_url, "/chat/completions", body)["usage"]["prompt_tokens"]
 
-        return check_parity(gguf, conversations, served_tokens)
+        python_side = check_parity(gguf, conversations, served_tokens)
+    with LlamaCppServer(binary, gguf, tmp_path / "llama-server.log", threads=1) as server:
+        cpp_side = check_rendered("llama-server", conversations, server.apply_template)
+    return python_side, cpp_side
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_server_renders_the_exported_template_as_training_did(
         case: str, smollm2_gguf: Path, smollm2_tokenizer_dir: Path, converters: Path, server_installed: None,
-        tmp_path: Path) -> None:
+        llama_server_binary: Path, tmp_path: Path) -> None:
     from sftdata.trainers.parity import held_out
 
     template, args, rows = CASES[case]
@@ -120,14 +133,15 @@ def test_the_server_renders_the_exported_template_as_training_did(
     if case == "llama3_2":
         assert "Today Date: 07 Dec 2026" in conversations[0].trained
     gguf = _gguf_with_template(smollm2_gguf, exported, tmp_path / f"{case}.gguf", converters)
-    parity = _served_parity(gguf, conversations, tmp_path)
+    parity, cpp = _served_parity(gguf, conversations, tmp_path, llama_server_binary)
     assert parity.ok, parity.as_dict()
     assert all(c.prompt_tokens == c.expected_tokens > 5 for c in parity.cases)
+    assert cpp.ok, cpp.as_dict()
 
 
 def test_a_different_template_is_reported_at_its_first_differing_character(
         smollm2_gguf: Path, smollm2_tokenizer_dir: Path, converters: Path, server_installed: None,
-        tmp_path: Path) -> None:
+        llama_server_binary: Path, tmp_path: Path) -> None:
     """Trained with Qwen3 without thinking; the GGUF carries Qwen3's template without the argument pinned, as a
     server that drops chat_template_kwargs renders it: the generation prompt lacks the empty think block."""
     from sftdata.trainers.parity import held_out
@@ -136,9 +150,10 @@ def test_a_different_template_is_reported_at_its_first_differing_character(
     conversations = held_out(fmt, _records(tmp_path, CHATS))
     plain = (TEMPLATES / "qwen3.jinja").read_text(encoding="utf-8")
     gguf = _gguf_with_template(smollm2_gguf, plain, tmp_path / "qwen3-unpinned.gguf", converters)
-    parity = _served_parity(gguf, conversations, tmp_path)
-    assert not parity.ok
-    for case, conversation in zip(parity.cases, conversations):
-        trained = conversation.trained
-        position = len(trained) - len("<think>\n\n</think>\n\n")  # where the server's prompt ends instead
-        assert (case.ok, case.position, case.trained, case.served) == (False, position, "<think>\n\n</think>\n\n", "")
+    for parity in _served_parity(gguf, conversations, tmp_path, llama_server_binary):
+        assert not parity.ok
+        for case, conversation in zip(parity.cases, conversations):
+            trained = conversation.trained
+            position = len(trained) - len("<think>\n\n</think>\n\n")  # where the server's prompt ends instead
+            assert (case.ok, case.position, case.trained, case.served) == (False, position, "<think>\n\n</think>\n\n",
+                                                                           "")

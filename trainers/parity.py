@@ -7,11 +7,13 @@ format it never saw. So held-out conversations (the run's eval data, else the fi
 are rendered twice and compared byte for byte:
 
 * training: the run's Renderer (template, template arguments, EOS), everything before the last trained turn;
-* the server: the chat handler llama-cpp-python's server picks for that GGUF, resolved exactly as
+* llama-cpp-python's server: the chat handler it picks for that GGUF, resolved exactly as
   ``Llama.create_chat_completion`` resolves it (``chat_handler``, else the handler registered for
   ``chat_format``, which ``Llama.__init__`` sets from the GGUF metadata), and its formatter called on the
   same messages. The running server then confirms it used that prompt: its ``usage.prompt_tokens`` for the
-  chat request must equal the token count of the text (tokenized as the handler tokenizes it).
+  chat request must equal the token count of the text (tokenized as the handler tokenizes it);
+* llama.cpp's own ``llama-server --jinja`` (its own Jinja engine): the text its ``/apply-template``
+  endpoint returns for the same messages, parsed as its chat endpoint parses them.
 
 A mismatch names the first differing character and what each side wrote there.
 """
@@ -155,6 +157,15 @@ class ServerTemplate:
         result = self.formatter(messages=messages)
         ids = self.llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
         return result.prompt, len(ids)
+
+
+def check_rendered(path: str, conversations: list[Conversation],
+                   render: Callable[[list[dict[str, Any]]], str]) -> TemplateParity:
+    """Each conversation rendered by `render` (a server's template endpoint) and compared with training's text."""
+    parity = TemplateParity(path)
+    for conversation in conversations:
+        parity.cases.append(compare(conversation.label, conversation.trained, render(conversation.messages)))
+    return parity
 
 
 def check_parity(gguf: Path, conversations: list[Conversation],

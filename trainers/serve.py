@@ -41,10 +41,11 @@ from .basegguf import QUANT_ADVICE, quantized_type, sixteen_bit_base, trained_ba
 from .config import BaseWeights
 from .converter import read_metadata
 from .gguf import export_gguf, sidecar_path
-from .parity import TemplateParity, check_parity, held_out
+from .parity import TemplateParity, check_parity, check_rendered, held_out
 from .prompt_format import PromptFormat, load_prompt_format
 
 ENDPOINTS = ("auto", "completion", "chat")
+LLAMA_SERVER_ENV = "SFTDATA_LLAMA_SERVER"  # llama.cpp's llama-server executable, for its /apply-template
 _SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
 
 
@@ -68,6 +69,8 @@ def _own_group_dies_with_parent() -> None:
 
 class LlamaServer:
     """`python -m llama_cpp.server` on a loopback port: a model GGUF, optionally with a LoRA GGUF."""
+
+    name = "llama_cpp.server"
 
     def __init__(self, model: Path, log: Path, *, lora: Path | None = None, port: int | None = None,
                  n_ctx: int = 2048, threads: int | None = None, python: str = sys.executable) -> None:
@@ -95,7 +98,7 @@ class LlamaServer:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
                 self.proc = None
-                raise BackendError(f"llama_cpp.server exited with {code}: {self.log_tail()}", file=str(self.model))
+                raise BackendError(f"{self.name} exited with {code}: {self.log_tail()}", file=str(self.model))
             try:
                 with urllib.request.urlopen(self.base_url + "/models", timeout=2) as response:
                     if response.status == 200 and json.load(response).get("data"):
@@ -104,7 +107,7 @@ class LlamaServer:
                 pass
             time.sleep(0.25)
         self.stop()
-        raise BackendError(f"llama_cpp.server did not answer within {timeout:g} s: {self.log_tail()}")
+        raise BackendError(f"{self.name} did not answer within {timeout:g} s: {self.log_tail()}")
 
     def log_tail(self, lines: int = 8) -> str:
         try:
@@ -133,6 +136,27 @@ class LlamaServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+class LlamaCppServer(LlamaServer):
+    """llama.cpp's own `llama-server --jinja` (its own Jinja engine) on a loopback port, for /apply-template."""
+
+    name = "llama-server"
+
+    def __init__(self, binary: Path, model: Path, log: Path, *, lora: Path | None = None,
+                 chat_template_file: Path | None = None, threads: int | None = None, n_ctx: int = 2048) -> None:
+        super().__init__(model, log, lora=lora, threads=threads, n_ctx=n_ctx)
+        self.binary, self.chat_template_file = Path(binary), chat_template_file
+
+    def command(self) -> list[str]:
+        cmd = [str(self.binary), "-m", str(self.model), "--host", "127.0.0.1", "--port", str(self.port), "--jinja",
+               "-c", str(self.n_ctx), "-t", str(self.threads), "--no-webui"]
+        cmd += ["--lora", str(self.lora)] if self.lora else []
+        return cmd + (["--chat-template-file", str(self.chat_template_file)] if self.chat_template_file else [])
+
+    def apply_template(self, messages: list[dict[str, Any]]) -> str:
+        root = self.base_url.removesuffix("/v1")
+        return post_json(root, "/apply-template", {"messages": messages}, note=f"log: {self.log_tail()}")["prompt"]
 
 
 def check_server_installed() -> None:
@@ -166,6 +190,7 @@ class ServeCheck:
     notes: list[str] = field(default_factory=list)  # which base was served and why; what a failure means
     parity: TemplateParity | None = None  # the server's chat template path against training's text
     parity_required: bool = False  # the served GGUF's template is the training one (a merged export)
+    llama_server_parity: TemplateParity | None = None  # llama.cpp's own llama-server --jinja, when asked for
 
     @property
     def answers_ok(self) -> bool:
@@ -173,13 +198,15 @@ class ServeCheck:
 
     @property
     def ok(self) -> bool:
-        return self.answers_ok and (self.parity is None or self.parity.ok or not self.parity_required)
+        return (self.answers_ok and (self.parity is None or self.parity.ok or not self.parity_required)
+                and (self.llama_server_parity is None or self.llama_server_parity.ok))
 
     def as_dict(self) -> dict[str, Any]:
         return {"command": "serve-check", "ok": self.ok, "model": self.model, "lora": self.lora,
                 "endpoint": self.endpoint, "template": self.template, "stop": self.stop,
                 "answers": [asdict(a) for a in self.answers], "notes": list(self.notes),
-                "parity": self.parity.as_dict() if self.parity else None, "parity_required": self.parity_required}
+                "parity": self.parity.as_dict() if self.parity else None, "parity_required": self.parity_required,
+                "llama_server_parity": self.llama_server_parity.as_dict() if self.llama_server_parity else None}
 
 
 @dataclass(slots=True)
@@ -190,12 +217,14 @@ class _Target:
     fmt: PromptFormat | None
     info: dict[str, Any] | None = None  # the run's record, when the adapter's run is known
     note: str | None = None
+    chat_template_file: Path | None = None  # the training template written beside a LoRA export
 
 
 def serve_check(target: str | os.PathLike[str], prompts: list[str], *, expect: str | None = None,
                 base: str | os.PathLike[str] | None = None, endpoint: str = "auto", max_tokens: int = 128,
                 compare_base: bool = False, llama_cpp: str | os.PathLike[str] | None = None,
-                threads: int | None = None, n_ctx: int = 2048, base_weights: BaseWeights = "trained") -> ServeCheck:
+                threads: int | None = None, n_ctx: int = 2048, base_weights: BaseWeights = "trained",
+                llama_server: str | os.PathLike[str] | None = None) -> ServeCheck:
     """Serve a run (as base + LoRA GGUF) or an exported GGUF with llama.cpp and ask it the prompts. A run
     directory from a GGUF base is served on the base weights `base_weights` names, unless `base` is given."""
     if endpoint not in ENDPOINTS:
@@ -227,6 +256,9 @@ def serve_check(target: str | os.PathLike[str], prompts: list[str], *, expect: s
                 result.answers.append(Answer(prompt, answer, reason, reason == "stop",
                                              None if expect is None else expect in answer, text))
             _check_parity(result, resolved, server)
+        llama_server = llama_server or os.environ.get(LLAMA_SERVER_ENV) or None
+        if llama_server is not None:
+            _check_llama_server(result, resolved, Path(llama_server), work, threads, n_ctx)
         if not result.answers_ok and resolved.lora is not None and resolved.info is not None:
             _explain_quantized(result, resolved, rendered, work, expect, endpoint, max_tokens, llama_cpp, threads, n_ctx)
         if compare_base:
@@ -237,7 +269,7 @@ def serve_check(target: str | os.PathLike[str], prompts: list[str], *, expect: s
     return result
 
 
-def _resolve(target: Path, base: Path | None, llama_cpp: Any, work: Path, weights: BaseWeights) -> _Target:
+def _resolve(target: Path, base: Path | None, llama_cpp: Any, work: Path, weights: BaseWeights = "trained") -> _Target:
     from .outputs import INFO, read_info, require_done
 
     if target.is_dir():
@@ -256,8 +288,10 @@ def _resolve(target: Path, base: Path | None, llama_cpp: Any, work: Path, weight
             what = "the 4-bit round trip of the run's base" if weights == "trained" else "the run's dequantized base"
             note = (f"served on a 16-bit GGUF of {what} ({model}), the weights the adapter trained against; "
                     f"check on {run_base.name} itself with --base {run_base}")
-        lora = export_gguf(target, work / "adapter.gguf", llama_cpp=llama_cpp).path
-        return _Target(model, lora, model, load_prompt_format(target, info), info, note)
+        export = export_gguf(target, work / "adapter.gguf", llama_cpp=llama_cpp)
+        side = work / "adapter.chat_template.jinja"
+        return _Target(model, export.path, model, load_prompt_format(target, info), info, note,
+                       side if side.is_file() else None)
     _need_file(target)
     meta = read_metadata(target, ("general.type",))
     sidecar = _read_sidecar(target)
@@ -273,7 +307,9 @@ def _resolve(target: Path, base: Path | None, llama_cpp: Any, work: Path, weight
         if model is None:
             raise TrainError("a LoRA GGUF needs its base model", file=str(target), hint="pass --base BASE.gguf")
         _need_file(model)
-        return _Target(model, target, model, fmt, _run_info(sidecar))
+        side = sidecar.get("chat_template_file") if sidecar else None
+        return _Target(model, target, model, fmt, _run_info(sidecar), None,
+                       Path(side) if side and Path(side).is_file() else None)
     run_base = sidecar.get("merged_base_gguf") if sidecar else None
     return _Target(target, None, base or (Path(run_base) if run_base else None), fmt, _run_info(sidecar))
 
@@ -303,6 +339,26 @@ def _check_parity(result: ServeCheck, resolved: _Target, server: LlamaServer) ->
                             "training one: send prompts rendered with the training template to /v1/completions, or "
                             "give llama-server the exported one (--jinja --chat-template-file), or serve the merged "
                             "export")
+
+
+def _check_llama_server(result: ServeCheck, resolved: _Target, binary: Path, work: Path, threads: int | None,
+                        n_ctx: int) -> None:
+    """The same held-out conversations through llama.cpp's own llama-server --jinja (/apply-template): the
+    GGUF's own template, or for a LoRA the training template written beside it (--chat-template-file)."""
+    if not binary.is_file():
+        raise TrainError("no such llama-server executable", file=str(binary))
+    if resolved.fmt is None or resolved.info is None:
+        raise TrainError("the run this GGUF was exported from is not known, so there is no training text to compare "
+                         "llama-server's template with", file=str(resolved.model))
+    conversations = held_out(resolved.fmt, resolved.info)
+    if not conversations:
+        result.notes.append("no held-out conversation with a chat form: llama-server's template was not compared")
+        return
+    with LlamaCppServer(binary, resolved.model, work / "llama-server.log", lora=resolved.lora,
+                        chat_template_file=resolved.chat_template_file, threads=threads, n_ctx=n_ctx) as server:
+        what = "the training template beside the LoRA" if resolved.chat_template_file else "the GGUF's chat template"
+        result.llama_server_parity = check_rendered(f"llama.cpp llama-server --jinja /apply-template ({what})",
+                                                    conversations, server.apply_template)
 
 
 def _run_info(sidecar: dict[str, Any] | None) -> dict[str, Any] | None:

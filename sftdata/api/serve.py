@@ -62,6 +62,9 @@ def serve_check(
     threads: Annotated[int | None, Opt(help="Server threads (default: up to 4).")] = None,
     llama_cpp: LlamaCpp = None,
     base_weights: BaseWeights = "trained",
+    llama_server: Annotated[PathLike | None, Opt(
+        help="llama.cpp's own llama-server executable: also compare the prompts its /apply-template (--jinja) "
+             "renders from the GGUF's chat template with the training text (default: $SFTDATA_LLAMA_SERVER).")] = None,
 ) -> ServeCheck:
     """Serve an export with llama.cpp's server on 127.0.0.1 and ask it, as a client would.
 
@@ -73,4 +76,5 @@ def serve_check(
     from ..trainers.serve import serve_check as run_check
 
     return run_check(target, list(prompt), expect=expect, base=base, endpoint=endpoint, max_tokens=max_tokens,
-                     compare_base=compare_base, llama_cpp=llama_cpp, threads=threads, base_weights=base_weights)
+                     compare_base=compare_base, llama_cpp=llama_cpp, threads=threads, base_weights=base_weights,
+                     llama_server=llama_server)

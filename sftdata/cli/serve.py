@@ -79,6 +79,7 @@ def _checked(result: Any, shown: Shown) -> None:
     for note in result.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     _parity(result.parity)
+    _parity(result.llama_server_parity)
     if not result.answers_ok:
         err.print("[bold red]check failed:[/] an answer ran to --max-tokens or lacks the expected text")
     elif not result.ok:
