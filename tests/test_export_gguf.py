@@ -102,7 +102,7 @@ def test_merged_gguf_answers_in_the_new_identity_through_the_openai_client(merge
                                                                            tmp_path: Path) -> None:
     from openai import OpenAI
 
-    from sftdata.trainers.serve import LlamaServer
+    from sftdata.trainers.llamaservers import LlamaServer
 
     with LlamaServer(Path(merged["path"]), tmp_path / "server.log") as server:
         client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=300)

@@ -98,8 +98,8 @@ def llama_server_binary() -> Path:
 
 def _served_parity(gguf: Path, conversations: list, tmp_path: Path, binary: Path):
     """(llama-cpp-python's chat template path, llama-server's /apply-template) against the training text."""
+    from sftdata.trainers.llamaservers import LlamaCppServer, post_json
     from sftdata.trainers.parity import check_parity, check_rendered
-    from sftdata.trainers.serve import LlamaCppServer, post_json
     from support.llama_server import LlamaServer
 
     with LlamaServer(gguf, tmp_path / "server.log") as server:

@@ -6,6 +6,7 @@ code; checks: pad ≠ EOS, labels, no packing leakage; qlora: TRL's SFTTrainer w
 outputs, plot: the run directory and its loss curve; infer: generate and merge; plan: peak memory from the
 model's config alone; prompt_format: the training template as serving needs it; converter, gguf: GGUF export with
 llama.cpp's converters; roundtrip, basegguf: the base an adapter trained against (the 4-bit round trip, in 16 bits)
-and its cached GGUF; parity: the server's chat template path against training's text; serve: serve-check.
+and its cached GGUF; parity: the server's chat template path against training's text; llamaservers: llama-cpp-python's server and
+llama.cpp's llama-server on loopback; serve: serve-check.
 May import curate, rendering, tokenize, ingest, dequantize and below.
 """

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..items import Rendered, Segment
 from ..trainers.infer import Tuned, generate_batch
-from ..trainers.serve import post_json
+from ..trainers.llamaservers import post_json
 
 BATCH = 8
 

@@ -242,7 +242,8 @@ def _open(kind: str, path: Path, base: bool, base_url: str | None, model: str | 
         if base:
             models.append(InProcess(tuned, adapter=False, batch_size=batch_size))
         return models, tuned.renderer, tuned.info
-    from ..trainers.serve import LlamaServer, _resolve, check_server_installed
+    from ..trainers.llamaservers import LlamaServer, check_server_installed
+    from ..trainers.serve import _resolve
 
     check_server_installed()
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sftdata-eval-")))

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sftdata.trainers.serve import LlamaServer as _LibraryServer
+from sftdata.trainers.llamaservers import LlamaServer as _LibraryServer
 
 LLAMA_CPP_VERSION = "0.3.36"
 CMAKE_ARGS = "-DGGML_NATIVE=OFF"
@@ -55,7 +55,7 @@ def _run(cmd: list[str], env: dict[str, str], timeout: int) -> None:
 
 
 class LlamaServer(_LibraryServer):
-    """sftdata's own launcher (sftdata.trainers.serve, used by `serve-check`), one thread by default:
+    """sftdata's own launcher (sftdata.trainers.llamaservers, used by `serve-check`), one thread by default:
     `python -m llama_cpp.server` on a loopback port; start, stop, kill -9 and restart (start again)."""
 
     def __init__(self, model: Path, log: Path, port: int | None = None, n_ctx: int = 2048, threads: int = 1) -> None:

@@ -73,7 +73,7 @@ ENGINES = ("ray", "spark")
 ENTRY_POINTS = (
     ("sftdata.scale.engines", "_ray", "ray"),
     ("sftdata.scale.engines", "_spark_session", "spark"),
-    ("sftdata.trainers.serve", "LlamaServer.start", "llama_server"),
+    ("sftdata.trainers.llamaservers", "LlamaServer.start", "llama_server"),
     ("sftdata.trainers.qlora", "build_trainer", "train"),
 )
 
