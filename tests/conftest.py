@@ -15,6 +15,7 @@ import pytest
 
 from support import markers, realmodels  # realmodels: the model cache, resolved before anything below moves it
 from support.identity_run import alpaca_identity_run, identity_records, identity_run, sftdata_cache  # noqa: F401  (trained adapters, one per session each)
+from support.llama_cpp_server import llama_server_binary_fixture  # noqa: F401  (llama.cpp's own llama-server)
 from support.llama_server import llama_server, own_llama_server  # noqa: F401  (fixtures: a real llama.cpp server)
 from support.s3_server import bucket, s3_server  # noqa: F401  (fixtures: a real S3 endpoint on 127.0.0.1)
 

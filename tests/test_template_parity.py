@@ -89,13 +89,6 @@ def server_installed() -> None:
     ensure_installed()
 
 
-@pytest.fixture(scope="module")
-def llama_server_binary() -> Path:
-    from support.llama_cpp_server import llama_server_binary
-
-    return llama_server_binary()
-
-
 def _served_parity(gguf: Path, conversations: list, tmp_path: Path, binary: Path):
     """(llama-cpp-python's chat template path, llama-server's /apply-template) against the training text."""
     from sftdata.trainers.llamaservers import LlamaCppServer, post_json

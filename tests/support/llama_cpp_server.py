@@ -72,3 +72,10 @@ def _run(cmd: list[str], timeout: int) -> None:
 
 if __name__ == "__main__":  # .ci/run: build it before the tests
     print(llama_server_binary())
+else:
+    import pytest
+
+    @pytest.fixture(scope="session", name="llama_server_binary")
+    def llama_server_binary_fixture() -> Path:
+        """llama.cpp's llama-server executable (built once)."""
+        return llama_server_binary()

