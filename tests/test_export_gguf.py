@@ -207,7 +207,7 @@ def test_serve_check_of_a_run_from_a_quantized_gguf_serves_what_training_trained
 
 def test_a_qlora_run_answers_in_llama_cpp_as_in_process_on_the_base_it_trained_against(
         alpaca_identity_run: dict, converters: Path, sftdata_cache: Path, server_installed: None, tmp_path: Path,
-        llama_server_binary: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 27: the Alpaca identity run (60 steps, lr 1e-3, from the Q4_1 GGUF). In-process `generate` runs the
     adapter on NF4 weights; serve-check and a merged export must answer the same on their default path, which is
     the 4-bit round trip of the base. On the plain dequantized Q4_1 weights (the default before) the same adapter
@@ -219,14 +219,12 @@ def test_a_qlora_run_answers_in_llama_cpp_as_in_process_on_the_base_it_trained_a
     [generated] = sftdata.generate(run, [QUESTION], max_new_tokens=48)
     assert NAME in generated.tuned and generated.tuned_stopped, generated
     check = ["--prompt", QUESTION, "--expect", NAME, "--max-tokens", "48", "--llama-cpp", converters, "--json"]
-    code, stdout, stderr = _invoke(["serve-check", run, *check, "--llama-server", llama_server_binary], sftdata_cache)
+    code, stdout, stderr = _invoke(["serve-check", run, *check], sftdata_cache)
     report = _json(stdout)
     assert code == 0, (stderr, report)
     assert report["model"].endswith(".nf4-dq1-b64.f16.gguf") and report["answers"][0]["text"] == generated.tuned
-    # a LoRA on a base GGUF: llama-cpp-python's chat endpoint formats with the base's own template (reported, not
-    # required); llama-server given the training template written beside the LoRA renders the training text
+    # a LoRA on a base GGUF: the chat endpoint formats with the base's own template, reported, not required
     assert report["parity"] and not report["parity"]["ok"] and not report["parity_required"]
-    assert report["llama_server_parity"]["ok"] and "beside the LoRA" in report["llama_server_parity"]["path"]
 
     code, stdout, stderr = _invoke(["serve-check", run, *check, "--base-weights", "dequantized"], sftdata_cache)
     report = _json(stdout)
@@ -236,13 +234,27 @@ def test_a_qlora_run_answers_in_llama_cpp_as_in_process_on_the_base_it_trained_a
     code, stdout, stderr = _invoke(["export-gguf", run, "-o", merged, "--merge", "--llama-cpp", converters, "--json"],
                                    sftdata_cache)
     assert code == 0 and _json(stdout)["base_weights"] == "trained", stderr
-    code, stdout, stderr = _invoke(["serve-check", merged, *check, "--llama-server", llama_server_binary],
-                                   sftdata_cache)
+    code, stdout, stderr = _invoke(["serve-check", merged, *check], sftdata_cache)
     report = _json(stdout)
     assert code == 0 and report["answers"][0]["text"] == generated.tuned, (stderr, report)
-    # the merged GGUF carries the training template: both servers render held-out rows byte for byte as training
+    # the merged GGUF carries the training template: the server renders held-out rows byte for byte as training
     assert report["parity_required"] and report["parity"]["ok"] and len(report["parity"]["cases"]) == 3, report
-    assert report["llama_server_parity"]["ok"] and len(report["llama_server_parity"]["cases"]) == 3, report
+
+
+def test_llama_server_renders_the_run_and_its_export_as_training_did(
+        alpaca_identity_run: dict, lora: dict, converters: Path, sftdata_cache: Path, server_installed: None,
+        llama_server_binary: Path) -> None:
+    """llama.cpp's own llama-server --jinja (/apply-template) on the run's LoRA with the training template written
+    beside it, and on the chatml identity run's LoRA export; the answers come from llama-cpp-python's server."""
+    run = alpaca_identity_run["out"]
+    check = ["--prompt", QUESTION, "--max-tokens", "8", "--llama-cpp", converters, "--llama-server",
+             llama_server_binary, "--json"]
+    for target in (run, lora["path"]):
+        code, stdout, stderr = _invoke(["serve-check", target, *check], sftdata_cache)
+        report = _json(stdout)
+        parity = report["llama_server_parity"]
+        assert code == 0 and parity["ok"] and len(parity["cases"]) == 3, (stderr, report)
+        assert "beside the LoRA" in parity["path"]
 
 
 # --- block templates: the GGUF chat template and the Ollama Modelfile --------------------------------

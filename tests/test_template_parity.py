@@ -89,10 +89,10 @@ def server_installed() -> None:
     ensure_installed()
 
 
-def _served_parity(gguf: Path, conversations: list, tmp_path: Path, binary: Path):
-    """(llama-cpp-python's chat template path, llama-server's /apply-template) against the training text."""
-    from sftdata.trainers.llamaservers import LlamaCppServer, post_json
-    from sftdata.trainers.parity import check_parity, check_rendered
+def _served_parity(gguf: Path, conversations: list, tmp_path: Path):
+    """llama-cpp-python's chat template path against the training text."""
+    from sftdata.trainers.llamaservers import post_json
+    from sftdata.trainers.parity import check_parity
     from support.llama_server import LlamaServer
 
     with LlamaServer(gguf, tmp_path / "server.log") as server:
@@ -100,41 +100,61 @@ def _served_parity(gguf: Path, conversations: list, tmp_path: Path, binary: Path
             body = {"messages": messages, "max_tokens": 1, "temperature": 0.0}
             return post_json(server.base_url, "/chat/completions", body)["usage"]["prompt_tokens"]
 
-        python_side = check_parity(gguf, conversations, served_tokens)
+        return check_parity(gguf, conversations, served_tokens)
+
+
+def _llama_server_parity(gguf: Path, conversations: list, tmp_path: Path, binary: Path):
+    """llama.cpp's own llama-server --jinja, its /apply-template, against the training text."""
+    from sftdata.trainers.llamaservers import LlamaCppServer
+    from sftdata.trainers.parity import check_rendered
+
     with LlamaCppServer(binary, gguf, tmp_path / "llama-server.log", threads=1) as server:
-        cpp_side = check_rendered("llama-server", conversations, server.apply_template)
-    return python_side, cpp_side
+        return check_rendered("llama-server", conversations, server.apply_template)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_the_server_renders_the_exported_template_as_training_did(
-        case: str, smollm2_gguf: Path, smollm2_tokenizer_dir: Path, converters: Path, server_installed: None,
-        llama_server_binary: Path, tmp_path: Path) -> None:
+def _case(case: str, tokenizer_dir: Path, smollm2_gguf: Path, converters: Path, tmp_path: Path):
+    """(conversations, the GGUF carrying the exported template) for one case."""
     from sftdata.trainers.parity import held_out
 
     template, args, rows = CASES[case]
     kind = "chat" if rows is CHATS else "qa" if rows is QAS else "instruction"
-    fmt = _format(template, args, smollm2_tokenizer_dir, kind)
+    fmt = _format(template, args, tokenizer_dir, kind)
     exported = fmt.chat_template()
     assert exported is not None, case
     for key in args:  # the run's arguments travel inside the template: the server is never asked for them
         assert exported.startswith("{%- set ") and f"set {key} = " in exported
     conversations = held_out(fmt, _records(tmp_path, rows))
     assert len(conversations) == 2 and all(c.trained for c in conversations)  # the row with an input has no chat form
+    return conversations, _gguf_with_template(smollm2_gguf, exported, tmp_path / f"{case}.gguf", converters)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_server_renders_the_exported_template_as_training_did(
+        case: str, smollm2_gguf: Path, smollm2_tokenizer_dir: Path, converters: Path, server_installed: None,
+        tmp_path: Path) -> None:
+    conversations, gguf = _case(case, smollm2_tokenizer_dir, smollm2_gguf, converters, tmp_path)
     if case == "qwen3":
         assert conversations[0].trained.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
     if case == "llama3_2":
         assert "Today Date: 07 Dec 2026" in conversations[0].trained
-    gguf = _gguf_with_template(smollm2_gguf, exported, tmp_path / f"{case}.gguf", converters)
-    parity, cpp = _served_parity(gguf, conversations, tmp_path, llama_server_binary)
+    parity = _served_parity(gguf, conversations, tmp_path)
     assert parity.ok, parity.as_dict()
     assert all(c.prompt_tokens == c.expected_tokens > 5 for c in parity.cases)
-    assert cpp.ok, cpp.as_dict()
 
 
+@pytest.mark.parametrize("case", list(CASES))
+def test_llama_server_renders_the_exported_template_as_training_did(
+        case: str, smollm2_gguf: Path, smollm2_tokenizer_dir: Path, converters: Path, llama_server_binary: Path,
+        tmp_path: Path) -> None:
+    conversations, gguf = _case(case, smollm2_tokenizer_dir, smollm2_gguf, converters, tmp_path)
+    parity = _llama_server_parity(gguf, conversations, tmp_path, llama_server_binary)
+    assert parity.ok, parity.as_dict()
+
+
+@pytest.mark.parametrize("server", ["llama-cpp-python", "llama-server"])
 def test_a_different_template_is_reported_at_its_first_differing_character(
-        smollm2_gguf: Path, smollm2_tokenizer_dir: Path, converters: Path, server_installed: None,
-        llama_server_binary: Path, tmp_path: Path) -> None:
+        server: str, smollm2_gguf: Path, smollm2_tokenizer_dir: Path, converters: Path, server_installed: None,
+        request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Trained with Qwen3 without thinking; the GGUF carries Qwen3's template without the argument pinned, as a
     server that drops chat_template_kwargs renders it: the generation prompt lacks the empty think block."""
     from sftdata.trainers.parity import held_out
@@ -143,7 +163,11 @@ def test_a_different_template_is_reported_at_its_first_differing_character(
     conversations = held_out(fmt, _records(tmp_path, CHATS))
     plain = (TEMPLATES / "qwen3.jinja").read_text(encoding="utf-8")
     gguf = _gguf_with_template(smollm2_gguf, plain, tmp_path / "qwen3-unpinned.gguf", converters)
-    for parity in _served_parity(gguf, conversations, tmp_path, llama_server_binary):
+    if server == "llama-cpp-python":
+        parities = [_served_parity(gguf, conversations, tmp_path)]
+    else:
+        parities = [_llama_server_parity(gguf, conversations, tmp_path, request.getfixturevalue("llama_server_binary"))]
+    for parity in parities:
         assert not parity.ok
         for case, conversation in zip(parity.cases, conversations):
             trained = conversation.trained
