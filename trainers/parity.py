@@ -57,13 +57,14 @@ class ParityCase:
 class TemplateParity:
     path: str  # which template path was checked
     cases: list[ParityCase] = field(default_factory=list)
+    required: bool = True  # the template checked is the training one (not a base model's own): a mismatch fails
 
     @property
     def ok(self) -> bool:
         return bool(self.cases) and all(c.ok for c in self.cases)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "ok": self.ok, "cases": [asdict(c) for c in self.cases]}
+        return {"path": self.path, "ok": self.ok, "required": self.required, "cases": [asdict(c) for c in self.cases]}
 
 
 def first_difference(trained: str, served: str) -> int | None:

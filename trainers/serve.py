@@ -61,8 +61,7 @@ class ServeCheck:
     stop: str | None
     answers: list[Answer] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # which base was served and why; what a failure means
-    parity: TemplateParity | None = None  # the server's chat template path against training's text
-    parity_required: bool = False  # the served GGUF's template is the training one (a merged export)
+    parity: TemplateParity | None = None  # llama-cpp-python's chat template path against training's text
     llama_server_parity: TemplateParity | None = None  # llama.cpp's own llama-server --jinja, when asked for
 
     @property
@@ -70,9 +69,13 @@ class ServeCheck:
         return all(a.stopped and a.contains_expect is not False for a in self.answers)
 
     @property
+    def parity_required(self) -> bool:
+        return self.parity is not None and self.parity.required
+
+    @property
     def ok(self) -> bool:
-        return (self.answers_ok and (self.parity is None or self.parity.ok or not self.parity_required)
-                and (self.llama_server_parity is None or self.llama_server_parity.ok))
+        checked = [p for p in (self.parity, self.llama_server_parity) if p is not None]
+        return self.answers_ok and all(p.ok or not p.required for p in checked)
 
     def as_dict(self) -> dict[str, Any]:
         return {"command": "serve-check", "ok": self.ok, "model": self.model, "lora": self.lora,
@@ -206,7 +209,7 @@ def _check_parity(result: ServeCheck, resolved: _Target, server: LlamaServer) ->
         return int(post_json(server.base_url, "/chat/completions", body)["usage"]["prompt_tokens"])
 
     result.parity = check_parity(resolved.model, conversations, served_tokens)
-    result.parity_required = resolved.lora is None
+    result.parity.required = resolved.lora is None  # a LoRA on a base GGUF: the base's own template
     if not result.parity.ok and resolved.lora is not None:
         result.notes.append(f"the chat endpoint formats with {resolved.model.name}'s own chat template, not the "
                             "training one: send prompts rendered with the training template to /v1/completions, or "
@@ -232,6 +235,7 @@ def _check_llama_server(result: ServeCheck, resolved: _Target, binary: Path, wor
         what = "the training template beside the LoRA" if resolved.chat_template_file else "the GGUF's chat template"
         result.llama_server_parity = check_rendered(f"llama.cpp llama-server --jinja /apply-template ({what})",
                                                     conversations, server.apply_template)
+    result.llama_server_parity.required = resolved.lora is None or resolved.chat_template_file is not None
 
 
 def _run_info(sidecar: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -91,7 +91,8 @@ def _checked(result: Any, shown: Shown) -> None:
 def _parity(parity: Any) -> None:
     if parity is None:
         return
-    err.print(escape(f"template parity, {parity.path}:"), soft_wrap=True)
+    err.print(escape(f"template parity, {parity.path}" + ("" if parity.required else " (reported only: not the "
+                                                                "training template)") + ":"), soft_wrap=True)
     for case in parity.cases:
         if case.ok:
             tokens = f" ({case.prompt_tokens} prompt tokens on the server)" if case.prompt_tokens is not None else ""
