@@ -252,9 +252,9 @@ def test_llama_server_renders_the_run_and_its_export_as_training_did(
     for target in (run, lora["path"]):
         code, stdout, stderr = _invoke(["serve-check", target, *check], sftdata_cache)
         report = _json(stdout)
-        parity = report["llama_server_parity"]
-        assert code == 0 and parity["ok"] and len(parity["cases"]) == 3, (stderr, report)
-        assert "beside the LoRA" in parity["path"]
+        parity = report["llama_server_parity"]  # the answers, cut at 8 tokens, are checked by the tests above
+        assert parity["ok"] and parity["required"] and len(parity["cases"]) == 3, (stderr, report)
+        assert "beside the LoRA" in parity["path"] and "byte for byte the training text" in stderr
 
 
 # --- block templates: the GGUF chat template and the Ollama Modelfile --------------------------------
