@@ -113,6 +113,22 @@ def real_tokenizers() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def converters() -> Path:
+    """llama.cpp's GGUF converters, from the llama-cpp-python sdist (tests/support/converters.py)."""
+    from support.converters import llama_cpp_dir
+
+    return llama_cpp_dir()
+
+
+@pytest.fixture(scope="session")
+def server_installed() -> None:
+    """llama-cpp-python[server], for the tests that serve."""
+    from support.llama_server import ensure_installed
+
+    ensure_installed()
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared data folder {SHARED_DATA} is absent (it lies beside the repository: ../shared/data)")

@@ -20,6 +20,7 @@ from sftdata.curate.samples import encoder_for
 from sftdata.items import Locator, Rendered
 from sftdata.rendering.plan import make_plan
 from sftdata.schemas import ChatRecord, RecordKind
+from support.conversations import A1, A2, SYSTEM, U1, U2
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "chat_templates"
 
@@ -137,11 +138,6 @@ TAGS: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
-SYSTEM = {"role": "system", "content": "당신은 친절한 한국어 도우미입니다."}
-U1 = {"role": "user", "content": "제주도의 대표 음식은 무엇인가요?"}
-A1 = {"role": "assistant", "content": "제주도는 흑돼지와 고기국수가 유명합니다."}
-U2 = {"role": "user", "content": "그럼 서울은요?"}
-A2 = {"role": "assistant", "content": "서울은 떡볶이와 설렁탕이 유명해요."}
 THINK = "사용자가 지역 음식을 묻고 있다. 대표적인 것을 고르자."
 CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Seoul"}}}
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",

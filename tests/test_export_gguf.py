@@ -35,20 +35,6 @@ def _json(stdout: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def converters() -> Path:
-    from support.converters import llama_cpp_dir
-
-    return llama_cpp_dir()
-
-
-@pytest.fixture(scope="module")
-def server_installed() -> None:
-    from support.llama_server import ensure_installed
-
-    ensure_installed()
-
-
-@pytest.fixture(scope="module")
 def merged(identity_run: dict, converters: Path, sftdata_cache: Path, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("export") / "identity.gguf"
     killed = out.parent / ".identity.gguf.tmp-abc123"  # what an export killed mid-conversion leaves

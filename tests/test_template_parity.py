@@ -75,20 +75,6 @@ def _gguf_with_template(source: Path, template: str, out: Path, converters: Path
     return out
 
 
-@pytest.fixture(scope="module")
-def converters() -> Path:
-    from support.converters import llama_cpp_dir
-
-    return llama_cpp_dir()
-
-
-@pytest.fixture(scope="module")
-def server_installed() -> None:
-    from support.llama_server import ensure_installed
-
-    ensure_installed()
-
-
 def _served_parity(gguf: Path, conversations: list, tmp_path: Path):
     """llama-cpp-python's chat template path against the training text."""
     from sftdata.trainers.llamaservers import post_json
