@@ -44,14 +44,15 @@ import gzip
 import json
 import os
 import random
-import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
-import unicodedata
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.shingle_oracle import grams
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -96,19 +97,6 @@ def generate(rows: int, seed: int) -> tuple[list[str], list[tuple[int, int, str]
             free.append(i)
         texts.append(text)
     return texts, pairs
-
-
-ASIAN = ((0x1100, 0x11FF), (0x3040, 0x30FF), (0x3130, 0x318F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
-         (0xAC00, 0xD7AF), (0xF900, 0xFAFF))
-
-
-def grams(text: str) -> set[str]:
-    text = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
-    letters = [c for c in text if c != " "]
-    asian = sum(1 for c in letters if any(lo <= ord(c) <= hi for lo, hi in ASIAN))
-    n = 3 if asian * 2 >= max(len(letters), 1) else 5
-    text = text if len(text) >= n else text + "\0" * (n - len(text))
-    return {f"{n}:{text[i:i + n]}" for i in range(len(text) - n + 1)}
 
 
 def jaccard(a: str, b: str) -> float:

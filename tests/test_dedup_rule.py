@@ -7,8 +7,6 @@ by split on an engine, and as a property over random clusters."""
 from __future__ import annotations
 
 import random
-import re
-import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -19,22 +17,9 @@ from hypothesis import strategies as st
 import sftdata
 from sftdata.curate.minhash import Sketcher, find_duplicates, group_edges
 from sftdata.scale.dedup import dedup as dist_dedup
+from support.shingle_oracle import grams
 
 THRESHOLD = 0.7
-ASIAN = ((0x1100, 0x11FF), (0x3040, 0x30FF), (0x3130, 0x318F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
-         (0xAC00, 0xD7AF), (0xF900, 0xFAFF))
-
-
-def grams(text: str) -> set[str]:
-    """The oracle's shingles: the normalised text's character n-grams (the whole padded text when shorter)."""
-    text = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
-    letters = [c for c in text if c != " "]
-    asian = sum(1 for c in letters if any(lo <= ord(c) <= hi for lo, hi in ASIAN))
-    n = 3 if asian * 2 >= max(len(letters), 1) else 5
-    text = text if len(text) >= n else text + "\0" * (n - len(text))
-    return {f"{n}:{text[i:i + n]}" for i in range(len(text) - n + 1)}  # n-grams of another n never match
-
-
 def jaccard(a: str, b: str) -> float:
     x, y = grams(a), grams(b)
     return len(x & y) / len(x | y)
