@@ -237,13 +237,12 @@ class Encoder:
         segment_of = np.maximum.accumulate(np.searchsorted(np.array(ends[:-1], dtype=np.int64), starts, side="right"))
         # A token across the start of a turn ("\n\n" where the header's newline meets the turn's) is trained, as
         # transformers' assistant mask has it; one across the end would hide the stop marker in a merged token.
+        highs = np.array(ends, dtype=np.int64)[trained]  # where each trained segment ends
         if rendered.whole and self.strategy is Strategy.piecewise:
-            cuts = np.array([end for end, train in zip(ends, trained.tolist()) if train], dtype=np.int64)
-            if ((starts[:, None] < cuts) & (spans[:, 1][:, None] > cuts)).any():
+            if ((starts[:, None] < highs) & (spans[:, 1][:, None] > highs)).any():
                 return None
         if rendered.whole:
             lows = np.array([0, *ends[:-1]], dtype=np.int64)[trained]
-            highs = np.array(ends, dtype=np.int64)[trained]
             mask = ((starts[:, None] < highs) & (stops[:, None] > lows)).any(axis=1) if len(highs) else \
                 np.zeros(len(starts), dtype=bool)
         else:
