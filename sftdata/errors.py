@@ -5,6 +5,42 @@ the CLI turns them into one line and an exit code, the library never prints.
 """
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
+_UNSET = object()
+_NAMED = re.compile("\x02([A-Za-z_][A-Za-z0-9_]*)(?:\x1f([^\x02]*))?\x02")
+_SWITCH = "\x1e"
+
+
+def option(name: str, value: object = _UNSET) -> str:
+    """An option named inside an error's message or hint, written as its caller knows it: `--tokenizer DIR`
+    on the command line, `tokenizer=DIR` in a notebook (`spelled`). `value` is what to show after it (a
+    placeholder such as "DIR", or a value); True is a switch (`--base`, `base=True`)."""
+    if value is _UNSET:
+        return f"\x02{name}\x02"
+    return f"\x02{name}\x1f{_SWITCH if value is True else value}\x02"
+
+
+def keyword(name: str) -> str:
+    """How a notebook names an option: the keyword argument (`max_chars=`)."""
+    return f"{name}="
+
+
+def spelled(text: str, flag: Callable[[str], str] = keyword) -> str:
+    """`text` with each `option(...)` in it written by `flag` (the CLI's: `--max-chars`; default `keyword`)."""
+
+    def one(match: re.Match[str]) -> str:
+        name, value = match.group(1), match.group(2)
+        named = flag(name)
+        if value is None:
+            return named
+        if value == _SWITCH:
+            return named if not named.endswith("=") else f"{named}True"
+        return f"{named}{value}" if named.endswith("=") else f"{named} {value}"
+
+    return _NAMED.sub(one, text)
+
 
 class SftDataError(Exception):
     """Base of all sftdata errors. `exit_code` is what the CLI exits with."""
@@ -20,7 +56,8 @@ class SftDataError(Exception):
         self.field = field
         self.hint = hint
 
-    def __str__(self) -> str:
+    def said(self, flag: Callable[[str], str] = keyword) -> str:
+        """The error as one line, the options it names written by `flag` (`spelled`)."""
         where = ""
         if self.file:
             where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
@@ -29,10 +66,10 @@ class SftDataError(Exception):
             text += f" (field {self.field})"
         if self.hint:
             text += f". {self.hint}"
-        return text
+        return spelled(text, flag)
 
-
-_UNSET = object()
+    def __str__(self) -> str:
+        return self.said()
 
 
 class OptionError(SftDataError):
@@ -47,15 +84,14 @@ class OptionError(SftDataError):
         self.option = option
         self.value = value
 
-    def named(self, name: str) -> str:
-        """The error with the option written as `name` (a flag, or `option=`)."""
+    def said(self, flag: Callable[[str], str] = keyword) -> str:
+        """The error with its option (and any other it names) written by `flag`: `--threshold 1.5: …` on the
+        command line, `threshold=1.5: …` in a notebook."""
+        name = flag(self.option)
         shown = name if self.value is _UNSET else (f"{name}{self.value!r}" if name.endswith("=")
                                                    else f"{name} {self.value}")
-        message = self.message + (f". {self.hint}" if self.hint else "")
+        message = spelled(self.message + (f". {self.hint}" if self.hint else ""), flag)
         return f"{self.file}: {shown}: {message}" if self.file else f"{shown}: {message}"
-
-    def __str__(self) -> str:
-        return self.named(f"{self.option}=")
 
 
 class InputError(SftDataError):

@@ -226,7 +226,7 @@ def test_a_map_that_reads_fewer_items_than_the_file_holds_says_so(tmp_path):
     paragraphs = tmp_path / "paragraphs.yaml"
     paragraphs.write_text("to: qa\nexplode: paragraphs\nas: p\nfields:\n  question: p.qas[0].question\n"
                           "  answer: p.qas[0].answers[0].text\n", encoding="utf-8")
-    with pytest.raises(SftDataError, match=r"no eval items read as --against-map .*paragraphs\.yaml.*paragraphs: "
+    with pytest.raises(SftDataError, match=r"no eval items read as against_map=.*paragraphs\.yaml.*paragraphs: "
                        r"missing.*12 at data\[\]\.paragraphs\[\]\.qas\[\]"):
         sftdata.decontaminate([_copies(tmp_path)], None, against=[eval_file], against_map=str(paragraphs),
                               action="report")

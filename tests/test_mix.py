@@ -98,7 +98,7 @@ def test_a_short_source_is_an_error_that_says_by_how_much(tmp_path, smollm2_toke
     sources = _sources(tmp_path)
     spec = [f"{sources['short']}:0.9", f"{sources['long']}:0.1"]
     with pytest.raises(SftDataError, match=r"short\.jsonl is short: the mix needs [\d,]+ trained tokens of it "
-                                           r"\(weight 90%\) and it has [\d,]+, [\d,]+ with --max-repeat 2 \(short by"):
+                                           r"\(weight 90%\) and it has [\d,]+, [\d,]+ with max_repeat=2 \(short by"):
         sftdata.mix(spec, tmp_path / "m.jsonl", tokens=200_000, max_repeat=2, tokenizer=str(smollm2_tokenizer_dir),
                     template="chatml")
     assert not (tmp_path / "m.jsonl").exists()

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sftdata.api.registry import COMMANDS, Arg, Opt, command
-from sftdata.errors import OptionError
+from sftdata.errors import OptionError, SftDataError, option
 
 
 @pytest.fixture
@@ -29,6 +29,8 @@ def toy():
         """Count things (a toy)."""
         if not 0 < limit <= 1:
             raise OptionError("must be in (0, 1]", option="limit", value=limit)
+        if label is not None and mode == "tokens":
+            raise SftDataError(f"{option('label')} names rows", hint=f"pass {option('mode', 'rows')}")
         calls.append(dict(inputs=list(inputs), mode=mode, keep=keep, limit=limit, label=label))
         return {"count": len(inputs)}
 
@@ -74,6 +76,33 @@ def test_an_option_error_names_the_flag_in_the_cli_and_the_keyword_in_a_notebook
     with pytest.raises(OptionError) as raised:
         COMMANDS["toy-count"].function(["a"], limit=3)
     assert str(raised.value) == "limit=3: must be in (0, 1]"
+
+
+def test_an_error_names_the_other_options_it_mentions_as_its_caller_knows_them(toy):
+    """`option(...)` in any error's message or hint: the CLI writes the flag (and a value after it), a notebook
+    the keyword argument."""
+    done = CliRunner().invoke(_app("toy-count"), ["toy-count", "a", "--mode", "tokens", "--label", "x"])
+    assert done.exit_code == 2
+    assert "--label names rows. pass --mode rows" in done.output and "mode=" not in done.output, done.output
+    with pytest.raises(SftDataError) as raised:
+        COMMANDS["toy-count"].function(["a"], mode="tokens", label="x")
+    assert str(raised.value) == "label= names rows. pass mode=rows"
+
+
+def test_library_errors_name_real_options_both_ways(tmp_path):
+    """A real command's error that names options: flags on the command line, keywords in a notebook."""
+    import sftdata
+    from sftdata.cli import app
+
+    data = tmp_path / "a.jsonl"
+    data.write_text('{"instruction": "q", "output": "a"}\n', encoding="utf-8")
+    done = CliRunner().invoke(app, ["convert", str(data), "-o", str(tmp_path / "o.jsonl"), "--eos", "</s>"])
+    assert done.exit_code == 2
+    assert "--tokenizer/--eos only matter with --template or --style" in done.output, done.output
+    with pytest.raises(SftDataError) as raised:
+        sftdata.convert([data], tmp_path / "o.jsonl", eos="</s>")
+    assert "tokenizer=/eos= only matter with template= or style=" in str(raised.value)
+    assert "\x02" not in str(raised.value) and "--" not in str(raised.value)
 
 
 def test_a_notebook_call_is_checked_as_the_cli_parses_it(toy):

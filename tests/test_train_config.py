@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sftdata.cli import app
-from sftdata.errors import TrainError
+from sftdata.errors import SftDataError, TrainError, option
 from sftdata.trainers import checks
 from sftdata.trainers.config import TrainConfig, flag_of, parse_overrides, presets, resolve_config
 from sftdata.trainers.models import check_safetensors, resolve_model
@@ -46,17 +46,22 @@ def test_overrides_parse_like_the_command_line() -> None:
         parse_overrides(["--lora-rank", "8"])
 
 
-@pytest.mark.parametrize("overrides, flag", [
-    ({"lora_r": 0}, "--lora-r"),
-    ({"learning_rate": -1}, "--lr"),
-    ({"lr_scheduler": "constant", "warmup_ratio": 0.1}, "--warmup-ratio"),
-    ({"padding_free": True, "packing": False, "batch_size": 1}, "--padding-free"),
-    ({"max_steps": None, "epochs": 0}, "--epochs"),
-    ({"optim": "sgd"}, "--optim"),
+@pytest.mark.parametrize("overrides, name, flag", [
+    ({"lora_r": 0}, "lora_r", "--lora-r"),
+    ({"learning_rate": -1}, "learning_rate", "--lr"),
+    ({"lr_scheduler": "constant", "warmup_ratio": 0.1}, "warmup_ratio", "--warmup-ratio"),
+    ({"padding_free": True, "packing": False, "batch_size": 1}, "padding_free", "--padding-free"),
+    ({"max_steps": None, "epochs": 0}, "epochs", "--epochs"),
+    ({"optim": "sgd"}, "optim", "--optim"),
 ])
-def test_invalid_values_name_the_flag(overrides: dict, flag: str) -> None:
-    with pytest.raises(TrainError, match=flag):
+def test_invalid_values_name_the_option(overrides: dict, name: str, flag: str) -> None:
+    """A notebook sees the keyword (`learning_rate=-1: …`), the command line the flag (`--lr -1: …`)."""
+    from sftdata.api.registry import COMMANDS
+
+    with pytest.raises(SftDataError) as raised:
         resolve_config("cpu-smoke", overrides)
+    assert f"{name}=" in str(raised.value) and "--" not in str(raised.value), str(raised.value)
+    assert flag in raised.value.said(COMMANDS["train"].flag)
 
 
 def test_config_files_and_unknown_fields(tmp_path: Path) -> None:
@@ -120,8 +125,8 @@ def test_leaky_attention_is_refused(smollm2_tokenizer_dir: Path) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
     checks.choose_pad(tokenizer, tokenizer.eos_token)
-    with pytest.raises(TrainError, match="--packing would let samples attend to each other"):
-        checks.check_no_leakage(_Leaky(), tokenizer, "--packing")
+    with pytest.raises(TrainError, match="packing=True would let samples attend to each other"):
+        checks.check_no_leakage(_Leaky(), tokenizer, option("packing", True))
 
 
 def test_label_check_catches_an_untrained_eos() -> None:
@@ -147,7 +152,7 @@ def test_fp16_on_cpu_names_the_flag() -> None:
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(TrainError, match="--precision fp16 needs a CUDA GPU"):
+    with pytest.raises(SftDataError, match="precision='fp16': needs a CUDA GPU"):
         pick_device(resolve_config("t4-8b"))
     assert pick_device(resolve_config("cpu-smoke")) == ("cpu", "fp32")
 

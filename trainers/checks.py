@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import TrainError
+from ..errors import TrainError, option
 
 # Tokens that exist only to pad, in the order they are preferred; the tokenizer's unk comes after.
 _PAD_NAMES = ("<|finetune_right_pad_id|>", "<pad>", "<|pad|>", "[PAD]", "<|padding|>", "<|endoftext|>")
@@ -65,7 +65,8 @@ def check_no_leakage(model: Any, tokenizer: Any, what: str) -> None:
         raise TrainError(
             f"{what} would let samples attend to each other with attn_implementation={kernel} on this model "
             f"(logits of a packed sample moved by {gap:.3g})",
-            hint="drop --packing/--padding-free, or install flash-attention on a GPU and pass --attn flash_attention_2")
+            hint=f"drop {option('packing')}/{option('padding_free')}, or install flash-attention on a GPU and pass "
+                 f"{option('attn', 'flash_attention_2')}")
 
 
 def verify_labels(trainer: Any, masks: list[list[int]], eos_ids: set[int], packed: bool, rows: int = 8) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import TrainError
+from ..errors import OptionError, SftDataError, TrainError, option
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -100,11 +100,13 @@ class TrainConfig(BaseModel):
     @model_validator(mode="after")
     def _cross_checks(self) -> TrainConfig:
         if self.max_steps is None and self.epochs <= 0:
-            raise ValueError("--epochs must be > 0 unless --max-steps is given")
+            raise ValueError(f"{option('epochs')} must be > 0 unless {option('max_steps')} is given")
         if self.lr_scheduler == "constant" and self.warmup_ratio > 0:
-            raise ValueError("--warmup-ratio needs --lr-scheduler constant_with_warmup (constant has no warm-up)")
+            raise ValueError(f"{option('warmup_ratio')} needs {option('lr_scheduler', 'constant_with_warmup')} "
+                             "(constant has no warm-up)")
         if self.padding_free and not self.packing and self.batch_size == 1:
-            raise ValueError("--padding-free with --batch-size 1 removes no padding; raise --batch-size")
+            raise ValueError(f"{option('padding_free', True)} with {option('batch_size', 1)} removes no padding; raise "
+                             f"{option('batch_size')}")
         return self
 
     @property
@@ -190,15 +192,14 @@ def resolve_config(base: str | Path | None = None, overrides: dict[str, Any] | N
         raise _config_error(error, base) from None
 
 
-def _config_error(error: ValidationError, base: str | Path | None) -> TrainError:
+def _config_error(error: ValidationError, base: str | Path | None) -> SftDataError:
     first = error.errors()[0]
     loc = [str(p) for p in first.get("loc", ()) if isinstance(p, str)]
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if loc and loc[0] in TrainConfig.model_fields:
-        flag = flag_of(loc[0])
         if first.get("type") == "extra_forbidden":
             return TrainError(f"unknown config field {loc[0]!r}", file=str(base) if base else None)
-        return TrainError(f"{flag}: {message} (got {first.get('input')!r})", file=str(base) if base else None)
+        return OptionError(message, option=loc[0], value=first.get("input"), file=str(base) if base else None)
     if loc:
         return TrainError(f"unknown config field {loc[0]!r}", file=str(base) if base else None)
     return TrainError(message, file=str(base) if base else None)

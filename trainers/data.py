@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from .. import templates as registry
-from ..errors import TrainError
+from ..errors import TrainError, option
 from ..ingest.readers import expand_sources
 from ..items import Locator, Reject, Stage
 from ..provenance import read_meta
@@ -195,7 +195,7 @@ class Preparer:
         if self.template:
             given = self._given_template()
             if out and out[0].sha256 and given.sha256 != out[0].sha256:
-                raise TrainError(f"--template {self.template} differs from the template the data was "
+                raise TrainError(f"{option('template', self.template)} differs from the template the data was "
                                  f"pretokenized with ({out[0].name}, sha256 {out[0].sha256[:12]}…)",
                                  file=str(paths[0]))
             out = out or [given]

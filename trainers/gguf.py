@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendError, OutputError, TrainError
+from ..errors import BackendError, OptionError, OutputError, TrainError, option
 from ..writers import AtomicFile, write_json
 from .basegguf import QUANT_ADVICE, quantized_type, sixteen_bit_base, trained_base_differs
 from .config import BaseWeights
@@ -95,11 +95,11 @@ def export_gguf(run_dir: str | os.PathLike[str], output: str | os.PathLike[str],
     info = read_info(run)
     require_done(run, info)
     if outtype not in OUTTYPES:
-        raise TrainError(f"unknown --outtype {outtype!r}", hint=f"use one of {', '.join(OUTTYPES)}")
+        raise OptionError("is unknown", option="outtype", value=outtype, hint=f"use one of {', '.join(OUTTYPES)}")
     if out.suffix.lower() != ".gguf":
         raise OutputError("the output file must end in .gguf", file=str(out))
     if out.exists() and not overwrite:
-        raise OutputError("the output file exists", file=str(out), hint="pass --overwrite or pick another name")
+        raise OutputError("the output file exists", file=str(out), hint=f"pass {option('overwrite', True)} or pick another name")
     tree = find_llama_cpp(llama_cpp)
     fmt = load_prompt_format(run, info)
     base = info["base_model"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import templates as registry
-from ..errors import TrainError
+from ..errors import TrainError, option
 from ..items import Locator
 from ..tokenize.load import load_tokenizer
 from .config import BaseWeights, TrainConfig
@@ -159,7 +159,7 @@ def merge(out_dir: str | os.PathLike[str], merged_dir: str | os.PathLike[str], *
     out, target = Path(out_dir), Path(merged_dir)
     info = read_info(out)
     if target.exists() and any(target.iterdir()) and not overwrite:
-        raise TrainError("the merge target is not empty", file=str(target), hint="pass --overwrite or pick another")
+        raise TrainError("the merge target is not empty", file=str(target), hint=f"pass {option('overwrite', True)} or pick another")
     config = TrainConfig.model_validate(info["config"])
     base = load_base(_source(info), config, precision=_precision(info), device_map=_device_map(),
                      weights=base_weights)

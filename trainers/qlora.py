@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import TrainError
+from ..errors import OptionError, TrainError, option
 from ..tokenize.load import load_tokenizer
 from . import outputs
 from .checks import check_no_leakage, choose_pad, verify_labels
@@ -61,10 +61,11 @@ def pick_device(config: TrainConfig) -> tuple[str, str]:
     if precision == "auto":
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
     if not cuda and precision == "fp16":
-        raise TrainError("--precision fp16 needs a CUDA GPU", hint="on CPU use --precision fp32 (or bf16)")
+        raise OptionError("needs a CUDA GPU", option="precision", value="fp16",
+                          hint=f"on CPU use {option('precision', 'fp32')} (or bf16)")
     if cuda and precision == "bf16" and not torch.cuda.is_bf16_supported():
-        raise TrainError("--precision bf16 is not supported by this GPU (pre-Ampere, e.g. T4)",
-                         hint="use --precision fp16")
+        raise OptionError("is not supported by this GPU (pre-Ampere, e.g. T4)", option="precision", value="bf16",
+                          hint=f"use {option('precision', 'fp16')}")
     return ("cuda" if cuda else "cpu"), precision
 
 
@@ -116,7 +117,7 @@ def train(data: list[str | os.PathLike[str]], model: str | os.PathLike[str], out
     if device == "cpu":
         keep_training_layout(base)
     if config.packing or config.padding_free:
-        check_no_leakage(base, tokenizer, "--packing" if config.packing else "--padding-free")
+        check_no_leakage(base, tokenizer, option("packing" if config.packing else "padding_free", True))
     trainer = build_trainer(base, tokenizer, train_data, eval_set, config, out, precision, device, progress)
     verify_labels(trainer, train_data.masks, _stop_ids(tokenizer, train_data), config.packing)
     try:

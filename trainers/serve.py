@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import TrainError
+from ..errors import OptionError, TrainError, option
 from .basegguf import QUANT_ADVICE, quantized_type, sixteen_bit_base, trained_base_differs
 from .config import BaseWeights
 from .converter import read_metadata
@@ -104,16 +104,16 @@ def serve_check(target: str | os.PathLike[str], prompts: list[str], *, expect: s
     """Serve a run (as base + LoRA GGUF) or an exported GGUF with llama.cpp and ask it the prompts. A run
     directory from a GGUF base is served on the base weights `base_weights` names, unless `base` is given."""
     if endpoint not in ENDPOINTS:
-        raise TrainError(f"unknown --endpoint {endpoint!r}", hint=f"use one of {', '.join(ENDPOINTS)}")
+        raise OptionError("is unknown", option="endpoint", value=endpoint, hint=f"use one of {', '.join(ENDPOINTS)}")
     if not prompts:
-        raise TrainError("give at least one --prompt")
+        raise OptionError("give at least one", option="prompt")
     check_server_installed()
     with tempfile.TemporaryDirectory(prefix="sftdata-serve-check-") as scratch:
         work = Path(scratch)
         resolved = _resolve(Path(target), Path(base) if base else None, llama_cpp, work, base_weights)
         if compare_base and resolved.base is None:
             raise TrainError("no base model to compare with: the base of this export is not known as a GGUF file",
-                             hint="pass --base BASE.gguf")
+                             hint=f"pass {option('base', 'BASE.gguf')}")
         if endpoint == "auto":
             endpoint = "completion" if resolved.fmt is not None else "chat"
         if endpoint == "completion" and resolved.fmt is None:
@@ -157,7 +157,7 @@ def _resolve(target: Path, base: Path | None, llama_cpp: Any, work: Path, weight
         model, note = base or run_base, None
         if model is None:
             raise TrainError("the run's base model is not a GGUF file, so llama.cpp has nothing to apply the "
-                             "adapter to", file=str(target), hint="pass --base BASE.gguf (the base model as GGUF)")
+                             "adapter to", file=str(target), hint=f"pass {option('base', 'BASE.gguf')} (the base model as GGUF)")
         _need_file(model)
         if base is None and trained_base_differs(info, weights):  # serve what the adapter trained against
             model = sixteen_bit_base(info, llama_cpp, weights)
@@ -181,7 +181,7 @@ def _resolve(target: Path, base: Path | None, llama_cpp: Any, work: Path, weight
     if meta.get("general.type") == "adapter":
         model = base or (Path(sidecar["base_gguf"]) if sidecar and sidecar.get("base_gguf") else None)
         if model is None:
-            raise TrainError("a LoRA GGUF needs its base model", file=str(target), hint="pass --base BASE.gguf")
+            raise TrainError("a LoRA GGUF needs its base model", file=str(target), hint=f"pass {option('base', 'BASE.gguf')}")
         _need_file(model)
         side = sidecar.get("chat_template_file") if sidecar else None
         return _Target(model, target, model, fmt, _run_info(sidecar), None,

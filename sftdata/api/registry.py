@@ -106,6 +106,18 @@ class Command:
     def option(self, name: str) -> Option | None:
         return next((o for o in self.options if o.name == name), None)
 
+    def flag(self, name: str) -> str:
+        """How the command line names the keyword argument `name`: its option's flag, a config field's own flag
+        (`json_schema_extra={"flag": "--lr"}`), else `--name-with-dashes`; errors name options by it."""
+        declared = self.option(name)
+        if declared is not None:
+            return declared.flag
+        field = (self.overrides.model_fields if self.overrides is not None else {}).get(name)
+        extra = getattr(field, "json_schema_extra", None)
+        if isinstance(extra, dict) and extra.get("flag"):
+            return str(extra["flag"])
+        return "--" + name.replace("_", "-")
+
 
 COMMANDS: dict[str, Command] = {}  # in the order the commands are declared: `sftdata --help` lists them so
 

@@ -97,11 +97,9 @@ def _value(option: Option, value: Any) -> Any:
     return value
 
 
-def _override(name: str, field: Any) -> inspect.Parameter:
-    """An option for a field of a command's config model (train, plan: `--lora-r 16 --packing`); its flag is the
-    field's own where it declares one (`json_schema_extra={"flag": "--lr"}`)."""
-    extra = field.json_schema_extra
-    flag = str(extra["flag"]) if isinstance(extra, dict) and extra.get("flag") else "--" + name.replace("_", "-")
+def _override(name: str, field: Any, flag: str) -> inspect.Parameter:
+    """An option for a field of a command's config model (train, plan: `--lora-r 16 --packing`) under `flag`
+    (`Command.flag`: the field's own where it declares one)."""
     if field.annotation is bool:
         kind: Any = Optional[bool]
         decls = [f"{flag}/--no-{flag[2:]}"]
@@ -119,7 +117,7 @@ def build(command: Command, view: View) -> Callable[..., None]:
     """The Typer command for `command`: its options, --json and --strict where the view has them."""
     params = [_parameter(o) for o in command.options if getattr(o.spec, "cli", True)]
     fields = dict(command.overrides.model_fields) if command.overrides is not None else {}
-    params += [_override(n, f) for n, f in fields.items() if command.option(n) is None]
+    params += [_override(n, f, command.flag(n)) for n, f in fields.items() if command.option(n) is None]
     if view.strict:
         params.append(inspect.Parameter("strict", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
             bool, typer.Option("--strict", help="Exit 1 if any row was rejected.")]))

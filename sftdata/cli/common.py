@@ -10,8 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import orjson
 import typer
@@ -20,47 +19,9 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..errors import OptionError, SftDataError
+from ..errors import SftDataError
 
 err = Console(stderr=True, highlight=False, emoji=False)  # ":abc:" in a file name stays text
-
-
-class Kind(str, Enum):
-    instruction = "instruction"
-    chat = "chat"
-    qa = "qa"
-
-
-class StyleOpt(str, Enum):
-    text = "text"
-    prompt_completion = "prompt-completion"
-    messages = "messages"
-
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one compact JSON summary line on stdout.")]
-StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 1 if any row was rejected.")]
-TemplateOpt = Annotated[Optional[str], typer.Option("--template", "-t", help="alpaca, alpaca_ko, qa_ko, chat, chatml, chatml_think, llama3, or a .jinja file.")]
-TokenizerOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="Tokenizer directory, .gguf file or hub id; its EOS is used.")]
-EosOpt = Annotated[Optional[str], typer.Option("--eos", help="EOS token text, when no tokenizer is given.")]
-
-
-class TrainOnOpt(str, Enum):
-    all = "all"
-    last = "last"
-
-
-TemplateArgsOpt = Annotated[Optional[list[str]], typer.Option("--template-arg", help="KEY=VALUE passed to the template, repeatable (enable_thinking=false, skip_think=false, date_string='26 Jul 2024'); values are JSON where they parse. Recorded in the .meta.json.")]
-class EngineOpt(str, Enum):
-    local = "local"
-    ray = "ray"
-    spark = "spark"
-
-
-EngineArg = Annotated[EngineOpt, typer.Option("--engine", help="local (this process); ray or spark: split the inputs and run on a Ray cluster or with Spark; OUT is then a folder of part files with one _meta.json.")]
-AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Ray: auto or ray://host:port (default: start a local cluster); Spark: a master URL (default local[*]).")]
-SplitMibOpt = Annotated[float, typer.Option("--split-mib", help="Size of a split in MiB: JSON Lines and CSV/TSV byte ranges, runs of Parquet row groups (a JSON file is one split).")]
-ConcatOpt = Annotated[bool, typer.Option("--concat", help="With --engine: also write the single files a local run writes (OUT.jsonl and its sidecars).")]
-TrainOnArg = Annotated[TrainOnOpt, typer.Option("--train-on", help="Chats: train every assistant turn (all) or only the last; a message's own weight (0/1) overrides.")]
 
 
 @dataclass(slots=True)
@@ -97,12 +58,14 @@ class View:
         return progress_bar(self.label, shown.as_json)
 
 
+def flag(name: str) -> str:
+    """A keyword argument's flag where no command is at hand: `--name-with-dashes`."""
+    return "--" + name.replace("_", "-")
+
+
 def error_line(error: SftDataError, command: Any = None) -> str:
-    """The error as the CLI says it: an option named by its flag (`--threshold 1.5: …`), not `threshold=`."""
-    if isinstance(error, OptionError):
-        declared = command.option(error.option) if command is not None else None
-        return error.named(declared.flag if declared is not None else "--" + error.option.replace("_", "-"))
-    return str(error)
+    """The error as the CLI says it: options named by their flags (`--threshold 1.5: …`), not `threshold=`."""
+    return error.said(command.flag if command is not None else flag)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SftDataError
+from ..errors import SftDataError, option
 from ..ingest.mapping import Mapper, resolve_spec
 from ..ingest.paths import EACH, Each, format_path, parse_path
 from ..ingest.readers import Source, expand_sources, read_items
@@ -95,11 +95,11 @@ def read_eval(index: EvalIndex, against: Sequence[str | os.PathLike[str]], n: in
         if not tally.items:
             empty.append(f"{name}{_why(tally, key, spec, source)}")
     if empty:
-        how = (f"--against-map {mapping}" if mapping else f"--against-preset {preset}" if preset
-               else "records (no --against-preset or --against-map)")
+        how = (option("against_map", mapping) if mapping else option("against_preset", preset) if preset
+               else f"records (no {option('against_preset')} or {option('against_map')})")
         raise SftDataError(f"no eval items read as {how} from {'; '.join(empty)}",
-                           hint=None if (preset or mapping) else "raw eval files need --against-preset (alpaca, qa, "
-                           "openai, sharegpt, korquad, klue-mrc, korquad2) or --against-map")
+                           hint=None if (preset or mapping) else f"raw eval files need {option('against_preset')} (alpaca, "
+                           f"qa, openai, sharegpt, korquad, klue-mrc, korquad2) or {option('against_map')}")
 
 
 def _held(items: Iterator[RawItem | Reject], tally: Tally, key: str | None) -> Iterator[RawItem | Reject]:

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import OptionError, SftDataError
+from ..errors import OptionError, SftDataError, option
 from ..ingest.records import record_row
 from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
@@ -127,8 +127,9 @@ def targets(sources: list[Source], by: By, total: int | None, tokens: int | None
         if want > own * max_repeat * (1 + 1e-9):
             raise SftDataError(
                 f"source {source.path} is short: the mix needs {want:,.0f} {unit} of it (weight {weight:.0%}) and it "
-                f"has {own:,}, {own * max_repeat:,.0f} with --max-repeat {max_repeat:g} (short by "
-                f"{want - own * max_repeat:,.0f})", hint="lower its weight or the size of the mix, or raise --max-repeat")
+                f"has {own:,}, {own * max_repeat:,.0f} with {option('max_repeat', f'{max_repeat:g}')} (short by "
+                f"{want - own * max_repeat:,.0f})",
+                hint=f"lower its weight or the size of the mix, or raise {option('max_repeat')}")
     return wanted
 
 
@@ -168,8 +169,8 @@ def check_shares(sources: list[Source], wanted: list[float], by: By) -> None:
             raise SftDataError(
                 f"source {source.path} gets {share:.1%} of the mix for a weight of {weight:.0%}: its target is "
                 f"{want:,.0f} {unit} and its rows hold {cost[len(cost) // 2]:,} each (median), so whole rows cannot "
-                "meet it", hint="make the mix larger (--tokens, --total, or --max-repeat for the other sources), "
-                                "or mix by rows")
+                "meet it", hint=f"make the mix larger ({option('tokens')}, {option('total')}, or {option('max_repeat')} "
+                                 "for the other sources), or mix by rows")
 
 
 @dataclass(slots=True)

@@ -13,12 +13,12 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
-from ..errors import TokenizerError
+from ..errors import TokenizerError, option
 from ..ingest.mapping import Mapped
 from ..ingest.readers import expand_sources, read_items
 from ..ingest.records import RecordParser, mapped_records, record_row
@@ -65,12 +65,7 @@ def _plain_fields(value: Any, skip: frozenset[str] = frozenset()) -> dict[str, A
 @dataclass(slots=True)
 class CurateResult(RunResult):
     """A RunResult whose subclass (one per command: FilterResult, SplitResult, ...) declares the command's own
-    figures as typed fields; `figures()` gives them as JSON values, and they go into the summary.
-
-    `extra` holds the figures of a command not yet given its own result type (dedup); it goes into the
-    summary too, after the typed figures."""
-
-    extra: dict[str, Any] = field(default_factory=dict)
+    figures as typed fields; `figures()` gives them as JSON values, and they go into the summary."""
 
     def figures(self) -> dict[str, Any]:
         """The subclass's own fields (not CurateResult's), in declaration order, as plain JSON values (`plain`)."""
@@ -85,7 +80,6 @@ class CurateResult(RunResult):
     def summary(self) -> dict[str, Any]:
         out = RunResult.summary(self)
         out.update(self.figures())
-        out.update(self.extra)
         return out
 
 
@@ -137,7 +131,7 @@ def load(tokenizer: Any) -> tuple[Any, str]:
     if isinstance(tokenizer, (str, os.PathLike)):
         return load_light(tokenizer) or load_tokenizer(tokenizer), os.fspath(tokenizer)
     if tokenizer is None:
-        raise TokenizerError("this command needs a tokenizer", hint="pass --tokenizer DIR|FILE.gguf|HUB_ID")
+        raise TokenizerError("this command needs a tokenizer", hint=f"pass {option('tokenizer', 'DIR|FILE.gguf|HUB_ID')}")
     return tokenizer, str(getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__)
 
 

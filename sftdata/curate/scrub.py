@@ -261,9 +261,9 @@ def scrub(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
             counts.file(value.locator.file).written += 1
             out.write(dumps_line(row))
         if spec.name_fields and not scrubber.named_rows and counts.total("read") > counts.total("rejected"):
-            raise SftDataError(f"--name-field {', '.join(spec.name_fields)} held no name in any row, so no name "
-                               "would be masked; nothing was written",
-                               hint="name the field by its path in the records, e.g. meta.customer_name")
+            raise OptionError("held no name in any row, so no name would be masked; nothing was written",
+                              option="name_field", value=", ".join(spec.name_fields),
+                              hint="name the field by its path in the records, e.g. meta.customer_name")
     ticker.close()
     found = totals.summary()
     result.rows_with_pii, result.hits = found["rows_with_pii"], found["hits"]

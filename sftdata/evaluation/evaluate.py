@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from ..curate.samples import open_inputs
 from ..curate.textquality import check_lang, script_share
-from ..errors import OptionError, SftDataError
+from ..errors import OptionError, SftDataError, option
 from ..ingest.mapping import Mapped
 from ..items import Reject, Stage
 from ..provenance import build_meta
@@ -171,13 +171,15 @@ def evaluate(target: str | os.PathLike[str], data: Sequence[str | os.PathLike[st
     if lang:
         check_lang(lang)
     if n is not None and n < 1:
-        raise SftDataError(f"-n {n} must be at least 1")
+        raise OptionError("must be at least 1", option="n", value=n)
     path = Path(target)
     kind: Literal["run", "gguf", "server"] = "server" if base_url else ("run" if path.is_dir() else "gguf")
     if kind == "server" and base:
-        raise SftDataError("--base compares against the run's own base: give the run directory or GGUF, not --base-url")
+        raise OptionError("compares against the run's own base: give the run directory or GGUF, not "
+                          f"{option('base_url')}", option="base", value=True)
     if judge is not None and judge.versus == "base" and not base:  # before any model is loaded
-        raise SftDataError("the judge compares tuned with base answers: add --base (or --judge-versus reference)")
+        raise OptionError("the judge compares tuned with base answers", option="judge", value=judge.model,
+                          hint=f"add {option('base', True)} (or {option('judge_versus', 'reference')})")
     if kind == "gguf" and path.suffix != ".gguf":
         raise SftDataError("not a run directory or .gguf file", file=str(target))
     out = Path(output) if output else (path / "eval.jsonl" if kind == "run" else Path("eval.jsonl"))

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import orjson
 
-from ..errors import InputError, OutputError
+from ..errors import InputError, OptionError, OutputError, option
 from ..ingest.mapping import Mapped
 from ..ingest.readers import expand_sources, read_items
 from ..ingest.records import RecordParser, mapped_records, record_row
@@ -97,7 +97,7 @@ def _inputs(path: Path, eval_file: Path | None) -> dict[str, list[Path]]:
     if not splits:
         raise InputError("no split files (.jsonl) in this folder", file=str(path))
     if any(p.suffix == ".parquet" for paths in splits.values() for p in paths):
-        raise InputError("this is an exported hf folder; convert it back with --preset hf first", file=str(path))
+        raise InputError(f"this is an exported hf folder; convert it back with {option('preset', 'hf')} first", file=str(path))
     if eval_file is not None:
         if not eval_file.is_file():
             raise InputError("no such file", file=str(eval_file))
@@ -174,7 +174,7 @@ def _training_template(fmt: ExportFormat, template: str, tokenizer: str | None,
     from .trainingtemplate import training_template
 
     if fmt not in (ExportFormat.trl, ExportFormat.axolotl):
-        raise InputError(f"--template applies to the trl and axolotl exports, not {fmt.value}")
+        raise OptionError(f"applies to the trl and axolotl exports, not {fmt.value}", option="template")
     chats = (m.record for paths in splits.values()
              for m in mapped_records(read_items(expand_sources(paths)), RecordParser(), Counts(), None)
              if isinstance(m, Mapped) and isinstance(m.record, ChatRecord))

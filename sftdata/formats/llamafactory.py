@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import MappingError
+from ..errors import MappingError, option
 from ..schemas.records import ChatRecord, InstructionRecord, RecordKind, Role
 from .rows import Importer, NotExportable, RowError, call_parts, canonical_call, common_fields, json_value
 
@@ -104,7 +104,7 @@ def pick_entry(dataset_info: str | os.PathLike[str], data_files: list[Path], nam
                                hint=f"did you mean {', '.join(close)}?" if close else "see the file's top-level names")
         return DatasetEntry.parse(name, info[name], source)
     if len(data_files) != 1:
-        raise MappingError("several data files: pick the entry with --name", file=source)
+        raise MappingError(f"several data files: pick the entry with {option('name')}", file=source)
     data = data_files[0]
     named = {n: e for n, e in info.items() if isinstance(e, dict) and isinstance(e.get("file_name"), str)}
     found = [n for n, e in named.items() if _matches(Path(source).parent, e["file_name"], data)]
@@ -112,7 +112,7 @@ def pick_entry(dataset_info: str | os.PathLike[str], data_files: list[Path], nam
         found = [n for n, e in named.items() if Path(e["file_name"]).name == data.name]
     if len(found) != 1:
         what = "no entry has" if not found else f"entries {', '.join(found)} have"
-        raise MappingError(f"{what} file_name {data.name!r}", file=source, hint="pick the entry with --name")
+        raise MappingError(f"{what} file_name {data.name!r}", file=source, hint=f"pick the entry with {option('name')}")
     return DatasetEntry.parse(found[0], info[found[0]], source)
 
 

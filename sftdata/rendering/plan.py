@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import TemplateError
+from ..errors import TemplateError, option
 from ..items import Locator, Reject, Rendered, Stage, Style
 from ..schemas.records import Record, RecordKind, convert_record
 from ..tokenize.load import describe, load_tokenizer, special_tokens
@@ -33,7 +33,7 @@ def parse_template_args(args: TemplateArgs) -> dict[str, Any]:
     for item in args:
         key, sep, value = str(item).partition("=")
         if not sep or not key.strip().isidentifier():
-            raise TemplateError(f"template argument {item!r} is not KEY=VALUE", hint="e.g. --template-arg enable_thinking=false")
+            raise TemplateError(f"template argument {item!r} is not KEY=VALUE", hint=f"e.g. {option('template_args', 'enable_thinking=false')}")
         try:
             out[key.strip()] = json.loads(value)
         except ValueError:
@@ -140,7 +140,8 @@ def make_plan(template: str | None, tokenizer: Any, eos: str | None, style: Styl
     or hub id, or a tokenizer already loaded."""
     if template is None and style is None:
         if tokenizer or eos:
-            raise TemplateError("--tokenizer/--eos only matter with --template or --style")
+            raise TemplateError(f"{option('tokenizer')}/{option('eos')} only matter with {option('template')} or "
+                                 f"{option('style')}")
         return None
     tok = tokenizer
     if isinstance(tokenizer, (str, os.PathLike)):

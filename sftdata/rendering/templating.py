@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
 from .. import templates as registry
-from ..errors import SftDataError, TemplateError
+from ..errors import SftDataError, TemplateError, option
 from ..items import Locator, Reject, Rendered, Segment, Stage
 from ..schemas.records import ChatRecord, Record, RecordKind, convert_record
 from .chat import ChatTemplate, TurnNotLocated, header_of, history_headers, locate_turns, make_chat_env
@@ -168,7 +168,7 @@ class Renderer:
     def __init__(self, template: Template, eos: str, bos: str = "", *, variables: dict[str, Any] | None = None,
                  special_tokens: tuple[str, ...] = (), train_on: TrainOn = "all", ends: tuple[str, ...] = ()) -> None:
         if not eos:
-            raise TemplateError("an EOS token is required", hint="pass --tokenizer or --eos")
+            raise TemplateError("an EOS token is required", hint=f"pass {option('tokenizer')} or {option('eos')}")
         self.template, self.eos, self.bos, self.train_on = template, eos, bos, train_on
         self.ends = tuple(dict.fromkeys((eos, *ends)))  # every end-of-turn marker a trained turn may end with
         self.special_tokens = tuple(t for t in special_tokens if t and t != eos)

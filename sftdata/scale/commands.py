@@ -103,14 +103,10 @@ def run_command(command: ScaledCommand, inputs: Sequence[str | os.PathLike[str]]
 
 
 def summed(results: Sequence[RunResult], sums: Sequence[str]) -> RunResult:
-    """The first part's result with the figures named in `sums` added up (or joined) over all parts: a field of
-    the result (dotted names reach into a dataclass or dict it holds), or a key of its `extra` figures."""
+    """The first part's result with the figures named in `sums` added up (or joined) over all parts: each is a
+    field of the result (dotted names reach into a dataclass or dict it holds)."""
     out = copy.deepcopy(results[0])
-    fields = [d for d in sums if hasattr(out, d.partition(".")[0])]
-    _add_up(out, results, fields)
-    figures = [d for d in sums if d not in fields]
-    if figures and isinstance(getattr(out, "extra", None), dict):
-        out.extra = combine([r.extra for r in results], figures)  # type: ignore[attr-defined]
+    _add_up(out, results, sums)
     return out
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import BackendError
+from ..errors import BackendError, option
 from .limits import Permanent, Transient
 from .local import LocalBackend
 from .requests import ChatRequest, Reply
@@ -140,7 +140,7 @@ class OpenAIBackend:
                                hint="pass --model, and check --base-url") from None
         ids = [m.id for m in models.data]
         if not ids:
-            raise BackendError("the server lists no models", hint="pass --model")
+            raise BackendError("the server lists no models", hint=f"pass {option('model')}")
         self.model = ids[0]
 
     async def complete(self, request: ChatRequest, fmt: str) -> Reply:
@@ -184,7 +184,7 @@ class OpenAIBackend:
                                 hint=f"set the API key in ${self.api_key_env} (or name another variable "
                                      "with --api-key-env)")
         if status == 404:
-            return BackendError(f"not found ({message})", hint="check --base-url and --model")
+            return BackendError(f"not found ({message})", hint=f"check {option('base_url')} and {option('model')}")
         if status == 429 and getattr(error, "code", None) == "insufficient_quota":
             return BackendError(f"the account has no quota left ({message})")
         if fmt != "none" and status >= 500 and "response_format" in str(error.message):
@@ -208,6 +208,6 @@ def make_backend(base_url: str | None, model: str | None, api_key_env: str, time
     if base_url:
         return OpenAIBackend(base_url, model, api_key_env, timeout)
     if not model:
-        raise BackendError("no backend: give --base-url URL for a server, or --model PATH for a local model "
-                           "directory or .gguf file")
+        raise BackendError(f"no backend: give {option('base_url', 'URL')} for a server, or {option('model', 'PATH')} "
+                           "for a local model directory or .gguf file")
     return LocalBackend(model, batch_size=batch_size)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import TokenizerError
+from ..errors import TokenizerError, option
 from ..writers import publish_dir
 
 
@@ -117,7 +117,7 @@ def _gguf_tokenizer_dir(path: Path) -> Path:
 def describe(tokenizer: Any, spec: str) -> TokenizerInfo:
     eos = tokenizer.eos_token
     if not eos:
-        raise TokenizerError("the tokenizer defines no EOS token", file=spec, hint="pass --eos TOKEN")
+        raise TokenizerError("the tokenizer defines no EOS token", file=spec, hint=f"pass {option('eos', 'TOKEN')}")
     return TokenizerInfo(spec, eos, tokenizer.bos_token, tokenizer.pad_token, bool(tokenizer.chat_template))
 
 
