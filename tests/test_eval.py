@@ -163,5 +163,5 @@ def test_a_killed_judge_run_resumes_without_asking_again(identity_run, sftdata_c
 
 
 def test_a_judge_of_base_answers_without_base_is_refused_before_any_model_loads(tmp_path):
-    with pytest.raises(sftdata.SftDataError, match="add --base"):
+    with pytest.raises(sftdata.SftDataError, match="add base=True"):
         sftdata.eval(tmp_path / "no-such-run", [tmp_path / "none.jsonl"], judge_base_url="http://127.0.0.1:9/v1")

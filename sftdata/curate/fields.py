@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import Enum
 
-from ..errors import SftDataError
+from ..errors import OptionError
 from ..schemas.records import ChatRecord, InstructionRecord, QARecord, Record
 
 PROMPT = {"instruction": ("instruction", "input"), "qa": ("question", "context"), "chat": ("user",)}
@@ -34,7 +34,7 @@ class Side(str, Enum):
 def check_fields(fields: Sequence[str]) -> list[str]:
     unknown = [f for f in fields if f not in KNOWN]
     if unknown:
-        raise SftDataError(f"unknown field(s) {', '.join(unknown)}", hint=f"use any of {', '.join(sorted(KNOWN))}")
+        raise OptionError("are not fields of a record", option="fields", value=", ".join(unknown), hint=f"use any of {', '.join(sorted(KNOWN))}")
     return list(fields)
 
 

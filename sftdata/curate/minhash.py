@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import SftDataError
+from ..errors import OptionError
 from .shingles import mix, normalise, pieces, shingle_hashes, shingle_sizes
 from .verify import MemoryTexts, Texts, distinct, estimate, verdicts, verify, verify_estimate
 
@@ -100,7 +100,7 @@ class Sketcher:
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, num_perm: int = NUM_PERM, seed: int = 1) -> None:
         if not 0.0 < threshold <= 1.0:
-            raise SftDataError(f"the similarity threshold must be in (0, 1], not {threshold}")
+            raise OptionError("must be in (0, 1]", option="threshold", value=threshold)
         self.threshold, self.num_perm = threshold, num_perm
         self.bands, self.rows = lsh_params(threshold, num_perm)
         rng = np.random.default_rng(seed)

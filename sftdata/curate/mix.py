@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import OptionError, SftDataError, option
+from ..errors import InputError, OptionError, SftDataError, option
 from ..ingest.records import record_row
 from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
@@ -74,15 +74,15 @@ def parse_sources(specs: Sequence[str]) -> list[Source]:
         except ValueError:
             value = math.nan
         if math.isnan(value):
-            raise SftDataError(f"source {spec!r} has no weight", hint="give each source as PATH:WEIGHT, e.g. a.jsonl:0.7")
+            raise OptionError("has no weight", option="sources", value=spec, hint="give each source as PATH:WEIGHT, e.g. a.jsonl:0.7")
         if not math.isfinite(value) or value <= 0:
-            raise SftDataError(f"source {spec!r}: the weight must be a positive number")
+            raise OptionError("the weight must be a positive number", option="sources", value=spec)
         out.append(Source(path, value))
     paths = [s.path for s in out]
     if len(set(paths)) < len(paths):
-        raise SftDataError("a source is named twice", hint="give each file once, with the sum of its weights")
+        raise OptionError("a source is named twice", option="sources", hint="give each file once, with the sum of its weights")
     if len(out) < 2:
-        raise SftDataError("mix needs at least two sources", hint="e.g. `sftdata mix a.jsonl:0.7 b.jsonl:0.3 -o mix.jsonl`")
+        raise OptionError("mix needs at least two", option="sources", hint="e.g. `sftdata mix a.jsonl:0.7 b.jsonl:0.3 -o mix.jsonl`")
     return out
 
 
@@ -112,8 +112,8 @@ def targets(sources: list[Source], by: By, total: int | None, tokens: int | None
     have = [sum(s.cost(by)) for s in sources]
     empty = [s.path for s, h in zip(sources, have) if h == 0]
     if empty:
-        raise SftDataError(f"source {empty[0]} has nothing to draw from (no valid rows"
-                           f"{', no trained tokens' if by == 'trained-tokens' else ''})")
+        raise InputError(f"source {empty[0]} has nothing to draw from (no valid rows"
+                         f"{', no trained tokens' if by == 'trained-tokens' else ''})")
     if tokens is not None:
         whole = float(tokens)
     elif total is not None:  # rows in all: each unit of a source costs 1/(mean units per row) rows

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import OptionError, SftDataError
+from ..errors import OptionError
 from ..ingest.records import record_row
 from ..items import Reject, Stage
 from ..provenance import build_meta
@@ -62,11 +62,11 @@ def parse_spec(action: str = "mask", types: Sequence[str] = (), fields: Sequence
     known = {t.value for t in PiiType}
     bad = [t for t in chosen if t not in known]
     if bad:
-        raise SftDataError(f"unknown PII type(s) {', '.join(bad)}", hint=f"use any of {', '.join(sorted(known))}")
+        raise OptionError("are not PII types", option="types", value=", ".join(bad), hint=f"use any of {', '.join(sorted(known))}")
     names = _split(fields)
     unknown = [f for f in names if f not in KNOWN | {"meta"}]
     if unknown:
-        raise SftDataError(f"unknown field(s) {', '.join(unknown)}",
+        raise OptionError("are not fields of a record", option="fields", value=", ".join(unknown),
                            hint=f"use any of {', '.join(sorted(KNOWN | {'meta'}))}")
     table = dict(PLACEHOLDERS)
     for item in placeholders:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from enum import Enum
 
-from ..errors import SftDataError
+from ..errors import OptionError
 
 # Characters of the script each language is written in (letters only; digits and punctuation are
 # neutral). Japanese counts kana and kanji, Chinese the unified ideographs.
@@ -25,7 +25,7 @@ _SCRIPT_RE = {lang: re.compile(f"[{chars}]") for lang, chars in SCRIPTS.items()}
 
 def check_lang(lang: str) -> str:
     if lang not in SCRIPTS:
-        raise SftDataError(f"unknown language {lang!r}", hint=f"use one of {', '.join(SCRIPTS)}")
+        raise OptionError("is not a language sftdata knows", option="lang", value=lang, hint=f"use one of {', '.join(SCRIPTS)}")
     return lang
 
 

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from ..curate.samples import open_inputs
 from ..curate.textquality import check_lang, script_share
-from ..errors import OptionError, SftDataError, option
+from ..errors import InputError, OptionError, option
 from ..ingest.mapping import Mapped
 from ..items import Reject, Stage
 from ..provenance import build_meta
@@ -178,10 +178,10 @@ def evaluate(target: str | os.PathLike[str], data: Sequence[str | os.PathLike[st
         raise OptionError("compares against the run's own base: give the run directory or GGUF, not "
                           f"{option('base_url')}", option="base", value=True)
     if judge is not None and judge.versus == "base" and not base:  # before any model is loaded
-        raise OptionError("the judge compares tuned with base answers", option="judge", value=judge.model,
+        raise OptionError("the judge compares tuned with base answers", option="judge_versus", value="base",
                           hint=f"add {option('base', True)} (or {option('judge_versus', 'reference')})")
     if kind == "gguf" and path.suffix != ".gguf":
-        raise SftDataError("not a run directory or .gguf file", file=str(target))
+        raise InputError("not a run directory or .gguf file", file=str(target))
     out = Path(output) if output else (path / "eval.jsonl" if kind == "run" else Path("eval.jsonl"))
     result = EvalResult(str(target), out, gates=gates)
     inputs = open_inputs(data)
@@ -190,7 +190,7 @@ def evaluate(target: str | os.PathLike[str], data: Sequence[str | os.PathLike[st
                                        batch_size, llama_cpp, threads, stack)
         items = _items(inputs.records(), renderer, n, rej, result)
         if not items:
-            raise SftDataError("no eval record could be used", file=str(rejects_path(out)),
+            raise InputError("no eval record could be used", file=str(rejects_path(out)),
                                hint="eval data must be records with an answer (the kind the run trained on)")
         answers: dict[str, list[Generated]] = {}
         for answerer in models:
@@ -251,7 +251,7 @@ def _open(kind: str, path: Path, base: bool, base_url: str | None, model: str | 
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sftdata-eval-")))
     resolved = _resolve(path, Path(base_gguf) if base_gguf else None, llama_cpp, work)
     if base and resolved.base is None:
-        raise SftDataError("no base model to compare with: the base of this export is not known as a GGUF file",
+        raise InputError("no base model to compare with: the base of this export is not known as a GGUF file",
                            hint="pass --base-gguf BASE.gguf")
     fmt = resolved.fmt
     stop = fmt.eos if fmt is not None else None

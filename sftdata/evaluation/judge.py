@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import orjson
 
-from ..errors import OptionError, SftDataError
+from ..errors import OptionError
 from ..synthesis.backends import FormatChooser, FormatRefused, OpenAIBackend
 from ..synthesis.limits import Permanent, RateLimiter, RetriesExhausted, RetryPolicy, with_retries
 from ..synthesis.requests import ChatRequest, Reply
@@ -213,6 +213,6 @@ def parse_verdict(text: str) -> tuple[Winner | None, str]:
 
 def check_options(options: JudgeOptions) -> None:
     if options.lang not in ("ko", "en"):
-        raise SftDataError(f"unknown judge language {options.lang!r}", hint="use ko or en")
+        raise OptionError("is not a judge language", option="judge_lang", value=options.lang, hint="use ko or en")
     if options.versus not in ("base", "reference"):
         raise OptionError("is unknown", option="judge_versus", value=options.versus, hint="use base or reference")

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..errors import OptionError, SftDataError
+from ..errors import OptionError, option
 from .session import Options, Review
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -79,8 +79,8 @@ def start(paths: Sequence[str | os.PathLike[str]], options: Options, host: str =
         sock.bind((host, port))
     except OSError as error:
         sock.close()
-        raise SftDataError(f"cannot listen on {host}:{port}: {error.strerror}",
-                           hint="pass --port 0 for a free port") from None
+        raise OptionError(f"cannot listen on {host}:{port}: {error.strerror}", option="port", value=port,
+                          hint=f"pass {option('port', 0)} for a free port") from None
     sock.listen(128)
     sock.set_inheritable(True)
     bound = sock.getsockname()[1]

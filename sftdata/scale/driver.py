@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import OptionError, OutputError, SftDataError
+from ..errors import OptionError, OutputError, SftDataError, option
 from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta
 from ..storage import Location, Url, location, open_binary
@@ -35,9 +35,9 @@ def check_output(output: str | os.PathLike[str] | Url) -> Location:
     out = location(output)
     try:
         if out.is_file():
-            raise SftDataError("on an engine the output is a folder of part files, and this is a file",
-                               file=str(out), hint="name a folder (add --concat for the single files a local "
-                               "run writes)")
+            raise OutputError("on an engine the output is a folder of part files, and this is a file",
+                              file=str(out), hint=f"name a folder (add {option('concat', True)} for the single "
+                              "files a local run writes)")
     except OSError as error:
         raise OutputError(f"cannot write: {error.strerror or error}", file=str(out)) from None
     return out
