@@ -134,6 +134,22 @@ def test_errors_and_cli(tmp_path, korquad):
     assert summary["filtered"] == 4 and summary["by_reason"] == {"contaminated": 4}
 
 
+@pytest.mark.parametrize("ngram", [1, 2])
+def test_an_ngram_too_short_to_mean_a_copy_is_refused_with_the_smallest_that_works(tmp_path, korquad, ngram):
+    """`--ngram 2` said "use 5 or more" though 3 and 4 are accepted: the hint names 3, which runs."""
+    eval_file, mapping = korquad
+    train = _write(tmp_path / "train.jsonl", [*CONTAMINATED, *CLEAN])
+    done = CliRunner().invoke(app, ["decontaminate", str(train), "--against", str(eval_file), "--against-map",
+                                    str(mapping), "--action", "report", "--ngram", str(ngram)])
+    assert done.exit_code == 2 and f"--ngram {ngram}: is too short to mean a copy. use 3 or more" in done.output
+    with pytest.raises(SftDataError, match=f"ngram={ngram}: is too short to mean a copy. use 3 or more"):
+        sftdata.decontaminate([train], None, against=[eval_file], against_map=str(mapping), action="report",
+                              ngram=ngram)
+    smallest = sftdata.decontaminate([train], None, against=[eval_file], against_map=str(mapping), action="report",
+                                     ngram=3).summary()
+    assert smallest["read"] == len(CONTAMINATED) + len(CLEAN)
+
+
 # -- eval files as released: lists in lists -------------------------------------------------------------
 
 ARTICLES = [

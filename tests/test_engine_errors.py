@@ -2,8 +2,11 @@
 traceback, never a cluster started only to refuse the output (exit 2, the option named by its flag)."""
 from __future__ import annotations
 
+import http.server
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +38,43 @@ def test_an_address_that_does_not_answer_is_one_line_in_seconds(tmp_path, backen
     assert said in done.stderr and "Traceback" not in done.stderr and "internal error" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert seconds < 30 and not (tmp_path / "parts").exists()
+
+
+@pytest.fixture
+def web_server():
+    """An address that answers, but as an HTTP server (a web UI given for the cluster's port)."""
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"a web page")
+
+        def log_message(self, *args):
+            pass
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Quiet) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield f"127.0.0.1:{server.server_address[1]}"
+        server.shutdown()
+
+
+@pytest.mark.parametrize(("backend", "scheme", "said"), [
+    ("ray", "ray://", "but not as the Ray Client server"),
+    ("ray", "", "but not as the Ray cluster's GCS"),
+    ("spark", "spark://", "but not as the Spark master (it is a web server, and a Spark master is not)"),
+])
+def test_an_address_that_answers_as_another_service_is_one_line_in_seconds(tmp_path, web_server, backend, scheme,
+                                                                           said):
+    """A port that answers but is not the engine (Ray retried for minutes; Spark printed 58 lines of Java after
+    80 s): the engine's own protocol is asked first."""
+    address = scheme + web_server
+    done, seconds = _run(tmp_path, "render", "DATA", "-o", str(tmp_path / "parts"), "--eos", "</s>",
+                         "--engine", backend, "--address", address)
+    assert done.returncode == 2, done.stderr
+    assert f"--address {address}: {web_server} answers, {said}" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert seconds < 30 and not (tmp_path / "parts").exists() and not (tmp_path / "ray").exists()
 
 
 @pytest.mark.parametrize("command", [["dedup"], ["render", "--eos", "</s>"]])

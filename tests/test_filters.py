@@ -128,6 +128,7 @@ def test_cli_filter(tmp_path) -> None:
 @pytest.mark.parametrize(("options", "flag"), [
     ({"min_chars": 100, "max_chars": 10}, "--min-chars 100"),
     ({"min_lang_share": 3.0, "lang": "ko"}, "--min-lang-share 3.0"),
+    ({"min_lang_share": 0.9}, "--min-lang-share 0.9"),  # no --lang: it measured nothing and kept every row
     ({"max_chars": 0}, "--max-chars 0"),
     ({"min_chars": -1}, "--min-chars -1"),
     ({"max_tokens": 0, "tokenizer": "unused"}, "--max-tokens 0"),

@@ -140,6 +140,11 @@ def test_report_masks_personal_information_unless_show_pii(toks, tmp_path, smoll
     text = shown(tmp_path / "raw.html")
     assert "010-1234-5678" in text and "minsu.kim0@example.com" in text and "do not share this file" in text
 
+    # no sample over the limit, so nothing shown to mask: the note must not read as if the data held none
+    stats([source], toks["smollm2"], template="alpaca", max_seq_length=4096, report=tmp_path / "none.html")
+    text = shown(tmp_path / "none.html")
+    assert "none in what this page shows" in text and "none was found" not in text
+
 
 def test_report_masks_a_number_split_across_tokens() -> None:
     from sftdata.curate.report import Masker

@@ -190,7 +190,8 @@ def filter(
     train_on: TrainOn = "all",
     deny: Annotated[Sequence[str], Opt(help="Drop rows matching this regular expression; repeatable.")] = (),
     lang: Annotated[str | None, Opt(help="Expected language: ko, zh, ja, en, latin, ru.")] = None,
-    min_lang_share: Annotated[float, Opt(help="Least share of letters in the --lang script.")] = 0.5,
+    min_lang_share: Annotated[float | None, Opt(help="Least share of letters in the --lang script (default 0.5; "
+                                                "needs --lang).")] = None,
     drop_refusals: Annotated[bool, Opt(help="Drop answers that refuse ('As an AI language model', "
                                        "'죄송하지만 … 수 없습니다', ...).")] = False,
     engine: Engine = "local",

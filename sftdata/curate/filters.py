@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import OptionError
+from ..errors import OptionError, option
 from ..ingest.mapping import Mapped
 from ..ingest.records import record_row
 from ..items import Reject, Stage
@@ -48,7 +48,7 @@ class FilterSpec:
     max_reasoning_tokens: int | None = None
     deny: list[str] = field(default_factory=list)
     lang: str | None = None
-    min_lang_share: float = 0.5
+    min_lang_share: float | None = None  # given without `lang` it would check nothing: refused; default 0.5
     drop_refusals: bool = False
 
     def __post_init__(self) -> None:
@@ -61,6 +61,12 @@ class FilterSpec:
         if self.min_chars is not None and self.max_chars is not None and self.min_chars > self.max_chars:
             raise OptionError(f"is more than the longest length kept (max_chars {self.max_chars}): every row would "
                               "be dropped", option="min_chars", value=self.min_chars)
+        if self.min_lang_share is None:
+            self.min_lang_share = 0.5
+        elif self.lang is None:
+            raise OptionError("is a share of the letters written in a language, and no language is given: it would "
+                              "check nothing", option="min_lang_share", value=self.min_lang_share,
+                              hint=f"add {option('lang', 'ko')} (or another language)")
         if not 0 <= self.min_lang_share <= 1:
             raise OptionError("is a share of the letters: it must be between 0 and 1", option="min_lang_share",
                               value=self.min_lang_share, hint="0.5 keeps rows whose letters are at least half in that script")

@@ -77,7 +77,7 @@ class Masker:
     def note(self) -> str:
         found = ", ".join(f"{p} ×{n:,}" for p, n in self.masked.most_common())
         return ("<p class='pii'>Personal information in the samples and examples below is masked as <code>sftdata "
-                f"scrub</code> masks it by default ({html.escape(found) if found else 'none was found'}); "
+                f"scrub</code> masks it by default ({html.escape(found) if found else 'none in what this page shows'}); "
                 "<code>--show-pii</code> shows it.</p>")
 
 

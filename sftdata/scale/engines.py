@@ -11,11 +11,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from ..errors import OptionError, SftDataError
+from .probes import check_address
 
 Engine = Literal["local", "ray", "spark"]
 ENGINES = ("local", "ray", "spark")
@@ -45,14 +45,14 @@ def check_engine(engine: Engine, address: str | None) -> None:
         _need("ray", "the ray engine needs Ray", "pip install 'sftdata[ray]'")
         if address and address.startswith("ray://"):
             _need("grpc", "a ray:// address uses Ray Client, which needs ray[client]", "pip install 'sftdata[ray]'")
-            _reachable(address, address.removeprefix("ray://"), 10001, "the Ray Client server")
+            check_address(address, address.removeprefix("ray://"), 10001, "the Ray Client server", "grpc")
         elif address == "auto" and not _ray_running():
             raise OptionError("no Ray cluster is running on this machine (tried the address file Ray writes under "
                               f"{_ray_temp()})", option="address", value=address,
                               hint="start one with `ray start --head`, name it as ray://host:port, or leave "
                                    "address out to start a local one")
         elif address and address != "auto":
-            _reachable(address, address, 6379, "the Ray cluster's GCS")
+            check_address(address, address, 6379, "the Ray cluster's GCS", "grpc")
         return
     _need("pyspark", "the spark engine needs PySpark (and Java 17+)", "pip install 'sftdata[spark]'")
     if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
@@ -60,24 +60,12 @@ def check_engine(engine: Engine, address: str | None) -> None:
                           option="engine", value=engine, hint="install a JRE, e.g. openjdk-17-jre-headless")
     if address and address.startswith("spark://"):
         for hostport in address.removeprefix("spark://").split(","):
-            _reachable(address, hostport, 7077, "the Spark master")
+            check_address(address, hostport, 7077, "the Spark master", "spark")
 
 
 def _need(module: str, message: str, hint: str) -> None:
     if importlib.util.find_spec(module) is None:
         raise SftDataError(message, hint=hint)
-
-
-def _reachable(address: str, hostport: str, default_port: int, what: str, timeout: float = 3.0) -> None:
-    """A TCP connection to host:port, or one error naming the address and what was tried."""
-    host, _, port = hostport.strip().rpartition(":") if ":" in hostport else (hostport, "", str(default_port))
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-            return
-    except (OSError, ValueError) as error:
-        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-        raise OptionError(f"{what} does not answer (tried {host or '127.0.0.1'}:{port}: {reason})",
-                          option="address", value=address) from None
 
 
 def _ray_temp() -> str:
@@ -98,9 +86,9 @@ def _ray(address: str | None) -> Any:
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      **({} if address else {"num_cpus": os.cpu_count()}))
-        except (ConnectionError, TimeoutError, RuntimeError) as error:
-            raise OptionError(f"Ray could not connect ({type(error).__name__}: {str(error).splitlines()[0][:200]})",
-                              option="address", value=address) from None
+        except Exception as error:  # whatever Ray raises on connecting is one line, not a traceback
+            raise OptionError(f"Ray could not connect ({_first_line(error)})", option="address", value=address) \
+                from None
     return ray
 
 
@@ -123,7 +111,16 @@ def _spark_session(address: str | None) -> Any:
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.appName("sftdata").master(address or "local[*]")
     builder = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-    return builder.config("spark.task.maxFailures", "4").getOrCreate()
+    try:
+        return builder.config("spark.task.maxFailures", "4").getOrCreate()
+    except Exception as error:  # a Py4J or Java error on starting is one line, not a trace
+        raise OptionError(f"Spark could not start ({_first_line(error)})", option="address",
+                          value=address or "local[*]") from None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
 
 
 def run_shuffle(map_task: Callable[[Any], tuple[dict[str, Any], list[Any]]],
