@@ -97,7 +97,7 @@ def test_answers_from_an_openai_compatible_server(identity_run, llama_server, tm
     assert s["samples"] == 2 and "loss" not in s["tuned"] and s["tuned"]["answers_per_s"] > 0
     sent = sorted(orjson.dumps(b["messages"]) for b in bodies)  # 4 in flight: in any order
     assert sent == sorted(orjson.dumps([{"role": "user", "content": q}]) for q, _ in HELD_OUT[:2])
-    with pytest.raises(sftdata.SftDataError, match="--base compares"):
+    with pytest.raises(sftdata.SftDataError, match="base=True: compares against the run's own base"):
         sftdata.eval(identity_run["out"], [data], base_url=proxy.base_url, base=True)
 
 
