@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +72,21 @@ def test_korean_one_word_edits_are_near_duplicates_that_word_rouge_misses(tmp_pa
 
 def test_shingle_size_follows_the_script() -> None:
     assert shingle_sizes(["서울은 대한민국의 수도", "describe the process", "描述泰姬陵的建筑风格", "한국어 문장에 API 단어", "mostly english 한국"]).tolist() == [3, 5, 3, 3, 5]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from([" ", "\n", "\t", "\r", "\x0b", "\x1c", "\x85", "\xa0", "\u2028",
+                                         "\u3000", "\u200b", "a", "B", "ß", "가", "ﬁ", "\u0301"]) | st.characters(),
+               max_size=24))
+def test_normalise_is_nfkc_casefold_and_whitespace_collapsed(text) -> None:
+    """normalise takes a shortcut when a text has no whitespace but single spaces and line ends: it must give
+    what the definition (NFKC, casefold, every run of str.isspace characters one space, none at the ends) gives."""
+    assert normalise(text) == re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def test_every_whitespace_character_but_the_space_is_unprintable() -> None:
+    """What normalise's shortcut relies on: a printable text holds no whitespace other than " "."""
+    assert {c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace() and c.isprintable()} == {" "}
 
 
 def test_real_data_exact_and_chinese_near_duplicates(shared_data, tmp_path) -> None:
