@@ -21,6 +21,7 @@ from sftdata.curate.minhash import (
     DEFAULT_THRESHOLD,
     Sketcher,
     find_duplicates,
+    group_edges,
     lsh_params,
     normalise,
     shingle_sizes,
@@ -196,6 +197,17 @@ def test_lsh_catches_pairs_at_the_threshold() -> None:
     assert bands * rows <= 128
     assert 1 - (1 - DEFAULT_THRESHOLD ** rows) ** bands > 0.8  # candidates at J = 0.7
     assert 1 - (1 - 0.3 ** rows) ** bands < 0.05  # few at J = 0.3
+
+
+def test_band_keys_group_as_wide_keys_do() -> None:
+    """group_edges sorts 32-bit keys packed with their rows, other keys with a stable argsort: the same edges."""
+    rng = np.random.default_rng(5)
+    keys = rng.integers(0, 300, 5000).astype(np.uint32)  # many groups of many rows
+    rows = np.sort(rng.choice(1 << 20, 5000, replace=False)).astype(np.int64)
+    packed, stable = group_edges(keys, rows), group_edges(keys.astype(np.uint64), rows)
+    assert len(packed) == 5000 - len(np.unique(keys)) and np.array_equal(packed, stable)
+    assert set(map(tuple, packed.tolist())) == {(r, rows[keys == k].min()) for k, r in zip(keys.tolist(), rows.tolist())
+                                                if r != rows[keys == k].min()}
 
 
 def test_clusters_keep_the_first_and_point_to_it() -> None:

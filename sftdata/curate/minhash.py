@@ -267,13 +267,21 @@ def _settle_in_order(state: np.ndarray, later: np.ndarray, earlier: np.ndarray) 
 
 
 def group_edges(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """(member, first) pairs for every group of equal keys; `first` is the group's lowest row."""
+    """(member, first) pairs for every group of equal keys; `first` is the group's lowest row (`rows` ascend: the
+    members of a group come in their order)."""
     if len(keys) == 0:
         return np.zeros((0, 2), np.int64)
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
+    if keys.dtype.kind == "u" and keys.dtype.itemsize <= 4 and 0 <= rows.min() and rows.max() < 1 << 32:
+        # 32-bit keys and rows (dedup's band keys): one sort of (key << 32 | row), several times faster than a
+        # stable argsort of the keys, in the same order
+        packed = np.sort((keys.astype(_U64) << _U64(32)) | rows.astype(_U64))
+        ordered = packed >> _U64(32)
+        members = (packed & _U64(0xFFFFFFFF)).astype(np.int64)
+    else:
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        members = rows[order]
     new = np.concatenate(([True], ordered[1:] != ordered[:-1]))
-    group_first = rows[order][np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))]
-    members = rows[order]
+    group_first = members[np.maximum.accumulate(np.where(new, np.arange(len(members)), 0))]
     mask = ~new
     return np.stack([members[mask], group_first[mask]], axis=1).astype(np.int64)
