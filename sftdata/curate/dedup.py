@@ -1,13 +1,15 @@
 """`sftdata dedup`: drop exact and near-duplicate rows, keeping the first of each cluster.
 
-Two passes over the input, in bounded memory: the first reads and validates records, sketches the
-compared text (sftdata.curate.minhash: ~220 bytes per row), appends its normalised form to a temporary
-file (sftdata.curate.verify.SpilledTexts) and writes invalid rows to OUT.rejects.jsonl; candidate pairs
-are then found in numpy and verified on the exact Jaccard similarity of their shingle sets, reading back
-only the candidates' texts; the second pass streams the rows again and writes each to OUT (kept) or
-OUT.dupes.jsonl (dropped, with the locator of the row it duplicates and that exact similarity). `against`
-files are sketched first, as references: a row found in one (e.g. the eval set) is dropped, and nothing
-of the references is written.
+The input is read once, in bounded memory: each record is validated, its compared text sketched
+(sftdata.curate.minhash: ~220 bytes per row) and normalised into a temporary file (sftdata.curate.verify.
+SpilledTexts), and the line OUT would hold for it (the row as read, as JSON) appended to a second temporary
+file (LineKeeper); invalid rows go to OUT.rejects.jsonl. Candidate pairs are then found in numpy and verified
+on the exact Jaccard similarity of their shingle sets, reading back only the candidates' texts; the second
+pass copies the kept rows' lines to OUT a run at a time (write_rows) and writes each dropped row to
+OUT.dupes.jsonl (with the locator of the row it duplicates and that exact similarity). The two temporary files
+sit beside OUT and cost about the compared text's and the kept input's size of disk until the run ends.
+`against` files are sketched first, as references: a row found in one (e.g. the eval set) is dropped, and
+nothing of the references is written.
 
 What is compared by default (DEFAULT_FIELDS, `Side.exchange`) is what a model learns from a row: the
 instruction, input and output; the question and answer (not the context: the pairs about one passage
@@ -20,10 +22,13 @@ import math
 import os
 import time
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+import numpy as np
+import orjson
 
 from ..ingest.mapping import Mapped
 from ..ingest.readers import expand_sources, read_items
@@ -34,10 +39,11 @@ from ..storage import location
 from ..writers import AtomicFile, dumps_line, file_digest, meta_path, rejects_path, sidecar_path, write_json
 from .fields import Side, check_fields, record_text
 from .minhash import DEFAULT_THRESHOLD, NUM_PERM, Matches, Sketcher, Sketches, Verify, find_duplicates
-from .samples import CurateResult, Progress, Ticker, batches
+from .samples import CurateResult, Progress, Ticker
 from .verify import SpilledTexts
 
 SKETCH_BATCH = 4096
+WRITE_BATCH = 8192  # output lines read back and written at a time
 DEFAULT_FIELDS = Side.exchange
 
 
@@ -67,9 +73,9 @@ class Locators:
             number = self.numbers[locator.file] = len(self.files)
             self.files.append(locator.file)
         self.file.append(number)
-        for name in ("line", "index", "element"):
-            value = getattr(locator, name)
-            getattr(self, name).append(-1 if value is None else value)
+        self.line.append(-1 if locator.line is None else locator.line)
+        self.index.append(-1 if locator.index is None else locator.index)
+        self.element.append(-1 if locator.element is None else locator.element)
 
     def __getitem__(self, row: int) -> Locator:
         def opt(column: array) -> int | None:
@@ -92,12 +98,18 @@ class SketchedRows:
     texts: SpilledTexts = field(default_factory=SpilledTexts)
 
     def add(self, records: Sequence[Mapped], fields: Side | Sequence[str]) -> None:
-        sketches = self.sketcher.sketch([record_text(m.record, fields) for m in records])
-        self.texts.extend(sketches.texts.items)  # type: ignore[union-attr]
-        sketches.texts = None
-        self.parts.append(sketches)
+        """Sketch records held anyway (sftdata.curate.audit)."""
         for mapped in records:
             self.locators.add(mapped.locator)
+        self.add_texts([record_text(m.record, fields) for m in records])
+
+    def add_texts(self, texts: Sequence[str]) -> None:
+        """Sketch the compared texts of the next rows (sketch_stream adds their locators to `locators` as it reads
+        them)."""
+        sketches = self.sketcher.sketch(texts, encoded=True)
+        self.texts.add(sketches.texts.encoded)  # type: ignore[union-attr,arg-type]
+        sketches.texts = None
+        self.parts.append(sketches)
 
     def joined(self) -> Sketches:
         joined = Sketches.join(self.parts, self.sketcher.bands, self.sketcher.num_perm)
@@ -111,17 +123,32 @@ class SketchedRows:
 
 def sketch_stream(stream: Iterable[Mapped | Reject], rows: SketchedRows, fields: Side | Sequence[str],
                   on_reject: Any = None, ticker: Ticker | None = None) -> bytearray:
-    """Sketch every record of the stream; returns, per row in stream order, 1 if it was a record."""
+    """Sketch every record of the stream; returns, per row in stream order, 1 if it was a record.
+
+    Of each record only its compared text waits for the batch to be sketched (its locator goes into integer
+    columns at once): the records themselves are freed as they are read, so they never outlive the youngest
+    garbage-collector generation, whose collections stay cheap."""
     is_record = bytearray()
-    for batch in batches(stream, SKETCH_BATCH):
-        records = [v for v in batch if isinstance(v, Mapped)]
-        for value in batch:
-            is_record.append(isinstance(value, Mapped))  # bool is an int 0/1
-            if isinstance(value, Reject) and on_reject is not None:
+    texts: list[str] = []
+    add_locator = rows.locators.add
+    for value in stream:
+        if isinstance(value, Mapped):
+            texts.append(record_text(value.record, fields))
+            add_locator(value.locator)
+            is_record.append(1)
+            if len(texts) >= SKETCH_BATCH:
+                rows.add_texts(texts)
+                texts = []
+        else:
+            is_record.append(0)
+            if on_reject is not None:
                 on_reject(value)
-        rows.add(records, fields)
-        if ticker:
-            ticker.tick(len(batch))
+        if ticker and len(is_record) % SKETCH_BATCH == 0:
+            ticker.tick(SKETCH_BATCH)
+    if texts:
+        rows.add_texts(texts)
+    if ticker:
+        ticker.tick(len(is_record) % SKETCH_BATCH)
     return is_record
 
 
@@ -162,13 +189,14 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     counts = Counts()
     for source in sources:
         counts.file(source.name)
-    spill = SpilledTexts(output.parent if isinstance(output, Path) else None)  # beside OUT: room for its size
-    rows = SketchedRows(Sketcher(threshold), texts=spill)
+    folder = output.parent if isinstance(output, Path) else None  # the temporary files go beside OUT: room for it
+    rows = SketchedRows(Sketcher(threshold), texts=SpilledTexts(folder))
     references = read_references(against, rows, compare)
     refs = len(rows.locators)
     result = DedupResult("dedup", counts, output, rejects_path(output), dupes=str(dupes_path(output)), threshold=threshold,
                          compared=compare, against_rows=refs)
     ticker = Ticker(progress)
+    lines = SpilledTexts(folder)  # each record's output line, from the first pass
     try:
         with AtomicFile(rejects_path(output)) as rej, AtomicFile(output) as out, \
                 AtomicFile(dupes_path(output)) as dup:
@@ -177,27 +205,21 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
                 result.add_example(reject)
                 rej.write(dumps_line(reject.as_dict()))
 
-            stream = mapped_records(read_items(sources), RecordParser(), counts, None)
-            is_record = sketch_stream(stream, rows, compare, on_reject, ticker)
+            parser = LineKeeper(lines)
+            sketch_stream(mapped_records(read_items(sources), parser, counts, None), rows, compare, on_reject, ticker)
+            parser.flush()
             matches = find_duplicates(rows.joined(), threshold, refs=refs, check=check)
-            items = read_items(sources)  # the same rows again, in the same order
-            row = refs
-            for was_record, item in zip(is_record, items):
-                if not was_record:
-                    continue
-                target = int(matches.dup_of[row])
-                if target < 0:
-                    counts.file(item.locator.file).written += 1
-                    out.write(dumps_line(item.data))
-                else:
-                    dropped = _dropped(item, row, target, refs, matches, rows.locators)
-                    counts.drop(dropped[0])
-                    result.add_example(dropped[0])
-                    dup.write(dumps_line(dropped[1]))
-                row += 1
-                ticker.tick()
+            for reject, line in write_rows(lines, matches, refs, rows.locators, out, ticker):
+                counts.drop(reject)
+                result.add_example(reject)
+                dup.write(dumps_line(line))
     finally:
         rows.close()
+        lines.close()
+    kept = np.frombuffer(rows.locators.file, dtype=np.int32)[refs:][matches.dup_of[refs:] < 0]
+    for number, written in enumerate(np.bincount(kept, minlength=len(rows.locators.files)).tolist()):
+        if written:
+            counts.file(rows.locators.files[number]).written += written
     ticker.close()
     result.exact = int(matches.exact[refs:].sum())
     result.near = int((matches.dup_of[refs:] >= 0).sum()) - result.exact
@@ -205,6 +227,48 @@ def dedup(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[st
     result.meta = build_meta("dedup", [s.path for s in sources], counts, output, result.rejects, extra, started)
     write_json(meta_path(output), result.meta)
     return result
+
+
+class LineKeeper(RecordParser):
+    """A RecordParser that also keeps the line dedup writes for each record (the row as read, as JSON) in a
+    temporary file: the second pass copies those lines, not reading and parsing the input again."""
+
+    def __init__(self, lines: SpilledTexts) -> None:
+        super().__init__()
+        self.lines = lines
+        self.pending: list[bytes] = []
+
+    def map(self, item: RawItem) -> Iterator[Mapped | Reject]:
+        for value in RecordParser.map(self, item):
+            if type(value) is Mapped:
+                self.pending.append(dumps_line(item.data))
+                if len(self.pending) >= SKETCH_BATCH:
+                    self.flush()
+            yield value
+
+    def flush(self) -> None:
+        self.lines.add(self.pending)
+        self.pending = []
+
+
+def write_rows(lines: SpilledTexts, matches: Matches, refs: int, locators: Locators, out: IO[bytes],
+               ticker: Ticker) -> Iterator[tuple[Reject, dict[str, Any]]]:
+    """The second pass: each kept record's line to `out` (a run of kept rows at a time); for each dropped one,
+    the reject and the OUT.dupes.jsonl row (`dropped_row`), in input order."""
+    for first in range(0, len(lines), WRITE_BATCH):
+        last = min(first + WRITE_BATCH, len(lines))
+        data, ends = lines.span(first, last)
+        view = memoryview(data)
+        start = 0
+        for k in np.flatnonzero(matches.dup_of[refs + first:refs + last] >= 0).tolist():
+            begin = int(ends[k - 1]) if k else 0
+            out.write(view[start:begin])
+            start = int(ends[k])
+            row = refs + first + k
+            item = RawItem(orjson.loads(view[begin:start]), locators[row])
+            yield _dropped(item, row, int(matches.dup_of[row]), refs, matches, locators)
+        out.write(view[start:])
+        ticker.tick(last - first)
 
 
 def method(sketcher: Sketcher, references: Sequence[Path], check: Verify = "exact") -> dict[str, Any]:

@@ -110,27 +110,33 @@ class Sketcher:
         self.b = rng.integers(0, _MAX32, num_perm, dtype=_U32, endpoint=True)[:, None]
         self.band_mult = rng.integers(0, _MAX, self.rows, dtype=_U64, endpoint=True) | _U64(1)
 
-    def sketch(self, texts: Sequence[str]) -> Sketches:
-        """The sketches of the texts, with their normalised texts (in memory) to verify candidates with."""
+    def sketch(self, texts: Sequence[str], encoded: bool = False) -> Sketches:
+        """The sketches of the texts, with their normalised texts (in memory) to verify candidates with, and with
+        `encoded`, those texts' UTF-8 (MemoryTexts.encoded) too."""
         norm = [normalise(t) for t in texts]
-        exact = np.fromiter((int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
-                             for t in norm), dtype=_U64, count=len(norm))
+        utf8 = [t.encode() for t in norm]
+        exact = np.fromiter((int.from_bytes(hashlib.blake2b(t, digest_size=8).digest(), "little")
+                             for t in utf8), dtype=_U64, count=len(norm))
         empty = np.fromiter((not t for t in norm), dtype=bool, count=len(norm))
         mins = np.full((len(norm), self.num_perm), _MAX32, dtype=_U32)
         sizes = shingle_sizes(norm)
         for n in np.unique(sizes):
             rows = np.flatnonzero(sizes == n)
-            mins[rows] = self._minhash([norm[i] for i in rows], int(n))
+            if len(rows) == len(norm):
+                mins = self._minhash(norm, int(n))
+            else:
+                mins[rows] = self._minhash([norm[i] for i in rows], int(n))
         used = mins[:, : self.bands * self.rows].reshape(len(norm), self.bands, self.rows).astype(_U64)
         with np.errstate(over="ignore"):
             keys = (mix((used * self.band_mult).sum(axis=2, dtype=_U64)) >> _U64(32)).astype(_U32)
-        return Sketches(exact, keys, (mins & _U32(0xFF)).astype(np.uint8), empty, MemoryTexts(norm))
+        return Sketches(exact, keys, (mins & _U32(0xFF)).astype(np.uint8), empty,
+                        MemoryTexts(norm, utf8 if encoded else None))
 
     def _minhash(self, texts: list[str], n: int) -> np.ndarray:
         out = np.full((len(texts), self.num_perm), _MAX32, dtype=_U32)
         for owners, cut in pieces(texts, overlap=n - 1):  # the same n-grams, in bounded memory
             hashes, counts = shingle_hashes(cut, n)
-            hashes = (hashes >> _U64(32)).astype(_U32)
+            hashes = _high_halves(hashes)
             owner = np.repeat(owners, counts)
             for start in range(0, len(hashes), _CHUNK):
                 h, t = hashes[start:start + _CHUNK], owner[start:start + _CHUNK]
@@ -141,6 +147,12 @@ class Sketcher:
                 rows = t[firsts]
                 out[rows] = np.minimum(out[rows], part)
         return out
+
+
+def _high_halves(hashes: np.ndarray) -> np.ndarray:
+    """hashes >> 32 as uint32, read out of the uint64s rather than shifted."""
+    halves = hashes.view(_U32)
+    return np.ascontiguousarray(halves[1::2] if np.little_endian else halves[0::2])
 
 
 @dataclass(slots=True)

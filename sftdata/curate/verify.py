@@ -52,9 +52,11 @@ class Texts(Protocol):
 
 @dataclass(slots=True)
 class MemoryTexts:
-    """Texts held in a list (the texts of one sketched batch, or of records an audit or split holds anyway)."""
+    """Texts held in a list (the texts of one sketched batch, or of records an audit or split holds anyway), and
+    their UTF-8 when it was made anyway (the sketcher hashes it: dedup spills it, not encoding the texts again)."""
 
     items: list[str]
+    encoded: list[bytes] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -69,7 +71,8 @@ class MemoryTexts:
 class SpilledTexts:
     """Texts appended to an unnamed temporary file (gone when closed or when the process ends), read back by
     row with positioned reads (not a memory map, whose touched pages would count as this process's memory);
-    only the end offsets stay in memory."""
+    only the end offsets stay in memory. Any byte strings can be kept the same way (`add`, `span`):
+    sftdata.curate.dedup keeps its output lines in one."""
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         self._file: IO[bytes] | None = None
@@ -81,14 +84,23 @@ class SpilledTexts:
         return len(self._ends)
 
     def extend(self, texts: Sequence[str]) -> None:
+        self.add([t.encode() for t in texts])
+
+    def add(self, items: Sequence[bytes]) -> None:
+        """Append byte strings (texts already encoded as UTF-8, or any others), one row each."""
         if self._file is None:  # in `directory` when it exists (the output's folder), else the system's
             directory = self._directory if self._directory and os.path.isdir(self._directory) else None
             self._file = tempfile.TemporaryFile(dir=directory, prefix=".sftdata-texts-")
-        encoded = [t.encode() for t in texts]
-        self._file.write(b"".join(encoded))
-        for data in encoded:
-            self._size += len(data)
-            self._ends.append(self._size)
+        self._file.write(b"".join(items))
+        ends = np.cumsum(np.fromiter(map(len, items), dtype=np.int64, count=len(items))) + self._size
+        self._ends.frombytes(ends.tobytes())
+        self._size = int(ends[-1]) if len(ends) else self._size
+
+    def span(self, first: int, last: int) -> tuple[bytes, np.ndarray]:
+        """The bytes of rows [first, last) as one string, and where each of those rows ends in it."""
+        ends = np.frombuffer(self._ends, dtype=np.int64)[first:last]
+        start = int(self._ends[first - 1]) if first else 0
+        return self._read(start, int(ends[-1]) - start if len(ends) else 0), ends - start
 
     def offsets(self) -> np.ndarray:
         """Where each row's text starts, and where the last one ends (len + 1 values)."""
@@ -118,7 +130,10 @@ class SpilledTexts:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # its buffer could not be flushed (the disk is full): nothing of it is needed
+                pass
             self._file = None
 
 
