@@ -12,6 +12,9 @@ from ..schemas.records import ChatRecord, Record, RecordKind, Role, convert_reco
 from .mapping import Mapped, Mapper
 from .validation import reject_from_validation
 
+_ANY_ROW = frozenset({"id", "meta"})
+_RENDERED = (frozenset({"text"}), frozenset({"prompt", "completion"}))  # a row's keys (but _ANY_ROW) as render writes them
+
 
 class RecordParser:
     """Records JSONL (as convert writes it) → Records; the kind comes from --as or from each row's keys."""
@@ -24,8 +27,8 @@ class RecordParser:
         if not isinstance(data, dict):
             yield not_an_object(item)
             return
-        keys = set(data) - {"id", "meta"}
-        if keys in ({"text"}, {"prompt", "completion"}) and isinstance(data.get("text", data.get("prompt")), str):
+        if ("text" in data or "prompt" in data) and data.keys() - _ANY_ROW in _RENDERED \
+                and isinstance(data.get("text", data.get("prompt")), str):
             yield Reject(Stage.map, "rendered_text", "this row is rendered SFT text (what `convert --template` "
                          "writes), not a record: commands over records need what `sftdata convert` writes without "
                          "--template", item.locator, raw=data)
@@ -92,13 +95,17 @@ def mapped_records(items: Iterable[RawItem | Reject], mapper: Mapper | RecordPar
     reading loop every command over records shares. `to` converts each record to that kind (a row that cannot
     be converted is a reject); `split_think` moves a leading <think> block into reasoning_content; `split_turn`
     writes one chat per trained assistant turn (each counted as a row read)."""
+    name, file_counts = None, None  # the counts of the file read last (most rows come from the same file)
     for item in items:
+        if item.locator.file != name:
+            name = item.locator.file
+            file_counts = counts.file(name)
         if isinstance(item, Reject):
-            counts.file(item.locator.file).read += 1
+            file_counts.read += 1  # type: ignore[union-attr]
             yield item
             continue
         for mapped in mapper.map(item):
-            counts.file(item.locator.file).read += 1
+            file_counts.read += 1  # type: ignore[union-attr]
             if isinstance(mapped, Mapped) and to is not None and mapped.record.kind != to.value:
                 try:
                     mapped = Mapped(convert_record(mapped.record, to), mapped.locator)
