@@ -9,7 +9,7 @@ import orjson
 
 import sftdata
 from sftdata.curate.pretokenize import Overflow, OverflowCounts, PretokenizeResult
-from sftdata.curate.samples import CurateResult
+from sftdata.curate.results import CurateResult
 from sftdata.curate.split import SplitResult
 from sftdata.items import Counts
 from sftdata.scale.commands import combine, summed

@@ -28,7 +28,8 @@ from .fields import Side, record_text
 from .findings import CHECKS, Finding, Severity, Trainer
 from .lengths import LengthObserver, scan
 from .minhash import DEFAULT_THRESHOLD, Sketcher, find_duplicates
-from .samples import OMIT_NONE, CurateResult, Progress, Sample, load, open_plan
+from .results import OMIT_NONE, CurateResult, Progress
+from .samples import Sample, load, open_plan
 from .scrub import Scrubber, ScrubSpec
 from .textquality import check_lang, mojibake, script_share
 from .thinking import ThinkingChecks

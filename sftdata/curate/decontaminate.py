@@ -45,7 +45,8 @@ from ..writers import atomic_or_null, dumps_line, file_digest, meta_path, reject
 from . import evalsets
 from .fields import Side, check_fields, record_text
 from .minhash import normalise
-from .samples import CurateResult, Progress, Ticker, open_inputs
+from .results import CurateResult, Progress, Ticker
+from .samples import open_inputs
 
 DEFAULT_THRESHOLD = 0.73  # measured: bench/decontaminate_bench.py
 DEFAULT_MIN_SPAN = 50

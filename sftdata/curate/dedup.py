@@ -39,7 +39,7 @@ from ..storage import location
 from ..writers import AtomicFile, dumps_line, file_digest, meta_path, rejects_path, sidecar_path, write_json
 from .fields import Side, check_fields, record_text
 from .minhash import DEFAULT_THRESHOLD, NUM_PERM, Matches, Sketcher, Sketches, Verify, find_duplicates
-from .samples import CurateResult, Progress, Ticker
+from .results import CurateResult, Progress, Ticker
 from .verify import SpilledTexts
 
 SKETCH_BATCH = 4096

@@ -24,12 +24,10 @@ from ..schemas.records import RecordKind
 from ..storage import location
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 from .fields import Side, record_text
+from .results import CurateResult, Progress, Ticker
 from .samples import (
     BATCH_CHARS,
-    CurateResult,
-    Progress,
     Sample,
-    Ticker,
     batches,
     encoder_for,
     note_renderers,

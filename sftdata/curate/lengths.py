@@ -19,7 +19,8 @@ import numpy as np
 from ..items import Reject
 from ..rendering.plan import RenderPlan
 from ..tokenize.encode import Encoder
-from .samples import Inputs, Progress, Sample, Ticker, encoder_for, open_inputs, rendered, tokenized
+from .results import Progress, Ticker
+from .samples import Inputs, Sample, encoder_for, open_inputs, rendered, tokenized
 
 COLUMNS = ("prompt_chars", "completion_chars", "total_chars", "prompt_tokens", "completion_tokens",
            "total_tokens", "trained_tokens")

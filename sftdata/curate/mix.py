@@ -35,12 +35,10 @@ from ..rendering.plan import TemplateArgs, TrainOn
 from ..storage import location
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
 from .pretokenize import Overflow, OverflowCounts, fit
+from .results import CurateResult, Progress, Ticker
 from .samples import (
-    CurateResult,
     Inputs,
-    Progress,
     Sample,
-    Ticker,
     encoder_for,
     open_inputs,
     open_plan,

@@ -33,7 +33,8 @@ from ..schemas.records import RecordKind
 from ..storage import location
 from ..tokenize.encode import Tokenized
 from ..writers import AtomicFile, dumps_line, meta_path, rejects_path, write_json
-from .samples import CurateResult, Progress, Sample, Ticker, encoder_for, open_inputs, open_plan, rendered, tokenized
+from .results import CurateResult, Progress, Ticker
+from .samples import Sample, encoder_for, open_inputs, open_plan, rendered, tokenized
 
 
 class Overflow(str, Enum):

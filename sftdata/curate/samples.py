@@ -9,13 +9,11 @@ than sftdata.tokenize.encode.MAX_SAMPLE_CHARS is tokenized, nor one certainly ov
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import Enum
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import TokenizerError, option
@@ -23,67 +21,16 @@ from ..ingest.mapping import Mapped
 from ..ingest.readers import expand_sources, read_items
 from ..ingest.records import RecordParser, mapped_records, record_row
 from ..ingest.sources import Source
-from ..items import Counts, Locator, Reject, Rendered, RunResult, Stage, Style
+from ..items import Counts, Locator, Reject, Rendered, Stage, Style
 from ..rendering.plan import AUTO, RenderPlan, TemplateArgs, TrainOn, parse_template_args
 from ..schemas.records import Record, RecordKind
 from ..tokenize.encode import MAX_SAMPLE_CHARS, Encoder, Tokenized
 from ..tokenize.light import load_light
 from ..tokenize.load import load_tokenizer
-from ..writers import dumps_line
 
 T = TypeVar("T")
-Progress = Callable[[int], None]
 BATCH = 512
 BATCH_CHARS = 2 * MAX_SAMPLE_CHARS
-
-
-OMIT_NONE = {"omit_none": True}
-"""Dataclass field metadata: a figure left None is left out of `figures()` (a key only some runs have)."""
-
-
-def plain(value: Any) -> Any:
-    """A figure as JSON holds it: a dataclass as a dict of its fields (those marked OMIT_NONE left out while
-    None), a Path as text, an Enum as its value; lists, tuples and dicts element by element."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain_fields(value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
-
-
-def _plain_fields(value: Any, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
-    return {f.name: plain(v) for f in dataclasses.fields(value) if f.name not in skip
-            and not ((v := getattr(value, f.name)) is None and f.metadata.get("omit_none"))}
-
-
-@dataclass(slots=True)
-class CurateResult(RunResult):
-    """A RunResult whose subclass (one per command: FilterResult, SplitResult, ...) declares the command's own
-    figures as typed fields; `figures()` gives them as JSON values, and they go into the summary."""
-
-    def figures(self) -> dict[str, Any]:
-        """The subclass's own fields (not CurateResult's), in declaration order, as plain JSON values (`plain`)."""
-        return _plain_fields(self, _BASE_FIELDS)
-
-    def write_reject(self, reject: Reject, sink: Any) -> None:
-        """A row that could not be processed: counted as rejected, kept as an example, written to `sink`."""
-        self.counts.reject(reject)
-        self.add_example(reject)
-        sink.write(dumps_line(reject.as_dict()))
-
-    def summary(self) -> dict[str, Any]:
-        out = RunResult.summary(self)
-        out.update(self.figures())
-        return out
-
-
-_BASE_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(CurateResult))
 
 
 @dataclass(slots=True)
@@ -244,21 +191,3 @@ def batches(items: Iterable[T], size: int, cost: Callable[[T], int] | None = Non
 
 def _chars(value: Sample | Reject) -> int:
     return value.rendered.chars if isinstance(value, Sample) else 0
-
-
-class Ticker:
-    """Calls progress every `every` rows (and once at the end with the rest)."""
-
-    def __init__(self, progress: Progress | None, every: int = 1000) -> None:
-        self.progress, self.every, self.pending = progress, every, 0
-
-    def tick(self, n: int = 1) -> None:
-        self.pending += n
-        if self.progress and self.pending >= self.every:
-            self.progress(self.pending)
-            self.pending = 0
-
-    def close(self) -> None:
-        if self.progress and self.pending:
-            self.progress(self.pending)
-        self.pending = 0

@@ -26,7 +26,8 @@ from ..storage import location
 from ..writers import atomic_or_null, dumps_line, meta_path, rejects_path, write_json
 from .fields import KNOWN
 from .pii import PLACEHOLDERS, Hit, PiiType, find, given_name
-from .samples import CurateResult, Progress, Ticker, open_inputs
+from .results import CurateResult, Progress, Ticker
+from .samples import open_inputs
 
 Action = Literal["mask", "drop", "report"]
 SKIP_KEYS = frozenset({"id", "role", "type", "weight", "kind"})  # record structure, not text

@@ -29,7 +29,8 @@ from ..writers import AtomicFile, dumps_line, write_json
 from .dedup import SketchedRows, sketch_stream
 from .fields import Side, check_fields
 from .minhash import DEFAULT_THRESHOLD, Sketcher, find_duplicates
-from .samples import CurateResult, Progress, Ticker, open_inputs
+from .results import CurateResult, Progress, Ticker
+from .samples import open_inputs
 
 _SCALE = float(1 << 64)
 

@@ -22,7 +22,8 @@ from ..provenance import build_meta
 from ..rendering.plan import TemplateArgs, TrainOn
 from ..writers import meta_path, write_json
 from .lengths import LengthObserver, scan
-from .samples import OMIT_NONE, CurateResult, Progress, open_plan
+from .results import OMIT_NONE, CurateResult, Progress
+from .samples import open_plan
 from .thinking import ReasoningLengths
 
 

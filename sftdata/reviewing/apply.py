@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from ..curate.samples import CurateResult
+from ..curate.results import CurateResult
 from ..errors import InputError, OptionError
 from ..items import Counts, Locator, Reject, Stage
 from ..provenance import build_meta

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..curate.dedup import DedupResult, Locators, SketchedRows, compared, dropped_row, dupes_path, method, sketch_stream
 from ..curate.minhash import DEFAULT_THRESHOLD, Sketcher, group_edges, resolve
-from ..curate.samples import CurateResult
+from ..curate.results import CurateResult
 from ..curate.verify import estimate, verdicts, verify
 from ..errors import SftDataError
 from ..ingest.readers import read_source
