@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import OptionError
-from .shingles import mix, normalise, pieces, shingle_hashes, shingle_sizes
+from .shingles import mix, normalise, pieces, shingle_hashes, shingle_sizes, size_groups
 from .verify import MemoryTexts, Texts, distinct, estimate, verdicts, verify, verify_estimate
 
 DEFAULT_THRESHOLD = 0.7
@@ -120,15 +120,16 @@ class Sketcher:
         empty = np.fromiter((not t for t in norm), dtype=bool, count=len(norm))
         mins = np.full((len(norm), self.num_perm), _MAX32, dtype=_U32)
         sizes = shingle_sizes(norm)
-        for n in np.unique(sizes):
-            rows = np.flatnonzero(sizes == n)
+        for n, rows in size_groups(sizes):
             if len(rows) == len(norm):
-                mins = self._minhash(norm, int(n))
+                mins = self._minhash(norm, n)
             else:
-                mins[rows] = self._minhash([norm[i] for i in rows], int(n))
-        used = mins[:, : self.bands * self.rows].reshape(len(norm), self.bands, self.rows).astype(_U64)
-        with np.errstate(over="ignore"):
-            keys = (mix((used * self.band_mult).sum(axis=2, dtype=_U64)) >> _U64(32)).astype(_U32)
+                mins[rows] = self._minhash([norm[i] for i in rows], n)
+        used = mins[:, : self.bands * self.rows].reshape(len(norm), self.bands, self.rows)
+        keys = used[:, :, 0] * self.band_mult[0]  # uint64: each band's minimums, weighted and summed (wrapping)
+        for j in range(1, self.rows):
+            keys += used[:, :, j] * self.band_mult[j]
+        keys = _high_halves(mix(keys, out=keys))
         return Sketches(exact, keys, (mins & _U32(0xFF)).astype(np.uint8), empty,
                         MemoryTexts(norm, utf8 if encoded else None))
 
@@ -150,9 +151,10 @@ class Sketcher:
 
 
 def _high_halves(hashes: np.ndarray) -> np.ndarray:
-    """hashes >> 32 as uint32, read out of the uint64s rather than shifted."""
+    """hashes >> 32 as uint32 (of a C-contiguous uint64 array, along its last axis), read out of the uint64s
+    rather than shifted."""
     halves = hashes.view(_U32)
-    return np.ascontiguousarray(halves[1::2] if np.little_endian else halves[0::2])
+    return np.ascontiguousarray(halves[..., 1::2] if np.little_endian else halves[..., 0::2])
 
 
 @dataclass(slots=True)

@@ -96,6 +96,15 @@ def _letter_table() -> np.ndarray:
     return _TABLE
 
 
+def size_groups(sizes: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(n, the indices of the texts cut into n-grams) for each n that `sizes` holds, ascending (what np.unique
+    would give, without numpy 2.4's np.unique importing numpy.ma: ~20 ms of every dedup process)."""
+    for n in (3, 5):
+        rows = np.flatnonzero(sizes == n)
+        if len(rows):
+            yield n, rows
+
+
 def mix(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """splitmix64's finaliser, vectorised (uint64 arithmetic wraps); with `out` (which may be `x`), in place."""
     out = np.copy(x) if out is None else out
@@ -146,8 +155,7 @@ def text_shingles(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     hashes). Long texts are cut as the sketches cut them (`pieces`), so the sets are the same."""
     sizes = shingle_sizes(texts)
     owners, hashes = [np.zeros(0, np.int64)], [np.zeros(0, _U64)]
-    for n in np.unique(sizes).tolist():
-        rows = np.flatnonzero(sizes == n)
+    for n, rows in size_groups(sizes):
         for owner, cut in pieces([texts[i] for i in rows], overlap=n - 1):
             h, counts = shingle_hashes(cut, n)
             owners.append(np.repeat(rows[owner], counts))
