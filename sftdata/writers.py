@@ -96,7 +96,7 @@ def _unlink(path: str) -> None:
 
 
 def dumps_line(value: Any) -> bytes:
-    return orjson.dumps(value) + b"\n"
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)  # orjson.dumps(value) + b"\n", without a copy
 
 
 def write_json(path: Location, value: Any) -> None:

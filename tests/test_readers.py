@@ -165,6 +165,7 @@ def test_a_line_over_the_limit_is_skipped_unread_and_counted(tmp_path, monkeypat
     (b'{"a": "\xff"}', "utf-8", "undecodable"),
     (b'{"a": "\xff"}', "cp949", "undecodable"),
     (b'{"a": "x\x00"}', "utf-8", "invalid_json"),
+    (b"[" * (readers.MAX_DEPTH + 1) + b"]" * (readers.MAX_DEPTH + 1), "utf-8", "too_deep"),  # the shortest
     (b"[" * 300 + b"]" * 300, "utf-8", "too_deep"),
     (b"[" * 5000 + b"]" * 5000, "utf-8", "too_deep"),
 ])
@@ -186,6 +187,7 @@ def test_parse_json_line_decodes(encoding):
 def test_nesting_up_to_the_limit_is_kept():
     line = b'{"a": ' + b"[" * (readers.MAX_DEPTH - 1) + b"]" * (readers.MAX_DEPTH - 1) + b"}"
     assert isinstance(parse_json_line("f", 1, line, "utf-8"), RawItem)
+    assert isinstance(parse_json_line("f", 1, b"[" * readers.MAX_DEPTH + b"]" * readers.MAX_DEPTH, "utf-8"), RawItem)
 
 
 # --- JSON ---------------------------------------------------------------------------------------

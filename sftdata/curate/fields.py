@@ -46,7 +46,9 @@ def side_fields(record: Record, side: Side) -> tuple[str, ...]:
 def record_text(record: Record, side: Side | Sequence[str] = Side.prompt, sep: str = "\n") -> str:
     """The chosen text of a record, parts joined with `sep` (empty parts skipped)."""
     names = side_fields(record, side) if isinstance(side, Side) else side
-    return sep.join(p for p in texts(record, names) if p)
+    if isinstance(record, ChatRecord):
+        return sep.join([p for p in texts(record, names) if p])
+    return sep.join([p for n in names if (p := getattr(record, n, None))])  # a field it lacks, None or "": skipped
 
 
 def texts(record: Record, names: Sequence[str]) -> list[str]:

@@ -115,8 +115,8 @@ class Sketcher:
         `encoded`, those texts' UTF-8 (MemoryTexts.encoded) too."""
         norm = [normalise(t) for t in texts]
         utf8 = [t.encode() for t in norm]
-        exact = np.fromiter((int.from_bytes(hashlib.blake2b(t, digest_size=8).digest(), "little")
-                             for t in utf8), dtype=_U64, count=len(norm))
+        exact = np.frombuffer(b"".join([hashlib.blake2b(t, digest_size=8).digest() for t in utf8]),
+                              dtype="<u8").astype(_U64)  # each digest read as a little-endian integer
         empty = np.fromiter((not t for t in norm), dtype=bool, count=len(norm))
         mins = np.full((len(norm), self.num_perm), _MAX32, dtype=_U32)
         sizes = shingle_sizes(norm)

@@ -284,7 +284,8 @@ def parse_json_line(source: str, number: int, line: bytes, encoding: str) -> Raw
         if type(text) is bytes and not text.isascii() and (bad := first_error(line, "utf-8")):
             return _undecodable(Locator(source, number), line, bad, "utf-8")
         return _invalid_line(Locator(source, number), error, text if type(text) is str else text.decode())
-    if len(line) > MAX_DEPTH and line.count(b"{") + line.count(b"[") > MAX_DEPTH and not _depth_ok(value):
+    # nesting deeper than MAX_DEPTH takes MAX_DEPTH + 1 openers and as many closers: a shorter line cannot
+    if len(line) >= 2 * (MAX_DEPTH + 1) and line.count(b"{") + line.count(b"[") > MAX_DEPTH and not _depth_ok(value):
         return _too_deep(Locator(source, number), text if type(text) is str else text.decode())
     return RawItem(value, Locator(source, number))
 
