@@ -24,6 +24,7 @@ _CJK = ((0x1100, 0x11FF), (0x3040, 0x30FF), (0x3130, 0x318F), (0x3400, 0x4DBF), 
 _GROUP_CHARS = 1 << 20  # characters per group of texts cut at once: ~50 MB of arrays at most
 _BMP = 0xFFFF  # the last code point of the Basic Multilingual Plane (a noncharacter: not in _CJK)
 _TABLE: np.ndarray | None = None  # _letter_table()
+_HASH_BLOCK = 1 << 16  # n-gram positions hashed at a time: 512 KiB arrays
 
 
 def normalise(text: str) -> str:
@@ -124,23 +125,29 @@ def shingle_hashes(texts: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray
     and how many each text has."""
     padded = [t if len(t) >= n else t + "\0" * (n - len(t)) for t in texts]
     lengths = np.fromiter((len(t) for t in padded), dtype=np.int64, count=len(padded))
-    codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32).astype(_U64)
-    width = max(len(codes) - n + 1, 0)
-    # the rolling hash of the n-gram at each position of the joined texts, FNV-style: h = h * P + code
-    rolling = codes[:width].copy()
-    with np.errstate(over="ignore"):
-        for k in range(1, n):
-            rolling *= _U64(0x100000001B3)
-            rolling += codes[k:k + width]
-        rolling += _U64(n)
+    codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32)
+    width = max(len(codes) - n + 1, 0)  # n-grams of the joined texts
     # leave out the n-grams that straddle two texts: those starting in the last n - 1 characters of a text
     keep = np.ones(width, dtype=bool)
     ends = np.cumsum(lengths)
     for k in range(1, n):
         at = ends - k
         keep[at[at < width]] = False
-    hashes = rolling[keep]
-    return mix(hashes, out=hashes), lengths - n + 1
+    counts = lengths - n + 1
+    out = np.empty(int(counts.sum()), dtype=_U64)
+    done = 0
+    for start in range(0, width, _HASH_BLOCK):  # a block's arrays stay in cache through the dozen steps
+        stop = min(start + _HASH_BLOCK, width)
+        block = codes[start:stop + n - 1].astype(_U64)
+        rolling = block[:stop - start].copy()  # the n-gram's rolling hash, FNV-style: h = h * P + code
+        for k in range(1, n):
+            rolling *= _U64(0x100000001B3)
+            rolling += block[k:k + stop - start]
+        rolling += _U64(n)
+        hashes = rolling[keep[start:stop]]
+        out[done:done + len(hashes)] = mix(hashes, out=hashes)
+        done += len(hashes)
+    return out, counts
 
 
 def shingle_pieces(text: str) -> Iterator[np.ndarray]:
