@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 from pydantic import ValidationError
 
 from ..errors import MappingError
@@ -35,6 +34,8 @@ PRESET_NAMES = tuple(PRESETS)
 
 def load_mapping(path: str | Path) -> MappingSpec:
     """Read and validate a mapping file; any problem is one MappingError naming the file."""
+    import yaml  # here, not at the top: every command reading records imports this module, few read a mapping
+
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
