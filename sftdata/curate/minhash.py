@@ -109,6 +109,8 @@ class Sketcher:
         self.a = (rng.integers(0, _MAX32, num_perm, dtype=_U32, endpoint=True) | _U32(1))[:, None]
         self.b = rng.integers(0, _MAX32, num_perm, dtype=_U32, endpoint=True)[:, None]
         self.band_mult = rng.integers(0, _MAX, self.rows, dtype=_U64, endpoint=True) | _U64(1)
+        # the permuted hashes of one step, reused: a fresh 8 MiB array per step would be mapped and faulted in anew
+        self._block = np.empty((num_perm, _CHUNK), dtype=_U32)
 
     def sketch(self, texts: Sequence[str], encoded: bool = False) -> Sketches:
         """The sketches of the texts, with their normalised texts (in memory) to verify candidates with, and with
@@ -133,20 +135,31 @@ class Sketcher:
         return Sketches(exact, keys, (mins & _U32(0xFF)).astype(np.uint8), empty,
                         MemoryTexts(norm, utf8 if encoded else None))
 
-    def _minhash(self, texts: list[str], n: int) -> np.ndarray:
+    def _minhash(self, texts: Sequence[str], n: int) -> np.ndarray:
+        """Each text's minimums of the permuted shingle hashes (len(texts), num_perm). Every text's shingles come
+        as one run (pieces: owners never decrease), so a row's minimums are final once its run has ended; only a
+        run cut by a step's end is carried into the next step."""
         out = np.full((len(texts), self.num_perm), _MAX32, dtype=_U32)
+        carried = -1  # the row whose run the last step ended in
         for owners, cut in pieces(texts, overlap=n - 1):  # the same n-grams, in bounded memory
             hashes, counts = shingle_hashes(cut, n)
             hashes = _high_halves(hashes)
-            owner = np.repeat(owners, counts)
+            starts = np.cumsum(counts) - counts  # where each piece's shingles start (each has at least one)
             for start in range(0, len(hashes), _CHUNK):
-                h, t = hashes[start:start + _CHUNK], owner[start:start + _CHUNK]
-                values = self.a * h[None, :]
+                h = hashes[start:start + _CHUNK]
+                values = self._block[:, :len(h)]
+                np.multiply(self.a, h[None, :], out=values)
                 values += self.b
-                firsts = np.concatenate(([0], np.flatnonzero(np.diff(t)) + 1))
-                part = np.minimum.reduceat(values, firsts, axis=1).T
-                rows = t[firsts]
-                out[rows] = np.minimum(out[rows], part)
+                first = int(np.searchsorted(starts, start, "right"))  # the run holding `start` is first - 1
+                last = int(np.searchsorted(starts, start + len(h)))  # runs from `last` on start after this step
+                firsts = starts[first - 1:last] - start  # the runs in this step (the first may have begun before)
+                firsts[0] = 0
+                part = np.minimum.reduceat(values, firsts, axis=1)
+                rows = owners[first - 1:last]
+                if rows[0] == carried:
+                    np.minimum(part[:, 0], out[carried], out=part[:, 0])
+                out[rows] = part.T
+                carried = int(rows[-1])
         return out
 
 
