@@ -45,6 +45,9 @@ def pieces(texts: Sequence[str], overlap: int = 0) -> Iterator[tuple[np.ndarray,
     the arrays built per group stay small whatever one text's length (a 50 MB row). A text longer
     than _GROUP_CHARS is cut into pieces that share `overlap` characters, so every n-gram of it
     (n = overlap + 1) lies whole in one piece; owners never decrease."""
+    if texts and sum(map(len, texts)) <= _GROUP_CHARS:  # one group (a sketched batch, usually): no loop
+        yield np.arange(len(texts), dtype=np.int64), list(texts)
+        return
     owners: list[int] = []
     cut_texts: list[str] = []
     size = 0
