@@ -36,7 +36,8 @@ class RecordParser:
         kind = self.kind or (RecordKind.chat if "messages" in data else
                              RecordKind.qa if "question" in data else RecordKind.instruction)
         try:
-            yield Mapped(record_model(kind).model_validate(data), item.locator)  # type: ignore[arg-type]
+            # the model's validator itself: model_validate is a Python wrapper around it (0.4 us a row)
+            yield Mapped(record_model(kind).__pydantic_validator__.validate_python(data), item.locator)
         except ValidationError as error:
             yield reject_from_validation(error, item.locator, data)
 
