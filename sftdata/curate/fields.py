@@ -31,6 +31,9 @@ class Side(str, Enum):
     all = "all"
 
 
+_SIDES = {Side.prompt: PROMPT, Side.answer: ANSWER, Side.exchange: EXCHANGE, Side.all: ALL}
+
+
 def check_fields(fields: Sequence[str]) -> list[str]:
     unknown = [f for f in fields if f not in KNOWN]
     if unknown:
@@ -39,8 +42,7 @@ def check_fields(fields: Sequence[str]) -> list[str]:
 
 
 def side_fields(record: Record, side: Side) -> tuple[str, ...]:
-    table = {Side.prompt: PROMPT, Side.answer: ANSWER, Side.exchange: EXCHANGE, Side.all: ALL}[side]
-    return table[record.kind]
+    return _SIDES[side][record.kind]
 
 
 def record_text(record: Record, side: Side | Sequence[str] = Side.prompt, sep: str = "\n") -> str:
