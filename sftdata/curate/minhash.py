@@ -35,7 +35,8 @@ NUM_PERM = 128
 _U64, _U32 = np.uint64, np.uint32
 _MAX = np.iinfo(np.uint64).max
 _MAX32 = np.iinfo(np.uint32).max
-_CHUNK = 1 << 14  # shingles per minhash step: a (128 x chunk) uint32 block is 8 MiB
+_CHUNK = 1 << 14  # shingles per minhash step
+_PERMS = 16  # permutations computed at a time: a (16 x chunk) uint32 block is 1 MiB, so it stays in L2 cache
 Verify = Literal["exact", "estimate"]
 
 
@@ -109,8 +110,8 @@ class Sketcher:
         self.a = (rng.integers(0, _MAX32, num_perm, dtype=_U32, endpoint=True) | _U32(1))[:, None]
         self.b = rng.integers(0, _MAX32, num_perm, dtype=_U32, endpoint=True)[:, None]
         self.band_mult = rng.integers(0, _MAX, self.rows, dtype=_U64, endpoint=True) | _U64(1)
-        # the permuted hashes of one step, reused: a fresh 8 MiB array per step would be mapped and faulted in anew
-        self._block = np.empty((num_perm, _CHUNK), dtype=_U32)
+        # the permuted hashes of one step, reused (a fresh array per step would be mapped and faulted in anew)
+        self._block = np.empty((_PERMS, _CHUNK), dtype=_U32)
 
     def sketch(self, texts: Sequence[str], encoded: bool = False) -> Sketches:
         """The sketches of the texts, with their normalised texts (in memory) to verify candidates with, and with
@@ -147,14 +148,16 @@ class Sketcher:
             starts = np.cumsum(counts) - counts  # where each piece's shingles start (each has at least one)
             for start in range(0, len(hashes), _CHUNK):
                 h = hashes[start:start + _CHUNK]
-                values = self._block[:, :len(h)]
-                np.multiply(self.a, h[None, :], out=values)
-                values += self.b
                 first = int(np.searchsorted(starts, start, "right"))  # the run holding `start` is first - 1
                 last = int(np.searchsorted(starts, start + len(h)))  # runs from `last` on start after this step
                 firsts = starts[first - 1:last] - start  # the runs in this step (the first may have begun before)
                 firsts[0] = 0
-                part = np.minimum.reduceat(values, firsts, axis=1)
+                part = np.empty((self.num_perm, len(firsts)), dtype=_U32)
+                for k in range(0, self.num_perm, _PERMS):  # a few permutations at a time: the block stays in cache
+                    values = self._block[:min(_PERMS, self.num_perm - k), :len(h)]
+                    np.multiply(self.a[k:k + _PERMS], h[None, :], out=values)
+                    values += self.b[k:k + _PERMS]
+                    part[k:k + _PERMS] = np.minimum.reduceat(values, firsts, axis=1)
                 rows = owners[first - 1:last]
                 if rows[0] == carried:
                     np.minimum(part[:, 0], out[carried], out=part[:, 0])
