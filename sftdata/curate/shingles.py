@@ -24,7 +24,7 @@ _CJK = ((0x1100, 0x11FF), (0x3040, 0x30FF), (0x3130, 0x318F), (0x3400, 0x4DBF), 
 _GROUP_CHARS = 1 << 20  # characters per group of texts cut at once: ~50 MB of arrays at most
 _BMP = 0xFFFF  # the last code point of the Basic Multilingual Plane (a noncharacter: not in _CJK)
 _TABLE: np.ndarray | None = None  # _letter_table()
-_HASH_BLOCK = 1 << 16  # n-gram positions hashed at a time: 512 KiB arrays
+_HASH_BLOCK = 1 << 16  # n-gram positions hashed (characters counted) at a time: 512 KiB arrays
 
 
 def normalise(text: str) -> str:
@@ -79,8 +79,14 @@ def shingle_sizes(texts: Sequence[str]) -> np.ndarray:
         codes = np.frombuffer("".join(cut).encode("utf-32-le"), dtype=np.uint32)
         if not len(codes):
             continue
-        full = lengths > 0  # the pieces that have characters: their starts rise, so reduceat sums each one
-        sums = np.add.reduceat(table[np.minimum(codes, _BMP)], (np.cumsum(lengths) - lengths)[full])
+        full = np.flatnonzero(lengths > 0)  # the pieces that have characters: their starts rise
+        starts = (np.cumsum(lengths) - lengths)[full]
+        sums = np.empty(len(full), dtype=np.int64)
+        # whole pieces of about _HASH_BLOCK characters at a time, so the looked-up values stay in cache
+        cuts = np.unique(np.append(np.searchsorted(starts, np.arange(0, len(codes), _HASH_BLOCK)), len(full)))
+        for i, j in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+            low, high = starts[i], starts[j] if j < len(full) else len(codes)
+            sums[i:j] = np.add.reduceat(table[np.minimum(codes[low:high], _BMP)], starts[i:j] - low)
         np.add.at(cjk_total, owners[full], sums & 0xFFFFFFFF)
         np.add.at(letters_total, owners[full], sums >> 32)
     return np.where(cjk_total * 2 >= np.maximum(letters_total, 1), 3, 5)
