@@ -148,6 +148,7 @@ def jaccard(pairs: np.ndarray, texts: Texts) -> np.ndarray:
     for i in np.flatnonzero(cost > LARGE_CHARS).tolist():
         out[i] = _large_pair(texts.get(pairs[i]), -(-int(cost[i]) // LARGE_CHARS))
     rest = np.flatnonzero(cost <= LARGE_CHARS)
+    rest = rest[np.argsort(pairs[rest, 1], kind="stable")]  # a row's pairs together: its text is read once
     total = np.cumsum(cost[rest])
     start = 0
     while start < len(rest):
