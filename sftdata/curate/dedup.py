@@ -240,15 +240,15 @@ class LineKeeper(RecordParser):
         self.pending: list[bytes] = []
         self.size = 0
 
-    def map(self, item: RawItem) -> Iterator[Mapped | Reject]:
-        for value in RecordParser.map(self, item):
-            if type(value) is Mapped:
-                line = dumps_line(item.data)
-                self.pending.append(line)
-                self.size += len(line)
-                if self.size >= WRITE_BYTES:
-                    self.flush()
-            yield value
+    def map(self, item: RawItem) -> tuple[Mapped | Reject]:  # type: ignore[override]  # iterated as map's is
+        value = self.parse(item)
+        if type(value) is Mapped:
+            line = dumps_line(item.data)
+            self.pending.append(line)
+            self.size += len(line)
+            if self.size >= WRITE_BYTES:
+                self.flush()
+        return (value,)
 
     def flush(self) -> None:
         self.lines.add(self.pending)

@@ -23,23 +23,25 @@ class RecordParser:
         self.kind = kind
 
     def map(self, item: RawItem) -> Iterator[Mapped | Reject]:
+        yield self.parse(item)
+
+    def parse(self, item: RawItem) -> Mapped | Reject:
+        """The record (or the reject) of one row."""
         data = item.data
         if not isinstance(data, dict):
-            yield not_an_object(item)
-            return
+            return not_an_object(item)
         if ("text" in data or "prompt" in data) and data.keys() - _ANY_ROW in _RENDERED \
                 and isinstance(data.get("text", data.get("prompt")), str):
-            yield Reject(Stage.map, "rendered_text", "this row is rendered SFT text (what `convert --template` "
-                         "writes), not a record: commands over records need what `sftdata convert` writes without "
-                         "--template", item.locator, raw=data)
-            return
+            return Reject(Stage.map, "rendered_text", "this row is rendered SFT text (what `convert --template` "
+                          "writes), not a record: commands over records need what `sftdata convert` writes without "
+                          "--template", item.locator, raw=data)
         kind = self.kind or (RecordKind.chat if "messages" in data else
                              RecordKind.qa if "question" in data else RecordKind.instruction)
         try:
             # the model's validator itself: model_validate is a Python wrapper around it (0.4 us a row)
-            yield Mapped(record_model(kind).__pydantic_validator__.validate_python(data), item.locator)
+            return Mapped(record_model(kind).__pydantic_validator__.validate_python(data), item.locator)
         except ValidationError as error:
-            yield reject_from_validation(error, item.locator, data)
+            return reject_from_validation(error, item.locator, data)
 
 
 def not_an_object(item: RawItem) -> Reject:
