@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from sftdata.cli import app
 from sftdata.errors import SftDataError, TrainError, option
 from sftdata.trainers import checks
-from sftdata.trainers.config import TrainConfig, flag_of, parse_overrides, presets, resolve_config
+from sftdata.trainers.config import TrainConfig, flag_of, presets, resolve_config
 from sftdata.trainers.models import check_safetensors, resolve_model
 
 
@@ -35,15 +35,23 @@ def test_every_field_is_described_and_has_a_flag() -> None:
     assert flag_of("learning_rate") == "--lr" and flag_of("lora_r") == "--lora-r"
 
 
-def test_overrides_parse_like_the_command_line() -> None:
-    parsed = parse_overrides(["--lora-r", "32", "--lr=1e-4", "--packing", "--no-group-by-length",
-                              "--target-modules", "q_proj,v_proj", "--max-steps", "7"])
-    assert parsed == {"lora_r": "32", "learning_rate": "1e-4", "packing": True, "group_by_length": False,
-                      "target_modules": ["q_proj", "v_proj"], "max_steps": "7"}
-    config = resolve_config("t4-8b", parsed)
+def test_training_flags_parse_into_the_config_through_the_cli() -> None:
+    """The options `train` and `plan` take for TrainConfig fields, parsed by the CLI built from the registry (each
+    field's own flag, `--no-` for booleans, a comma list for target modules), give the config they name."""
+    import typer
+
+    from sftdata.api.train import _overrides
+    from sftdata.cli import app
+
+    plan = typer.main.get_command(app).commands["plan"]
+    given = plan.make_context("plan", ["--model", "m.gguf", "--lora-r", "32", "--lr=1e-4", "--packing",
+                                       "--no-group-by-length", "--target-modules", "q_proj,v_proj", "--max-steps", "7"])
+    parsed = {k: v for k, v in given.params.items() if k in TrainConfig.model_fields and v is not None}
+    assert parsed == {"lora_r": 32, "learning_rate": 1e-4, "packing": True, "group_by_length": False,
+                      "target_modules": "q_proj,v_proj", "max_steps": 7}
+    config = resolve_config("t4-8b", _overrides(parsed))
     assert (config.lora_r, config.learning_rate, config.max_steps, config.target_modules) == (32, 1e-4, 7, ["q_proj", "v_proj"])
-    with pytest.raises(TrainError, match="unknown option --lora-rank"):
-        parse_overrides(["--lora-rank", "8"])
+    assert (config.packing, config.group_by_length) == (True, False)
 
 
 @pytest.mark.parametrize("overrides, name, flag", [

@@ -7,7 +7,6 @@ is ``--lr``); errors name that flag.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,10 +123,6 @@ def flag_of(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _flags() -> dict[str, str]:
-    return {flag_of(name): name for name in TrainConfig.model_fields}
-
-
 def presets() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
@@ -148,37 +143,6 @@ def load_config_file(name_or_path: str | Path) -> dict[str, Any]:
         raise TrainError("a config file must be a mapping of field: value", file=str(path))
     data.pop("description", None)  # presets carry a human description
     return data
-
-
-def parse_overrides(args: Sequence[str]) -> dict[str, Any]:
-    """``--lora-r 16 --lr=2e-4 --packing --no-group-by-length`` → {field: raw value}."""
-    flags, out, i = _flags(), {}, 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--"):
-            raise TrainError(f"unexpected argument {arg!r}", hint="options look like --lora-r 16")
-        flag, eq, value = arg.partition("=")
-        negated = flag.startswith("--no-") and flag not in flags and "--" + flag[5:] in flags
-        name = flags.get("--" + flag[5:] if negated else flag)
-        if name is None:
-            raise TrainError(f"unknown option {flag}", hint="see `sftdata train --help` for the training options")
-        if _is_bool(name) and not eq:
-            out[name] = not negated
-            i += 1
-            continue
-        if negated:
-            raise TrainError(f"{flag} takes no value")
-        if not eq:
-            if i + 1 >= len(args):
-                raise TrainError(f"{flag} needs a value")
-            value, i = args[i + 1], i + 1
-        out[name] = value.split(",") if name == "target_modules" and value != "all-linear" else value
-        i += 1
-    return out
-
-
-def _is_bool(name: str) -> bool:
-    return TrainConfig.model_fields[name].annotation is bool
 
 
 def resolve_config(base: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
