@@ -22,6 +22,11 @@ def option(name: str, value: object = _UNSET) -> str:
     return f"\x02{name}\x1f{_SWITCH if value is True else value}\x02"
 
 
+def dashed(name: str) -> str:
+    """How the command line names an option that declares no flag of its own: `--name-with-dashes`."""
+    return "--" + name.replace("_", "-")
+
+
 def keyword(name: str) -> str:
     """How a notebook names an option: the keyword argument (`max_chars=`)."""
     return f"{name}="

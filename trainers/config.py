@@ -3,7 +3,8 @@
 A config comes from a preset shipped in ``presets/`` (``t4-8b``, ``a100-8b``, ``cpu-smoke``) or a
 YAML file, then command-line overrides (``--lora-r 16 --lr 2e-4 --max-steps 30``) on top. Every
 field has one flag, ``--`` plus its name with dashes, unless it says otherwise (``learning_rate``
-is ``--lr``); errors name that flag.
+is ``--lr``). Errors name a field as their caller knows it: by that flag on the command line, by the
+keyword argument in a notebook (sftdata.errors.option).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import OptionError, SftDataError, TrainError, option
+from ..errors import OptionError, SftDataError, TrainError, dashed, option
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -120,7 +121,7 @@ def flag_of(name: str) -> str:
     extra = TrainConfig.model_fields[name].json_schema_extra
     if isinstance(extra, dict) and extra.get("flag"):
         return str(extra["flag"])
-    return "--" + name.replace("_", "-")
+    return dashed(name)
 
 
 def presets() -> list[str]:
@@ -146,8 +147,8 @@ def load_config_file(name_or_path: str | Path) -> dict[str, Any]:
 
 
 def resolve_config(base: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Preset or YAML file (or the defaults), then overrides; a ValidationError becomes a TrainError
-    naming the flag."""
+    """Preset or YAML file (or the defaults), then overrides; a ValidationError becomes one error
+    naming the field (an OptionError: its flag on the command line, its keyword in a notebook)."""
     data = load_config_file(base) if base is not None else {}
     data.update(overrides or {})
     try:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from ..errors import OptionError
+from ..errors import OptionError, dashed
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,7 +70,7 @@ class Option:
         if isinstance(self.spec, Arg):
             return self.name.upper()
         flags = self.spec.flags
-        return next((f for f in flags if f.startswith("--")), flags[0] if flags else "--" + self.name.replace("_", "-"))
+        return next((f for f in flags if f.startswith("--")), flags[0] if flags else dashed(self.name))
 
     @property
     def required(self) -> bool:
@@ -116,7 +116,7 @@ class Command:
         extra = getattr(field, "json_schema_extra", None)
         if isinstance(extra, dict) and extra.get("flag"):
             return str(extra["flag"])
-        return "--" + name.replace("_", "-")
+        return dashed(name)
 
 
 COMMANDS: dict[str, Command] = {}  # in the order the commands are declared: `sftdata --help` lists them so

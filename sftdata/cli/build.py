@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Optional
 import typer
 
 from ..api.registry import Arg, Command, Option
+from ..errors import dashed
 from .common import Shown, View, errors
 
 _CHOICES: dict[tuple[str, ...], type[enum.Enum]] = {}
@@ -79,7 +80,7 @@ def _parameter(option: Option) -> inspect.Parameter:
     if isinstance(spec, Arg):
         info: Any = typer.Argument(help=spec.help, show_default=False)
     else:
-        flags = list(spec.flags) or ["--" + option.name.replace("_", "-")]
+        flags = list(spec.flags) or [dashed(option.name)]
         if kind is bool and spec.negatable:
             flags[0] = f"{flags[0]}/--no-{flags[0][2:]}"
         info = typer.Option(*flags, help=spec.help, metavar=spec.metavar)

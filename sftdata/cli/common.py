@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..errors import SftDataError
+from ..errors import SftDataError, dashed
 
 err = Console(stderr=True, highlight=False, emoji=False)  # ":abc:" in a file name stays text
 
@@ -58,14 +58,9 @@ class View:
         return progress_bar(self.label, shown.as_json)
 
 
-def flag(name: str) -> str:
-    """A keyword argument's flag where no command is at hand: `--name-with-dashes`."""
-    return "--" + name.replace("_", "-")
-
-
 def error_line(error: SftDataError, command: Any = None) -> str:
     """The error as the CLI says it: options named by their flags (`--threshold 1.5: …`), not `threshold=`."""
-    return error.said(command.flag if command is not None else flag)
+    return error.said(command.flag if command is not None else dashed)
 
 
 @contextmanager
