@@ -37,7 +37,8 @@ _SIDES = {Side.prompt: PROMPT, Side.answer: ANSWER, Side.exchange: EXCHANGE, Sid
 def check_fields(fields: Sequence[str]) -> list[str]:
     unknown = [f for f in fields if f not in KNOWN]
     if unknown:
-        raise OptionError("are not fields of a record", option="fields", value=", ".join(unknown), hint=f"use any of {', '.join(sorted(KNOWN))}")
+        raise OptionError("are not fields of a record", option="fields", value=", ".join(unknown),
+                          hint=f"use any of {', '.join(sorted(KNOWN))}")
     return list(fields)
 
 
